@@ -1,0 +1,259 @@
+"""The `mnist-edge` command line: one front for training, export, verification, prediction,
+benchmarks and the demo.
+
+Only the standard library is imported at module level, so `mnist-edge --help` works with the
+base install and `mnist-edge predict` starts fast. Each subcommand imports what it needs.
+Expected failures (MnistEdgeError) become one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from mnist_edge import __version__
+from mnist_edge.errors import MnistEdgeError
+
+MODEL_CHOICES = ("mlp", "cnn")
+
+
+def _quiet_tensorflow() -> None:
+    """TensorFlow's C++ start-up chatter hides the lines that matter; keep errors only."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+# --- subcommands -------------------------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from trainer.data import load_dataset, parse_class_names
+    from trainer.train import TrainConfig, train
+
+    dataset = load_dataset(args.data_dir, class_names=parse_class_names(args.class_names))
+    for model in args.model:
+        config = TrainConfig(
+            model=model, epochs=args.epochs, batch_size=args.batch_size, limit=args.limit, seed=args.seed
+        )
+        train(dataset, config, args.out)
+    return 0
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _thresholds(args: argparse.Namespace):
+    from export.parity import Thresholds
+
+    defaults = Thresholds()
+    overrides = {
+        name: getattr(args, name) for name in defaults.as_dict() if getattr(args, name, None) is not None
+    }
+    return Thresholds(**{**defaults.as_dict(), **overrides})
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from export.exporter import export_model
+
+    export_model(
+        args.model_dir,
+        formats=_csv(args.formats),
+        precisions=_csv(args.precisions),
+        opset=args.opset,
+        calibration_size=args.calibration_size,
+        thresholds=_thresholds(args),
+        data_dir=args.data_dir,
+    )
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from export.verify import verify_export
+
+    results = verify_export(args.export_dir, data_dir=args.data_dir, tolerance=args.tolerance)
+    width = max(len(r.file) for r in results) if results else 10
+    for r in results:
+        figure = f"{r.accuracy:.4%}" if r.accuracy is not None else "-"
+        print(f"{'ok  ' if r.ok else 'FAIL'}  {r.file:<{width}}  accuracy {figure:>8}  {r.detail}")
+    failed = [r.file for r in results if not r.ok]
+    if failed:
+        print(f"mnist-edge: error: verify failed for {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print(f"verified {len(results)} artifacts in {args.export_dir}")
+    return 0
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pnm"}
+
+
+def _image_paths(paths: list[Path]) -> list[Path]:
+    """Each PATH as given; folders expand to the image files inside them, sorted."""
+    found = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            found.append(path)
+    return found
+
+
+def _export_folder(path: Path) -> Path:
+    """Accept artifacts/<model>/export, its manifest.json, or artifacts/<model> itself."""
+    if not (path / "manifest.json").exists() and (path / "export" / "manifest.json").exists():
+        return path / "export"
+    return path
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    import runtime
+    from runtime.preprocess import to_mnist
+
+    predictor = runtime.load(
+        _export_folder(args.model), backend=args.backend, precision=args.precision, threads=args.threads
+    )
+    paths = _image_paths(args.paths)
+    if not paths:
+        raise MnistEdgeError(f"no images found in {', '.join(map(str, args.paths))}")
+    inputs, errors = {}, {}
+    for path in paths:
+        try:
+            inputs[path] = to_mnist(path)
+        except runtime.MnistRuntimeError as exc:
+            errors[path] = str(exc)
+    results = {}
+    if inputs:
+        probabilities = predictor.predict_array(np.stack(list(inputs.values())))
+        results = {path: predictor.to_prediction(p) for path, p in zip(inputs, probabilities)}
+    if not args.json:
+        print(f"{'path':<40} {'digit':>5} {'confidence':>10}  top 3  ({predictor.artifact.file})")
+    for path in paths:
+        if path in errors:
+            if args.json:
+                print(json.dumps({"path": str(path), "error": errors[path]}))
+            else:
+                print(f"{str(path):<40} {'-':>5} {'-':>10}  error: {errors[path]}")
+            continue
+        result = results[path]
+        if args.json:
+            print(json.dumps({"path": str(path), **result.as_dict()}))
+        else:
+            top = "  ".join(f"{name}:{p:.2f}" for name, p in result.top(3, predictor.class_names))
+            print(f"{str(path):<40} {result.label:>5} {result.confidence:>10.2%}  {top}")
+    if errors:
+        print(f"mnist-edge: error: {len(errors)} of {len(paths)} images could not be read", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _add_data_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        help="folder of the four MNIST-format IDX files (.gz or raw) or an mnist.npz; "
+        "default: $MNIST_DATA_DIR, then ~/.cache/mnist-edge, then a verified download",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mnist-edge",
+        description="Train MNIST digit classifiers, export them to ONNX and TFLite with proven parity, "
+        "and run them without TensorFlow.",
+    )
+    parser.add_argument("--version", action="version", version=f"mnist-edge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train a model and write its metrics, plots and report [extra: train]")
+    p.add_argument(
+        "--model", choices=MODEL_CHOICES, action="append", required=True,
+        help="which model to train (repeat to train both)",
+    )
+    p.add_argument("--epochs", type=_positive_int, help="maximum epochs (default: the model's recipe)")
+    p.add_argument("--batch-size", type=_positive_int, help="batch size (default: the model's recipe)")
+    p.add_argument("--limit", type=_positive_int, help="train on the first N training images only")
+    p.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
+    p.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default: artifacts)")
+    p.add_argument(
+        "--class-names",
+        help="comma-separated names of the 10 classes, or @file with one per line (default: the digits)",
+    )
+    _add_data_args(p)
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser(
+        "export", help="convert a trained model to ONNX and TFLite and prove each artifact [extra: train]"
+    )
+    p.add_argument("model_dir", type=Path, help="folder of a trained model, e.g. artifacts/cnn")
+    p.add_argument("--formats", default="onnx,tflite", help="comma list of onnx,tflite (onnx includes .ort)")
+    p.add_argument("--precisions", default="fp32,fp16,int8", help="comma list of fp32,fp16,int8 (fp16: TFLite)")
+    p.add_argument("--opset", type=_positive_int, default=17, help="ONNX opset (default: 17)")
+    p.add_argument(
+        "--calibration-size", type=_positive_int, default=1000,
+        help="training images used to calibrate int8 quantization (default: 1000)",
+    )
+    limits = p.add_argument_group("parity limits (override the defaults)")
+    limits.add_argument("--fp32-min-agreement", type=float, help="default 1.0")
+    limits.add_argument("--fp32-max-abs-diff", type=float, help="default 1e-4")
+    limits.add_argument("--fp16-min-agreement", type=float, help="default 0.999")
+    limits.add_argument("--int8-min-agreement", type=float, help="default 0.995")
+    limits.add_argument("--int8-max-accuracy-drop", type=float, help="default 0.003 (0.3 points)")
+    limits.add_argument("--int8-max-size-ratio", type=float, help="default 0.35 of the fp32 file")
+    _add_data_args(p)
+    p.set_defaults(handler=cmd_export)
+
+    p = sub.add_parser("verify", help="re-check an export's checksums and accuracy, without TensorFlow")
+    p.add_argument("export_dir", type=Path, help="an export folder, e.g. artifacts/cnn/export")
+    p.add_argument(
+        "--tolerance", type=float, default=0.0005,
+        help="allowed accuracy difference from the manifest (default: 0.0005 = 5 in 10,000)",
+    )
+    _add_data_args(p)
+    p.set_defaults(handler=cmd_verify)
+
+    p = sub.add_parser("predict", help="predict digits in image files with an exported model (no TensorFlow)")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders of images")
+    p.add_argument("--model", type=Path, required=True, help="export folder, e.g. artifacts/cnn/export")
+    p.add_argument("--backend", choices=("onnx", "litert"), default="onnx", help="inference engine (default: onnx)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32", help="default: fp32")
+    p.add_argument("--threads", type=_positive_int, help="inference threads (default: 1)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    p.set_defaults(handler=cmd_predict)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except MnistEdgeError as exc:
+        print(f"mnist-edge: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mnist-edge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

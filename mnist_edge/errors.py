@@ -1,0 +1,43 @@
+"""Errors a user can act on. The CLI prints their message as one line and exits with `exit_code`."""
+
+from __future__ import annotations
+
+
+class MnistEdgeError(Exception):
+    """Base class for expected failures: bad input, missing files, failed checks."""
+
+    exit_code = 1
+
+
+class MissingExtraError(MnistEdgeError):
+    """A subcommand needs an optional dependency group that is not installed."""
+
+    exit_code = 2
+
+
+# Which optional dependency group provides each heavy module.
+EXTRA_FOR_MODULE = {
+    "tensorflow": "train",
+    "keras": "train",
+    "tf2onnx": "train",
+    "onnx": "train",
+    "matplotlib": "train",
+    "gradio": "demo",
+    "ai_edge_litert": "litert",
+}
+
+
+def require(module: str):
+    """Import `module`, or raise MissingExtraError naming the extra that provides it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        top = module.split(".")[0]
+        extra = EXTRA_FOR_MODULE.get(top)
+        if extra is None or (exc.name and exc.name.split(".")[0] != top):
+            raise
+        raise MissingExtraError(
+            f"{top} is not installed; install the '{extra}' extra: pip install 'mnist-edge[{extra}]'"
+        ) from exc
