@@ -1,0 +1,79 @@
+"""Shared fixtures. Tests read the real MNIST files from $MNIST_DATA_DIR (../shared/data/mnist by
+default) and never download anything."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data" / "mnist"
+os.environ.setdefault("MNIST_DATA_DIR", str(DEFAULT_DATA_DIR))
+# Quiet TensorFlow's C++ start-up logging in tests that train.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Where tests leave things a person may want to look at (screenshots, reports).
+TEST_ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    path = Path(os.environ["MNIST_DATA_DIR"])
+    if not path.is_dir():
+        pytest.fail(f"MNIST data not found at {path}: set MNIST_DATA_DIR to the folder of the four IDX files")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_dir):
+    """The full real MNIST dataset, loaded and checked once per session."""
+    from trainer.data import load_dataset
+
+    return load_dataset(mnist_dir)
+
+
+@pytest.fixture(scope="session")
+def test_artifacts_dir() -> Path:
+    TEST_ARTIFACTS.mkdir(exist_ok=True)
+    return TEST_ARTIFACTS
+
+
+# --- small trained models and their exports ----------------------------------------------------
+# Short fits on slices of real MNIST: seconds, not minutes. Full-accuracy runs are benchmarks.
+
+TINY_TRAINING = {"mlp": {"epochs": 3, "limit": 6000}, "cnn": {"epochs": 3, "limit": 8000}}
+# Set by tests/test_no_tensorflow.py when it runs the runtime tests in a venv without TensorFlow:
+# an export made beforehand by the main test session, which cannot be made there.
+EXPORT_ENV = "MNIST_EDGE_TEST_EXPORT"
+
+
+def _train_tiny(name: str, root: Path, mnist) -> Path:
+    from trainer.train import TrainConfig, train
+
+    train(mnist, TrainConfig(model=name, **TINY_TRAINING[name]), root)
+    return root / name
+
+
+@pytest.fixture(scope="session")
+def trained_mlp(tmp_path_factory, mnist) -> Path:
+    """artifacts/mlp of an MLP trained for a few epochs on 6,000 real training images."""
+    return _train_tiny("mlp", tmp_path_factory.mktemp("artifacts"), mnist)
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(tmp_path_factory, mnist) -> Path:
+    return _train_tiny("cnn", tmp_path_factory.mktemp("artifacts"), mnist)
+
+
+@pytest.fixture(scope="session")
+def mlp_export(request, mnist) -> Path:
+    """A complete, passing export (all six artifacts) of the small MLP."""
+    if os.environ.get(EXPORT_ENV):
+        return Path(os.environ[EXPORT_ENV])
+    from export.exporter import export_model
+
+    model_dir = request.getfixturevalue("trained_mlp")
+    export_model(model_dir, dataset=mnist)
+    return model_dir / "export"
