@@ -1,0 +1,161 @@
+"""Does an artifact still behave like the Keras model? Measured on the real test set.
+
+Unlike checks on dummy inputs, every figure here comes from all test images run through the
+artifact's own runtime: accuracy, how many images keep their predicted class (argmax agreement),
+and how far the probabilities moved. Each failed check raises its own error type whose message
+gives the measured figure and the limit. Numpy only: `verify` uses this without TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from mnist_edge.errors import MnistEdgeError
+
+# Limits, per precision. A flag of `mnist-edge export` can override each.
+FP32_MIN_AGREEMENT = 1.0  # every test image keeps its class
+FP32_MAX_ABS_DIFF = 1e-4  # max |delta p| over all images and classes
+FP16_MIN_AGREEMENT = 0.999
+INT8_MIN_AGREEMENT = 0.995
+INT8_MAX_ACCURACY_DROP = 0.003  # 0.3 percentage points
+INT8_MAX_SIZE_RATIO = 0.35  # of the fp32 file of the same format
+
+
+class ParityError(MnistEdgeError):
+    """An artifact does not match the Keras model closely enough."""
+
+
+class ShapeError(ParityError):
+    """The artifact's output has the wrong shape."""
+
+
+class ArgmaxAgreementError(ParityError):
+    """Too many test images changed predicted class."""
+
+
+class AtolError(ParityError):
+    """Probabilities moved more than the tolerance."""
+
+
+class AccuracyDropError(ParityError):
+    """Test accuracy fell more than allowed."""
+
+
+class SizeError(ParityError):
+    """A quantized artifact is not small enough to be worth shipping."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    fp32_min_agreement: float = FP32_MIN_AGREEMENT
+    fp32_max_abs_diff: float = FP32_MAX_ABS_DIFF
+    fp16_min_agreement: float = FP16_MIN_AGREEMENT
+    int8_min_agreement: float = INT8_MIN_AGREEMENT
+    int8_max_accuracy_drop: float = INT8_MAX_ACCURACY_DROP
+    int8_max_size_ratio: float = INT8_MAX_SIZE_RATIO
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """How one artifact compares with the reference (Keras) on the test set."""
+
+    accuracy: float
+    reference_accuracy: float
+    argmax_agreement: float
+    changed_predictions: int
+    images: int
+    max_abs_diff: float
+    mean_abs_diff: float
+    size_ratio: float | None = None  # bytes / bytes of the fp32 artifact of the same format
+
+    @property
+    def accuracy_delta(self) -> float:
+        return self.accuracy - self.reference_accuracy
+
+    def as_dict(self) -> dict:
+        return {
+            "accuracy_delta": round(self.accuracy_delta, 6),
+            "argmax_agreement": round(self.argmax_agreement, 6),
+            "changed_predictions": self.changed_predictions,
+            "max_abs_diff": float(f"{self.max_abs_diff:.3g}"),
+            "mean_abs_diff": float(f"{self.mean_abs_diff:.3g}"),
+            "size_ratio": None if self.size_ratio is None else round(self.size_ratio, 4),
+        }
+
+
+def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return float((np.asarray(probabilities).argmax(axis=1) == labels).mean())
+
+
+def argmax_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """Share of images whose predicted class is the same in both."""
+    return float((reference.argmax(axis=1) == candidate.argmax(axis=1)).mean())
+
+
+def compare(
+    reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray, size_ratio: float | None = None
+) -> ParityReport:
+    """All parity figures of `candidate` against `reference` probabilities."""
+    reference = np.asarray(reference, dtype=np.float32)
+    candidate = np.asarray(candidate, dtype=np.float32)
+    if candidate.shape != reference.shape:
+        raise ShapeError(f"output shape {candidate.shape} differs from the Keras model's {reference.shape}")
+    if not np.isfinite(candidate).all():
+        raise ShapeError(f"output holds {int((~np.isfinite(candidate)).sum())} non-finite values (NaN/inf)")
+    diff = np.abs(candidate - reference)
+    changed = int((reference.argmax(axis=1) != candidate.argmax(axis=1)).sum())
+    return ParityReport(
+        accuracy=accuracy(candidate, labels),
+        reference_accuracy=accuracy(reference, labels),
+        argmax_agreement=1.0 - changed / len(reference),
+        changed_predictions=changed,
+        images=len(reference),
+        max_abs_diff=float(diff.max()),
+        mean_abs_diff=float(diff.mean()),
+        size_ratio=size_ratio,
+    )
+
+
+def check(report: ParityReport, precision: str, thresholds: Thresholds, name: str) -> None:
+    """Raise the first failed check for this precision, with the measured figure and the limit."""
+    of = f" ({report.changed_predictions} of {report.images} test images changed class)"
+    if precision == "fp32":
+        if report.argmax_agreement < thresholds.fp32_min_agreement:
+            raise ArgmaxAgreementError(
+                f"{name}: argmax agreement {report.argmax_agreement:.4%} is below the limit "
+                f"{thresholds.fp32_min_agreement:.4%}{of}"
+            )
+        if report.max_abs_diff > thresholds.fp32_max_abs_diff:
+            raise AtolError(
+                f"{name}: max |delta p| {report.max_abs_diff:.3g} exceeds the tolerance {thresholds.fp32_max_abs_diff:.3g} "
+                f"(mean {report.mean_abs_diff:.3g})"
+            )
+    elif precision == "fp16":
+        if report.argmax_agreement < thresholds.fp16_min_agreement:
+            raise ArgmaxAgreementError(
+                f"{name}: argmax agreement {report.argmax_agreement:.4%} is below the limit "
+                f"{thresholds.fp16_min_agreement:.4%}{of}"
+            )
+    elif precision == "int8":
+        drop = -report.accuracy_delta
+        if drop > thresholds.int8_max_accuracy_drop:
+            raise AccuracyDropError(
+                f"{name}: test accuracy {report.accuracy:.4%} is {drop * 100:.2f} points below Keras's "
+                f"{report.reference_accuracy:.4%}; the limit is {thresholds.int8_max_accuracy_drop * 100:.2f} points"
+            )
+        if report.argmax_agreement < thresholds.int8_min_agreement:
+            raise ArgmaxAgreementError(
+                f"{name}: argmax agreement {report.argmax_agreement:.4%} is below the limit "
+                f"{thresholds.int8_min_agreement:.4%}{of}"
+            )
+        if report.size_ratio is not None and report.size_ratio > thresholds.int8_max_size_ratio:
+            raise SizeError(
+                f"{name}: {report.size_ratio:.1%} of the fp32 size, the limit is {thresholds.int8_max_size_ratio:.0%}"
+            )
+    else:
+        raise ValueError(f"unknown precision {precision!r}")
