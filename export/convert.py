@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -190,7 +191,9 @@ def to_tflite(model, path: Path, precision: str, calibration: np.ndarray | None 
     elif precision != "fp32":
         raise ConversionError(f"unknown TFLite precision {precision!r}")
     try:
-        with captured_output():
+        with captured_output(), warnings.catch_warnings():
+            # "Statistics for quantized inputs were expected": they come from the representative data.
+            warnings.simplefilter("ignore", UserWarning)
             content = converter.convert()
     except Exception as exc:
         raise ConversionError(f"TFLite conversion ({precision}) failed: {exc}") from exc

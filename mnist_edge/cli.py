@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from mnist_edge import __version__
-from mnist_edge.errors import MnistEdgeError
+from mnist_edge.errors import MnistEdgeError, ensure_installed
 
 MODEL_CHOICES = ("mlp", "cnn")
 
@@ -28,6 +28,7 @@ def _quiet_tensorflow() -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    ensure_installed("tensorflow", "keras", "matplotlib")
     _quiet_tensorflow()
     from trainer.data import load_dataset, parse_class_names
     from trainer.train import TrainConfig, train
@@ -56,6 +57,7 @@ def _thresholds(args: argparse.Namespace):
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    ensure_installed("tensorflow", "keras", "tf2onnx", "onnx", "ai_edge_litert")
     _quiet_tensorflow()
     from export.exporter import export_model
 
@@ -74,16 +76,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from export.verify import verify_export
 
-    results = verify_export(args.export_dir, data_dir=args.data_dir, tolerance=args.tolerance)
+    backends = ("onnx", "litert") if args.backend == "all" else (args.backend,)
+    results = verify_export(args.export_dir, data_dir=args.data_dir, tolerance=args.tolerance, backends=backends)
     width = max(len(r.file) for r in results) if results else 10
     for r in results:
         figure = f"{r.accuracy:.4%}" if r.accuracy is not None else "-"
-        print(f"{'ok  ' if r.ok else 'FAIL'}  {r.file:<{width}}  accuracy {figure:>8}  {r.detail}")
+        status = "FAIL" if not r.ok else ("ok  " if r.accuracy is not None else "sha ")
+        print(f"{status}  {r.file:<{width}}  accuracy {figure:>8}  {r.detail}")
     failed = [r.file for r in results if not r.ok]
     if failed:
         print(f"mnist-edge: error: verify failed for {', '.join(failed)}", file=sys.stderr)
         return 1
-    print(f"verified {len(results)} artifacts in {args.export_dir}")
+    sha_only = sum(r.accuracy is None for r in results)
+    note = f" ({sha_only} by checksum only)" if sha_only else ""
+    print(f"verified {len(results)} artifacts in {args.export_dir}{note}")
     return 0
 
 
@@ -150,6 +156,43 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if errors:
         print(f"mnist-edge: error: {len(errors)} of {len(paths)} images could not be read", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    ensure_installed("tensorflow", "keras", "matplotlib", "tf2onnx", "onnx", "ai_edge_litert")
+    _quiet_tensorflow()
+    from mnist_edge.pipeline import run_pipeline
+
+    models = _csv(args.models)
+    unknown = [m for m in models if m not in MODEL_CHOICES]
+    if unknown or not models:
+        raise MnistEdgeError(f"--models: unknown model {', '.join(unknown) or '(none)'}; choose from {', '.join(MODEL_CHOICES)}")
+    run_pipeline(args.out, models=models, retrain=args.retrain, data_dir=args.data_dir, seed=args.seed)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from mnist_edge.bench import run_bench
+
+    run_bench(
+        args.model,
+        data_dir=args.data_dir,
+        threads=args.threads,
+        runtime_venv=args.runtime_venv,
+        train_venv=args.train_venv,
+        out=args.out,
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mnist_edge.errors import require
+
+    require("gradio")
+    from demo.app import launch
+
+    launch(args.model, host=args.host, port=args.port, share=args.share)
     return 0
 
 
@@ -227,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--tolerance", type=float, default=0.0005,
         help="allowed accuracy difference from the manifest (default: 0.0005 = 5 in 10,000)",
     )
+    p.add_argument(
+        "--backend", choices=("all", "onnx", "litert"), default="all",
+        help="which artifacts to run: all (default), or only those of one backend (sha256 is checked for all)",
+    )
     _add_data_args(p)
     p.set_defaults(handler=cmd_verify)
 
@@ -238,6 +285,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive_int, help="inference threads (default: 1)")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     p.set_defaults(handler=cmd_predict)
+
+    p = sub.add_parser(
+        "pipeline", help="train (unless trained), export and verify both models; print a summary [extra: train]"
+    )
+    p.add_argument("--out", type=Path, default=Path("artifacts"), help="artifacts folder (default: artifacts)")
+    p.add_argument("--models", default="mlp,cnn", help="comma list of models (default: mlp,cnn)")
+    p.add_argument("--retrain", action="store_true", help="train again even if a trained model exists")
+    p.add_argument("--seed", type=int, default=42, help="random seed for training (default: 42)")
+    _add_data_args(p)
+    p.set_defaults(handler=cmd_pipeline)
+
+    p = sub.add_parser(
+        "bench", help="latency, throughput, cold start and size of every exported artifact (and Keras)"
+    )
+    p.add_argument("--model", type=Path, default=Path("artifacts"), help="artifacts folder or one export folder")
+    p.add_argument("--threads", type=_positive_int, default=1, help="inference threads (default: 1)")
+    p.add_argument("--out", type=Path, default=Path("bench.json"), help="where to write the figures (default: bench.json)")
+    p.add_argument("--runtime-venv", type=Path, help="a venv with only `pip install .`, for footprint and cold start")
+    p.add_argument("--train-venv", type=Path, help="the training venv, for the footprint comparison")
+    _add_data_args(p)
+    p.set_defaults(handler=cmd_bench)
+
+    p = sub.add_parser("demo", help="serve the drawing/upload demo page for exported models [extra: demo]")
+    p.add_argument(
+        "--model", type=Path, default=Path("artifacts"),
+        help="artifacts folder (every <model>/export inside), one model folder or one export (default: artifacts)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=_positive_int, default=7860, help="port (default: 7860)")
+    p.add_argument("--share", action="store_true", help="also ask Gradio for a public share link (off by default)")
+    p.set_defaults(handler=cmd_demo)
 
     return parser
 

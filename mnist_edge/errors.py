@@ -41,3 +41,15 @@ def require(module: str):
         raise MissingExtraError(
             f"{top} is not installed; install the '{extra}' extra: pip install 'mnist-edge[{extra}]'"
         ) from exc
+
+
+def ensure_installed(*modules: str) -> None:
+    """Fail early, without importing anything, when a subcommand's extra is missing."""
+    import importlib.util
+
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            extra = EXTRA_FOR_MODULE[module]
+            raise MissingExtraError(
+                f"{module} is not installed; install the '{extra}' extra: pip install 'mnist-edge[{extra}]'"
+            )
