@@ -1,0 +1,266 @@
+"""The runtime: predictions equal the exported model's own outputs, real image files work, and
+every bad input or damaged model is refused with a clear error.
+
+These tests need only the base install (numpy, onnxruntime, pillow); tests marked `litert` also
+need ai-edge-litert. tests/test_no_tensorflow.py runs this file again in a venv without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import runtime
+from runtime.errors import ImageTooLargeError, IntegrityError, InvalidImageError, ManifestError, NoDigitError
+
+SAMPLE = 300  # real test digits used for file-based checks
+
+
+@pytest.fixture(scope="module")
+def predictor(mlp_export):
+    return runtime.load(mlp_export)
+
+
+@pytest.fixture(scope="module")
+def test_x(mnist):
+    return mnist.test.images.astype(np.float32) / 255
+
+
+def _accuracy(predictions, labels) -> float:
+    return float(np.mean([p.digit == label for p, label in zip(predictions, labels)]))
+
+
+def test_predict_array_equals_a_bare_onnxruntime_session(predictor, mlp_export, test_x):
+    import onnxruntime as ort
+
+    bare = ort.InferenceSession(str(mlp_export / "model.onnx"), providers=["CPUExecutionProvider"])
+    expected = bare.run(None, {"image": test_x})[0]
+    got = predictor.predict_array(test_x)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert (got.argmax(1) == expected.argmax(1)).all()
+
+
+def test_accuracy_matches_the_manifest(predictor, mlp_export, mnist, test_x):
+    manifest = json.loads((mlp_export / "manifest.json").read_text())
+    entry = next(a for a in manifest["artifacts"] if a["file"] == "model.onnx")
+    accuracy = float((predictor.predict_array(test_x).argmax(1) == mnist.test.labels).mean())
+    assert accuracy == pytest.approx(entry["test_accuracy"], abs=1e-6)
+
+
+@pytest.mark.parametrize("precision,file", [("int8", "model.int8.onnx")])
+def test_int8_onnx_artifact(mlp_export, mnist, test_x, precision, file):
+    predictor = runtime.load(mlp_export, precision=precision)
+    assert predictor.artifact.file == file
+    accuracy = float((predictor.predict_array(test_x).argmax(1) == mnist.test.labels).mean())
+    manifest = json.loads((mlp_export / "manifest.json").read_text())
+    assert accuracy == pytest.approx(next(a for a in manifest["artifacts"] if a["file"] == file)["test_accuracy"], abs=1e-6)
+
+
+def test_ort_mobile_format_loads_and_agrees(mlp_export, predictor, test_x):
+    ort_predictor = runtime.load(mlp_export, format="ort")
+    assert ort_predictor.artifact.file == "model.ort"
+    np.testing.assert_allclose(ort_predictor.predict_array(test_x[:500]), predictor.predict_array(test_x[:500]), atol=1e-5)
+
+
+@pytest.mark.litert
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_litert_backend_equals_a_bare_interpreter(mlp_export, test_x, precision):
+    from ai_edge_litert.interpreter import Interpreter
+
+    predictor = runtime.load(mlp_export, backend="litert", precision=precision)
+    interpreter = Interpreter(model_path=str(mlp_export / predictor.artifact.file))
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    x = test_x[:64]
+    interpreter.resize_tensor_input(inp["index"], [len(x), 28, 28])
+    interpreter.allocate_tensors()
+    if inp["dtype"] == np.int8:
+        scale, zero = inp["quantization"]
+        feed = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
+    else:
+        feed = x
+    interpreter.set_tensor(inp["index"], feed)
+    interpreter.invoke()
+    raw = interpreter.get_tensor(out["index"])
+    if out["dtype"] == np.int8:
+        scale, zero = out["quantization"]
+        raw = (raw.astype(np.float32) - zero) * scale
+    np.testing.assert_allclose(predictor.predict_array(x), raw, atol=1e-6)
+    # Batches bigger than the interpreter's chunk go through in pieces and still line up.
+    full = predictor.predict_array(test_x[:1200])
+    np.testing.assert_allclose(full[:64], raw, atol=1e-6)
+
+
+def _png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _as_user_image(digit: np.ndarray, size: int = 200) -> Image.Image:
+    """A test digit as a person would give it: dark ink on white paper, scaled up."""
+    return Image.fromarray(255 - digit).resize((size, size), Image.Resampling.BICUBIC)
+
+
+def test_predict_from_png_and_jpeg_files(predictor, mnist, tmp_path):
+    labels = mnist.test.labels[:SAMPLE]
+    paths = {"png": [], "jpeg": []}
+    for i, digit in enumerate(mnist.test.images[:SAMPLE]):
+        image = _as_user_image(digit)
+        for fmt, suffix in (("png", ".png"), ("jpeg", ".jpg")):
+            path = tmp_path / f"{i}{suffix}"
+            image.save(path, format=fmt.upper(), quality=85)
+            paths[fmt].append(path)
+    plain = (predictor.predict_array(mnist.test.images[:SAMPLE].astype(np.float32) / 255).argmax(1) == labels).mean()
+    for fmt, files in paths.items():
+        accuracy = _accuracy(predictor.predict_batch(files), labels)
+        print(f"{fmt}: {accuracy:.3f} (plain test images {plain:.3f})")
+        assert accuracy >= plain - 0.03, fmt
+
+
+def test_predict_accepts_every_input_kind(predictor, mnist):
+    digit = mnist.test.images[0]
+    expected = predictor.predict(digit)
+    for source in (_png(digit), Image.fromarray(digit), digit.astype(np.float32) / 255, io.BytesIO(_png(digit))):
+        result = predictor.predict(source)
+        assert result.digit == expected.digit
+        np.testing.assert_allclose(result.probabilities, expected.probabilities, atol=1e-5)
+    assert expected.label == str(expected.digit)
+    assert expected.confidence == pytest.approx(float(expected.probabilities.max()))
+    assert expected.probabilities.shape == (10,) and expected.probabilities.sum() == pytest.approx(1, abs=1e-5)
+    top = expected.top(3)
+    assert top[0] == (expected.label, pytest.approx(expected.confidence)) and len(top) == 3
+    batch = predictor.predict_batch([digit, mnist.test.images[1]])
+    assert [p.digit for p in batch] == [expected.digit, predictor.predict(mnist.test.images[1]).digit]
+
+
+@pytest.mark.parametrize(
+    "bad,error",
+    [
+        (np.zeros((28, 28), np.float64), InvalidImageError),  # wrong dtype
+        (np.zeros((28, 28), np.float32), InvalidImageError),  # no batch axis
+        (np.zeros((1, 32, 32), np.float32), InvalidImageError),
+        (np.zeros((0, 28, 28), np.float32), InvalidImageError),
+        (np.full((1, 28, 28), 255, np.float32), InvalidImageError),  # not scaled to [0, 1]
+        (np.full((1, 28, 28), np.nan, np.float32), InvalidImageError),
+        ([[0.0] * 28] * 28, InvalidImageError),  # not an array
+    ],
+)
+def test_predict_array_rejects_wrong_inputs(predictor, bad, error):
+    with pytest.raises(error):
+        predictor.predict_array(bad)
+
+
+def test_predict_rejects_bad_images(predictor, tmp_path, monkeypatch):
+    with pytest.raises(NoDigitError, match="no digit found"):
+        predictor.predict(np.full((280, 280), 255, np.uint8))
+    with pytest.raises(InvalidImageError):
+        predictor.predict(b"this is not an image")
+    with pytest.raises(InvalidImageError, match="nothing.png"):
+        predictor.predict(tmp_path / "nothing.png")
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(_png(np.random.default_rng(0).integers(0, 255, (200, 200), dtype=np.uint8))[:500])
+    with pytest.raises(InvalidImageError):
+        predictor.predict(truncated)
+    monkeypatch.setattr("runtime.preprocess.MAX_PIXELS", 100 * 100)
+    with pytest.raises(ImageTooLargeError):
+        predictor.predict(np.zeros((200, 200), np.uint8))
+
+
+# --- damaged exports are refused -----------------------------------------------------------------
+
+
+@pytest.fixture
+def export_copy(mlp_export, tmp_path) -> Path:
+    target = tmp_path / "export"
+    shutil.copytree(mlp_export, target)
+    return target
+
+
+def test_tampered_model_is_refused(export_copy):
+    model = export_copy / "model.onnx"
+    data = bytearray(model.read_bytes())
+    data[-10] ^= 0x01  # one bit in one weight
+    model.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match=r"model\.onnx.*sha256"):
+        runtime.load(export_copy)
+    # The other artifacts are still fine.
+    assert runtime.load(export_copy, precision="int8").artifact.file == "model.int8.onnx"
+
+
+def test_truncated_or_missing_model_is_refused(export_copy):
+    (export_copy / "model.onnx").write_bytes((export_copy / "model.onnx").read_bytes()[:1000])
+    with pytest.raises(IntegrityError, match="size"):
+        runtime.load(export_copy)
+    (export_copy / "model.onnx").unlink()
+    with pytest.raises(IntegrityError, match="missing"):
+        runtime.load(export_copy)
+
+
+def test_bad_manifests_are_refused(export_copy, tmp_path):
+    with pytest.raises(ManifestError, match="no manifest"):
+        runtime.load(tmp_path / "nowhere")
+    with pytest.raises(ManifestError, match="no onnx artifact at precision fp16"):
+        runtime.load(export_copy, precision="fp16")
+    manifest = export_copy / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["artifacts"][0]["file"] = "../../etc/passwd"
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="plain name"):
+        runtime.load(export_copy)
+    manifest.write_text("{not json")
+    with pytest.raises(ManifestError, match="not valid JSON"):
+        runtime.load(export_copy)
+
+
+# --- mnist-edge predict --------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mnist_edge", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_predict_json_on_a_folder_with_a_bad_file(mlp_export, mnist, tmp_path):
+    for i in range(5):
+        _as_user_image(mnist.test.images[i]).save(tmp_path / f"digit{i}.png")
+    _as_user_image(mnist.test.images[5]).convert("RGB").save(tmp_path / "digit5.jpg", quality=90)
+    (tmp_path / "broken.png").write_bytes(b"not a png at all")
+    (tmp_path / "notes.txt").write_text("ignored: not an image file name")
+    result = _cli("predict", "--model", str(mlp_export), "--json", str(tmp_path))
+    assert result.returncode == 1  # one file failed, the others were still predicted
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 7
+    by_name = {Path(r["path"]).name: r for r in rows}
+    assert "error" in by_name["broken.png"] and "not a readable image" in by_name["broken.png"]["error"]
+    direct = runtime.load(mlp_export)
+    for i in range(6):
+        row = by_name[f"digit{i}.png" if i < 5 else "digit5.jpg"]
+        assert set(row) == {"path", "digit", "label", "confidence", "probabilities"}
+        assert len(row["probabilities"]) == 10 and 0 <= row["confidence"] <= 1
+        assert row["digit"] == direct.predict(tmp_path / Path(row["path"]).name).digit
+    assert "1 of 7 images could not be read" in result.stderr
+
+
+def test_cli_predict_table(mlp_export, mnist, tmp_path):
+    path = tmp_path / "seven.png"
+    _as_user_image(mnist.test.images[0]).save(path)  # the first test digit is a 7
+    result = _cli("predict", "--model", str(mlp_export.parent), "--precision", "int8", str(path))
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.strip().splitlines()
+    assert "model.int8.onnx" in header
+    assert row.split()[1] == "7"
+
+
+def test_cli_predict_errors_are_one_line(tmp_path, mlp_export):
+    result = _cli("predict", "--model", str(tmp_path), str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("mnist-edge: error:")
+    result = _cli("predict", "--model", str(mlp_export), str(tmp_path / "empty-folder-that-does-not-exist"))
+    assert result.returncode == 1 and "error" in result.stdout + result.stderr
