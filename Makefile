@@ -1,0 +1,61 @@
+# Two commands for a fresh machine:
+#   make run    set everything up, train + export + verify both models, then serve the demo
+#   make test   set everything up and run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARTIFACTS ?= artifacts
+HOST ?= 127.0.0.1
+PORT ?= 7860
+# The real MNIST files (never committed, never downloaded at test time).
+MNIST_DATA_DIR ?= $(abspath ../shared/data/mnist)
+export MNIST_DATA_DIR
+
+.PHONY: run test venv system-deps pipeline demo bench bench-accuracy runtime-venv clean
+
+# The venv is (re)built when pyproject.toml changes.
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[train,demo,litert,dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+# Debian packages the tests use: chromium (browser test of the demo) and Fashion-MNIST.
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing="$$missing dataset-fashion-mnist"; \
+	if [ -n "$$missing" ]; then \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "Installing Debian packages:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$sudo apt-get install -y -q $$missing || { $$sudo apt-get update -q && $$sudo apt-get install -y -q $$missing; }; \
+	fi
+
+pipeline: venv
+	$(BIN)/mnist-edge pipeline --out $(ARTIFACTS)
+
+demo: venv
+	$(BIN)/mnist-edge demo --model $(ARTIFACTS) --host $(HOST) --port $(PORT)
+
+run: pipeline demo
+
+test: venv system-deps
+	$(BIN)/python -m pytest
+
+# A venv with the runtime only (`pip install .`), for the install-footprint and cold-start figures.
+runtime-venv:
+	test -x .venv-runtime/bin/python || $(PYTHON) -m venv .venv-runtime
+	.venv-runtime/bin/python -m pip install --quiet .
+
+bench: pipeline runtime-venv
+	$(BIN)/mnist-edge bench --model $(ARTIFACTS) --runtime-venv .venv-runtime --train-venv $(VENV)
+
+bench-accuracy: venv
+	$(BIN)/python bench/accuracy.py --out bench-artifacts
+
+clean:
+	rm -rf $(ARTIFACTS) bench-artifacts test-artifacts .pytest_cache
