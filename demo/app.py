@@ -1,0 +1,391 @@
+"""A Gradio page to draw or upload a digit and see what an exported model predicts.
+
+Every prediction goes through `runtime`: the page never imports TensorFlow or Keras. Gradio is
+imported inside `build_app` and `launch`, so the prediction path (`DigitDemo.predict`) can be
+used, and tested, without it.
+
+    models = find_models(Path("artifacts"))          # {"cnn": ModelChoice, "mlp": ModelChoice}
+    demo = DigitDemo(models)
+    demo.predict(image, "cnn", "fp32", "onnx")         # (label dict, 224x224 model input, status)
+    launch(Path("artifacts"))                         # serves on http://127.0.0.1:7860
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import runtime
+from mnist_edge.errors import MnistEdgeError
+from runtime.manifest import DEFAULT_FORMAT, MANIFEST_NAME, PRECISIONS, read_manifest
+
+BACKEND_LABELS = {"onnx": "ONNX Runtime", "litert": "LiteRT"}
+DEFAULT_MODEL_ORDER = ("cnn", "mlp")  # the first one found is selected when the page opens
+
+# The drawing canvas. Gradio's brush size is a radius: 14 draws strokes 28 px wide, which on a
+# 400 px canvas, for a digit drawn across most of it, shrink to MNIST's 2 px in the 20x20 box.
+CANVAS_SIZE = 400
+BRUSH_RADIUS = 14
+PREVIEW_SIZE = 224  # the 28x28 model input, enlarged 8x with nearest neighbour so pixels show
+EXAMPLES = 10  # example uploads: the first test digit of each class
+EXAMPLE_SIZE = 140  # example digits are enlarged 5x and drawn dark on white, like a scan
+CONCURRENCY = 4  # predictions running at once; sessions are small and single-threaded
+
+NOTHING_DRAWN = "Draw a digit first (or upload an image)."
+
+
+# --- the models on offer -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One exported model: where it is and which backend/precision pairs this install can run."""
+
+    name: str
+    export_dir: Path
+    precisions: dict[str, tuple[str, ...]]  # backend -> precisions, in PRECISIONS order
+    test_accuracy: float | None = None
+
+    @property
+    def backends(self) -> tuple[str, ...]:
+        return tuple(self.precisions)
+
+
+def litert_available() -> bool:
+    """True when the LiteRT interpreter (the optional `ai-edge-litert`) can be imported."""
+    try:
+        importlib.import_module("ai_edge_litert.interpreter")
+    except (ImportError, OSError):  # not installed, or its native library does not load here
+        return False
+    return True
+
+
+def _export_dirs(root: Path) -> list[Path]:
+    """Export folders at `root`: an artifacts root, one artifacts/<model> folder, or an export."""
+    if (root / MANIFEST_NAME).is_file():
+        return [root]
+    if (root / "export" / MANIFEST_NAME).is_file():
+        return [root / "export"]
+    return sorted(path.parent for path in root.glob(f"*/export/{MANIFEST_NAME}"))
+
+
+def find_models(root: Path) -> dict[str, ModelChoice]:
+    """The exported models under `root` (artifacts/, artifacts/<model> or its export folder),
+    each with the precisions available per backend. LiteRT is offered only where installed."""
+    root = Path(root)
+    backends = ["onnx"] + (["litert"] if litert_available() else [])
+    models: dict[str, ModelChoice] = {}
+    for export_dir in _export_dirs(root):
+        manifest = read_manifest(export_dir)
+        precisions = {}
+        for backend in backends:
+            found = {a.precision for a in manifest.artifacts if a.format == DEFAULT_FORMAT[backend]}
+            if found:
+                precisions[backend] = tuple(p for p in PRECISIONS if p in found)
+        if not precisions:
+            continue
+        name = manifest.name if manifest.name not in models else str(export_dir.parent)
+        accuracy = manifest.model.get("test_accuracy")
+        models[name] = ModelChoice(name, export_dir, precisions, accuracy)
+    if not models:
+        raise MnistEdgeError(f"no exported model under {root}; run mnist-edge pipeline")
+    order = {name: i for i, name in enumerate(DEFAULT_MODEL_ORDER)}
+    return dict(sorted(models.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
+
+
+# --- predictions ------------------------------------------------------------------------------
+
+
+@dataclass
+class DigitDemo:
+    """The models on offer and their predictors: each (model, backend, precision) is loaded on
+    first use, once, and reused by every request. ONNX Runtime sessions may run concurrently;
+    a LiteRT interpreter may not, so each LiteRT predictor runs under its own lock."""
+
+    models: dict[str, ModelChoice]
+    _predictors: dict[tuple[str, str, str], tuple[runtime.Predictor, contextlib.AbstractContextManager]] = field(
+        default_factory=dict, repr=False
+    )
+    _loading: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_root(cls, root: Path) -> "DigitDemo":
+        return cls(find_models(Path(root)))
+
+    def predictor(self, model: str, backend: str, precision: str):
+        """The cached (Predictor, run guard) for this choice, loading it the first time."""
+        key = (model, backend, precision)
+        with self._loading:
+            if key not in self._predictors:
+                choice = self.models.get(model)
+                if choice is None:
+                    raise MnistEdgeError(f"unknown model {model!r}; choose from {', '.join(self.models)}")
+                if precision not in choice.precisions.get(backend, ()):
+                    offered = ", ".join(f"{b}: {'/'.join(p)}" for b, p in choice.precisions.items())
+                    raise MnistEdgeError(f"{model} has no {backend} {precision} artifact here ({offered})")
+                predictor = runtime.load(choice.export_dir, backend=backend, precision=precision)
+                guard = threading.Lock() if backend == "litert" else contextlib.nullcontext()
+                self._predictors[key] = (predictor, guard)
+            return self._predictors[key]
+
+    def predict(self, image, model: str, precision: str, backend: str):
+        """What the page shows for one image: ({class name: probability} or None, the 28x28
+        model input enlarged to PREVIEW_SIZE as uint8 or None, a status line).
+
+        `image` is what Gradio passes: a Sketchpad/ImageEditor value ({"background", "layers",
+        "composite"}), an upload (a file path, or the raw {"path": ...} file data of an event
+        with preprocess=False), a numpy array or PIL image, or None. Bad input is reported in the
+        status line, never raised."""
+        source, shown_name = _image_source(image)
+        if source is None:
+            return None, None, NOTHING_DRAWN
+        try:
+            predictor, guard = self.predictor(model, backend, precision)
+            start = time.perf_counter()
+            x = runtime.preprocess.to_mnist(source)
+            preprocessed = time.perf_counter()
+            with guard:
+                probabilities = predictor.predict_array(x[np.newaxis])[0]
+            done = time.perf_counter()
+        except runtime.NoDigitError as exc:
+            if shown_name:  # an upload
+                return None, None, f"{shown_name}: {exc}."
+            return None, None, f"Draw a digit first: {exc}."
+        except runtime.PreprocessError as exc:
+            message = str(exc)
+            if shown_name and isinstance(source, str):  # the upload's own name, not a server temp path
+                message = message.replace(source, shown_name)
+            return None, None, f"Cannot read this image: {message}"
+        except MnistEdgeError as exc:  # the model: a missing or modified artifact, a bad choice
+            return None, None, f"Cannot run the model: {exc}"
+        result = predictor.to_prediction(probabilities)
+        labels = {name: float(p) for name, p in zip(predictor.class_names, probabilities)}
+        status = (
+            f"{result.label} ({result.confidence:.0%}) in {(done - start) * 1000:.1f} ms "
+            f"(preprocess {(preprocessed - start) * 1000:.1f} + inference {(done - preprocessed) * 1000:.1f}) "
+            f"· {model}/{predictor.artifact.file} on {BACKEND_LABELS[backend]}, {precision}"
+        )
+        return labels, enlarge(x), status
+
+
+def _image_source(image) -> tuple[object | None, str | None]:
+    """The image inside Gradio's value, and the name the user knows it by (for messages)."""
+    if isinstance(image, dict):
+        if "composite" in image or "layers" in image or "background" in image:
+            # An editor value: the composite is background and layers flattened, as shown.
+            composite = image.get("composite")
+            return (composite if composite is not None else image.get("background")), None
+        if image.get("path"):  # file data passed through unprocessed (preprocess=False)
+            return str(image["path"]), image.get("orig_name") or Path(str(image["path"])).name
+        return None, None
+    if isinstance(image, Path):
+        return str(image), image.name
+    return image, None
+
+
+def enlarge(x: np.ndarray, size: int = PREVIEW_SIZE) -> np.ndarray:
+    """A float [28, 28] model input as uint8 [size, size], nearest neighbour: each pixel a square."""
+    pixels = np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
+    factor = max(1, size // pixels.shape[0])
+    return np.kron(pixels, np.ones((factor, factor), np.uint8))
+
+
+# --- example uploads --------------------------------------------------------------------------
+
+
+def example_digits(count: int = EXAMPLES) -> list[np.ndarray]:
+    """Real MNIST test digits made to look like user images (dark ink on white, enlarged): the
+    first of each class. Empty when no MNIST data is at hand: the page then shows no examples."""
+    from PIL import Image
+
+    from trainer.data import load_dataset
+
+    try:
+        test = load_dataset(download=False).test
+    except MnistEdgeError as exc:
+        print(f"mnist-edge demo: no example digits ({exc})", file=sys.stderr)
+        return []
+    examples = []
+    for digit in range(count):
+        index = int(np.flatnonzero(test.labels == digit % 10)[digit // 10])
+        scan = Image.fromarray(255 - test.images[index]).resize((EXAMPLE_SIZE, EXAMPLE_SIZE), Image.Resampling.BILINEAR)
+        examples.append(np.asarray(scan.convert("RGB")))
+    return examples
+
+
+# --- the page ---------------------------------------------------------------------------------
+
+
+def _quiet_gradio() -> None:
+    """No telemetry, and nothing fetched from the internet while serving."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+
+def build_app(model_root: Path, *, examples: bool = True, concurrency: int = CONCURRENCY):
+    """The Gradio Blocks of the demo for the models under `model_root` (not launched)."""
+    _quiet_gradio()
+    from mnist_edge.errors import require
+
+    gr = require("gradio")
+    demo = DigitDemo.from_root(Path(model_root))
+    model_names = list(demo.models)
+    first = demo.models[model_names[0]]
+    first_backend = first.backends[0]
+    first_precision = _default_precision(first.precisions[first_backend])
+
+    def model_label(choice: ModelChoice) -> str:
+        accuracy = f" (test accuracy {choice.test_accuracy:.2%})" if choice.test_accuracy is not None else ""
+        return f"{choice.name}{accuracy}"
+
+    # delete_cache: uploads and model-input images older than an hour are removed every hour.
+    with gr.Blocks(title="mnist-edge: digit reader", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
+        gr.Markdown(
+            "## mnist-edge: read a handwritten digit\n"
+            "Draw a digit on the canvas, or upload a photo or scan of one. The prediction runs on an "
+            "exported model (ONNX Runtime or LiteRT), with no TensorFlow."
+        )
+        source = gr.State("draw")  # the tab in front: what the Predict button and choice changes read
+        with gr.Row():
+            with gr.Column(scale=3):
+                with gr.Tabs():
+                    with gr.Tab("Draw", id="draw") as draw_tab:
+                        sketch = gr.Sketchpad(
+                            label="Draw a digit",
+                            type="numpy",
+                            image_mode="RGBA",
+                            canvas_size=(CANVAS_SIZE, CANVAS_SIZE),
+                            fixed_canvas=True,
+                            brush=gr.Brush(default_size=BRUSH_RADIUS, colors=["#000000"], color_mode="fixed"),
+                            layers=False,
+                            transforms=(),
+                            elem_id="sketch",
+                        )
+                    with gr.Tab("Upload", id="upload") as upload_tab:
+                        upload = gr.Image(
+                            label="Photo or scan of one digit",
+                            type="filepath",
+                            sources=["upload", "clipboard"],
+                            format="png",
+                            elem_id="upload",
+                        )
+                        digits = example_digits() if examples else []
+                        if digits:
+                            gr.Examples([[d] for d in digits], inputs=[upload], label="MNIST test digits")
+                predict_button = gr.Button("Predict", variant="primary", elem_id="predict")
+            with gr.Column(scale=2):
+                label = gr.Label(num_top_classes=3, label="Prediction", elem_id="prediction")
+                model_input = gr.Image(
+                    label="What the model sees (28x28)", type="numpy", interactive=False, format="png", elem_id="model-input"
+                )
+                status = gr.Textbox(label="Status", interactive=False, lines=2, elem_id="status")
+                model = gr.Dropdown(
+                    [(model_label(demo.models[n]), n) for n in model_names], value=first.name, label="Model"
+                )
+                # Every backend and precision of any model: the API accepts them all (an artifact a
+                # model lacks is a message). The page narrows them to the model's when it loads.
+                backend = gr.Radio(
+                    [(BACKEND_LABELS[b], b) for b in BACKEND_LABELS if any(b in m.precisions for m in demo.models.values())],
+                    value=first_backend, label="Backend",
+                )
+                all_precisions = {p for m in demo.models.values() for ps in m.precisions.values() for p in ps}
+                precision = gr.Radio(
+                    [p for p in PRECISIONS if p in all_precisions], value=first_precision, label="Precision"
+                )
+
+        outputs = [label, model_input, status]
+        choices = [model, precision, backend]
+        shared = {"concurrency_id": "predict", "concurrency_limit": concurrency}
+        sketch.change(
+            demo.predict, [sketch, *choices], outputs, api_name="predict_drawing",
+            trigger_mode="always_last", show_progress="hidden", **shared,
+        )
+        # Uploads reach the runtime undecoded: its size limits and error messages apply, and a
+        # file that is not an image becomes a message rather than a failed request.
+        upload.change(
+            demo.predict, [upload, *choices], outputs, api_name="predict_upload", preprocess=False, **shared
+        )
+
+        def predict_if(tab: str):
+            def run(current, image, model_name, precision_name, backend_name):
+                if current != tab:
+                    return gr.skip()
+                return demo.predict(image, model_name, precision_name, backend_name)
+
+            return run
+
+        def refresh(listen):
+            """Predict again, on whichever input is in front, when `listen` fires."""
+            listen(predict_if("draw"), [source, sketch, *choices], outputs, api_visibility="private", **shared)
+            listen(
+                predict_if("upload"), [source, upload, *choices], outputs, preprocess=False,
+                api_visibility="private", **shared,
+            )
+
+        def on_model(model_name: str, backend_name: str, precision_name: str):
+            choice = demo.models[model_name]
+            backend_name = backend_name if backend_name in choice.precisions else choice.backends[0]
+            return (
+                gr.Radio(choices=[(BACKEND_LABELS[b], b) for b in choice.backends], value=backend_name),
+                _precision_radio(gr, choice, backend_name, precision_name),
+            )
+
+        def on_backend(model_name: str, backend_name: str, precision_name: str):
+            return _precision_radio(gr, demo.models[model_name], backend_name, precision_name)
+
+        app.load(on_model, [model, backend, precision], [backend, precision], api_visibility="private")
+        refresh(draw_tab.select(lambda: "draw", None, source, queue=False, api_visibility="private").then)
+        refresh(upload_tab.select(lambda: "upload", None, source, queue=False, api_visibility="private").then)
+        refresh(model.input(on_model, [model, backend, precision], [backend, precision], api_visibility="private").then)
+        refresh(backend.input(on_backend, [model, backend, precision], precision, api_visibility="private").then)
+        refresh(precision.input)
+        refresh(predict_button.click)
+    app.digit_demo = demo  # the predictor cache behind the page, for callers that want it
+    return app
+
+
+def _default_precision(available: tuple[str, ...]) -> str:
+    return "fp32" if "fp32" in available else available[0]
+
+
+def _precision_radio(gr, choice: ModelChoice, backend: str, current: str):
+    available = choice.precisions[backend]
+    return gr.Radio(choices=list(available), value=current if current in available else _default_precision(available))
+
+
+def launch(
+    model_root: Path,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    share: bool = False,
+    max_file_size: str | int = "5mb",
+) -> None:
+    """Serve the demo until interrupted. Local only by default; `share` asks Gradio for a public link."""
+    app = build_app(Path(model_root))
+    names = ", ".join(app.digit_demo.models)
+    try:
+        app.queue(default_concurrency_limit=CONCURRENCY).launch(
+            server_name=host, server_port=port, share=share, max_file_size=max_file_size,
+            prevent_thread_lock=True, quiet=True,
+        )
+    except OSError as exc:
+        raise MnistEdgeError(f"cannot serve on {host}:{port}: {exc}") from None
+    print(f"mnist-edge demo: serving {names} at http://{host}:{app.server_port}", flush=True)
+    if share and app.share_url:
+        print(f"mnist-edge demo: public link {app.share_url}", flush=True)
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (a service manager, `docker stop`) closes the server like Ctrl+C does.
+        signal.signal(signal.SIGTERM, _interrupt)
+    app.block_thread()  # until interrupted, then closes the server
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt

@@ -1,0 +1,487 @@
+"""The Gradio demo: its prediction function on canvas drawings and bad input, the running app
+through gradio_client, a real Chromium drawing on the page, and 200 requests from 20 clients.
+
+Everything runs against the small MLP export (`mlp_export`) on 127.0.0.1; nothing is fetched
+from the internet. Timings are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+import runtime
+from demo.app import BRUSH_RADIUS, CANVAS_SIZE, DigitDemo, example_digits, find_models
+from mnist_edge.errors import MnistEdgeError
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+REDRAWN_DIGITS = 50
+LOAD_REQUESTS = 200
+LOAD_CLIENTS = 20
+BRUSH_WIDTH = 2 * BRUSH_RADIUS  # Gradio's brush size is a radius
+
+
+# --- canvas drawings, as the Sketchpad passes them --------------------------------------------
+
+
+def sketch_value(strokes: np.ndarray, *, as_browser: bool = True) -> dict:
+    """The Sketchpad's value (type numpy, RGBA) for a transparent layer of black `strokes`.
+
+    `as_browser`: the composite is the layer flattened on the canvas's opaque white, which is what
+    Chromium sends (measured). Otherwise the composite is the transparent layer itself."""
+    if not as_browser:
+        return {"background": None, "layers": [strokes], "composite": strokes}
+    white = np.full_like(strokes, 255)
+    composite = Image.alpha_composite(Image.fromarray(white, "RGBA"), Image.fromarray(strokes, "RGBA"))
+    return {"background": white, "layers": [strokes], "composite": np.asarray(composite)}
+
+
+def redraw(digit: np.ndarray, size: int = CANVAS_SIZE) -> np.ndarray:
+    """An MNIST digit (light on dark, 28x28) as a canvas layer: solid black brush strokes on a
+    transparent background, the digit's 28x28 field scaled to the canvas (strokes ~30 px wide)."""
+    up = np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BILINEAR))
+    layer = np.zeros((size, size, 4), np.uint8)
+    layer[..., 3] = np.where(up > 127, 255, 0)
+    return layer
+
+
+def draw_lines(points: list[tuple[int, int]], size: int = CANVAS_SIZE) -> np.ndarray:
+    """One brush stroke through `points` on a transparent canvas layer."""
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    pen = ImageDraw.Draw(image)
+    pen.line(points, fill=(0, 0, 0, 255), width=BRUSH_WIDTH, joint="curve")
+    for x, y in (points[0], points[-1]):  # the brush is round: so are the stroke's ends
+        r = BRUSH_RADIUS
+        pen.ellipse((x - r, y - r, x + r, y + r), fill=(0, 0, 0, 255))
+    return np.asarray(image)
+
+
+ONE = [(200, 50), (200, 350)]
+SEVEN = [(110, 70), (290, 70), (170, 350)]
+
+
+def top_label(labels: dict | None) -> str | None:
+    return max(labels, key=labels.get) if labels else None
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model_root(mlp_export) -> Path:
+    """An artifacts root folder (artifacts/mlp/export inside), as `--model` takes it."""
+    return mlp_export.parent.parent
+
+
+@pytest.fixture(scope="module")
+def digit_demo(model_root) -> DigitDemo:
+    return DigitDemo.from_root(model_root)
+
+
+@pytest.fixture(scope="module")
+def digit_files(mnist, mlp_export, tmp_path_factory) -> list[tuple[Path, str]]:
+    """20 real test digits saved as user-like PNG files (dark ink on white, enlarged), each with the
+    label the runtime gives it when called directly: what the app must answer."""
+    folder = tmp_path_factory.mktemp("digits")
+    predictor = runtime.load(mlp_export)
+    files = []
+    for i in range(20):
+        path = folder / f"test-{i}-label-{mnist.test.labels[i]}.png"
+        Image.fromarray(255 - mnist.test.images[i]).resize((140, 140), Image.Resampling.BILINEAR).save(path)
+        files.append((path, predictor.predict(path).label))
+    return files
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _demo_command() -> list[str]:
+    script = Path(sys.executable).with_name("mnist-edge")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "mnist_edge"]
+
+
+@pytest.fixture(scope="module")
+def server(model_root, tmp_path_factory):
+    """`mnist-edge demo` serving the MLP on 127.0.0.1 for this module; stopped at the end."""
+    work = tmp_path_factory.mktemp("demo-server")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(work / "gradio")}
+    log_path = work / "server.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [*_demo_command(), "demo", "--model", str(model_root), "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=work, env=env,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"mnist-edge demo exited with {process.returncode}:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"mnist-edge demo did not answer on {url} within 60 s:\n{log_path.read_text()}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        process.terminate()  # SIGTERM: the demo closes its server, as on Ctrl+C
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        print(f"\ndemo server log:\n{log_path.read_text()}")
+
+
+def _client(url: str):
+    from gradio_client import Client
+
+    return Client(url, verbose=False, download_files=False, analytics_enabled=False)
+
+
+# --- finding the models -----------------------------------------------------------------------
+
+
+def test_find_models_accepts_root_model_and_export_folders(model_root, mlp_export, tmp_path):
+    for folder in (model_root, mlp_export.parent, mlp_export):
+        models = find_models(folder)
+        assert list(models) == ["mlp"]
+        assert models["mlp"].export_dir == mlp_export
+    onnx = models["mlp"].precisions["onnx"]
+    assert onnx == ("fp32", "int8")  # fp16 exists only as TFLite
+    assert models["mlp"].precisions.get("litert") == ("fp32", "fp16", "int8")
+    with pytest.raises(MnistEdgeError, match=r"no exported model under .*run mnist-edge pipeline"):
+        find_models(tmp_path)
+
+
+# --- the prediction function, without a browser -----------------------------------------------
+
+
+def test_redrawn_test_digits_are_read_correctly(digit_demo, mnist):
+    predictor = runtime.load(digit_demo.models["mlp"].export_dir)
+    every = np.arange(0, len(mnist.test), len(mnist.test) // REDRAWN_DIGITS)[:REDRAWN_DIGITS]  # spread over the set
+    images, labels = mnist.test.images[every], mnist.test.labels[every]
+    direct = predictor.predict_array(images.astype(np.float32) / 255).argmax(axis=1)
+    model_accuracy = float(np.mean(direct == labels))
+    for as_browser in (True, False):
+        correct = 0
+        for image, label in zip(images, labels):
+            labels_out, model_input, status = digit_demo.predict(
+                sketch_value(redraw(image), as_browser=as_browser), "mlp", "fp32", "onnx"
+            )
+            assert labels_out is not None, status
+            assert model_input.shape == (224, 224) and model_input.dtype == np.uint8
+            assert " ms " in status and "model.onnx" in status
+            correct += top_label(labels_out) == str(label)
+        accuracy = correct / len(labels)
+        kind = "white canvas (as Chromium sends it)" if as_browser else "transparent canvas"
+        print(
+            f"\nre-drawn test digits, {kind}: {accuracy:.0%} correct of {len(labels)} "
+            f"(the model on the same 28x28 digits: {model_accuracy:.0%})"
+        )
+        assert accuracy >= 0.8 and accuracy >= model_accuracy - 0.06
+
+
+@pytest.mark.parametrize("backend, precision", [("onnx", "fp32"), ("onnx", "int8"), ("litert", "fp16"), ("litert", "int8")])
+def test_a_drawn_one_and_seven(digit_demo, backend, precision):
+    for strokes, digit in ((ONE, "1"), (SEVEN, "7")):
+        labels, _, status = digit_demo.predict(sketch_value(draw_lines(strokes)), "mlp", precision, backend)
+        assert top_label(labels) == digit, status
+        assert len(labels) == 10 and abs(sum(labels.values()) - 1) < 0.02  # int8 outputs step by 1/256
+
+
+def test_bad_input_gives_a_message_not_an_exception(digit_demo, tmp_path, monkeypatch):
+    def check(image, expected: str, *, precision="fp32", backend="onnx"):
+        labels, model_input, status = digit_demo.predict(image, "mlp", precision, backend)
+        assert labels is None and model_input is None
+        assert expected in status, status
+        return status
+
+    check(None, "Draw a digit first")
+    check({"background": None, "layers": [], "composite": None}, "Draw a digit first")  # Predict on a fresh canvas
+    blank = np.zeros((CANVAS_SIZE, CANVAS_SIZE, 4), np.uint8)
+    check(sketch_value(blank, as_browser=False), "no digit found")
+    check(sketch_value(blank), "no digit found")
+
+    text = tmp_path / "notes.png"
+    text.write_text("not an image at all")
+    check(str(text), "not a readable image")
+    # An upload passed through unprocessed: the message names the user's file, not the server's copy.
+    status = check({"path": str(text), "orig_name": "holiday.png"}, "holiday.png: not a readable image")
+    assert str(tmp_path) not in status
+
+    monkeypatch.setattr(runtime.preprocess, "MAX_PIXELS", 100_000)
+    check(sketch_value(draw_lines(ONE)), "over the 100,000-pixel limit")
+    monkeypatch.undo()
+
+    check(sketch_value(draw_lines(ONE)), "no onnx fp16 artifact", precision="fp16")
+    labels, _, _ = digit_demo.predict(sketch_value(draw_lines(ONE)), "mlp", "fp32", "onnx")
+    assert top_label(labels) == "1"  # and it still works
+
+
+def test_predictors_are_loaded_once_and_shared_between_threads(digit_demo):
+    canvases = [(sketch_value(draw_lines(ONE)), "1"), (sketch_value(draw_lines(SEVEN)), "7")] * 12
+    choices = [("onnx", "fp32"), ("litert", "int8")]
+
+    def read(item):
+        (canvas, digit), (backend, precision) = item
+        labels, _, status = digit_demo.predict(canvas, "mlp", precision, backend)
+        return top_label(labels) == digit, status
+
+    work = [(c, choices[i % 2]) for i, c in enumerate(canvases)]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(read, work))
+    assert all(ok for ok, _ in results), [s for ok, s in results if not ok]
+    for backend, precision in choices:
+        first, _ = digit_demo.predictor("mlp", backend, precision)
+        assert digit_demo.predictor("mlp", backend, precision)[0] is first
+
+
+# --- imports ------------------------------------------------------------------------------------
+
+
+def _python(code: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **env}, stdin=subprocess.DEVNULL,
+    )
+
+
+def test_help_and_the_prediction_path_do_not_import_gradio():
+    result = _python(
+        """
+        import contextlib, io, sys
+        from mnist_edge.cli import build_parser
+        with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):
+            build_parser().parse_args(["demo", "--help"])
+        assert "[extra: demo]" in build_parser().format_help(), build_parser().format_help()
+        assert "--share" in out.getvalue()
+        import demo.app
+        assert "gradio" not in sys.modules, "importing demo.app imported gradio"
+        print("ok")
+        """,
+        COLUMNS="200",  # one help line per command
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_the_demo_never_imports_tensorflow(model_root, tmp_path):
+    canvas = tmp_path / "seven.png"
+    Image.fromarray(draw_lines(SEVEN)).save(canvas)
+    result = _python(
+        f"""
+        import sys
+        sys.modules["tensorflow"] = None  # any import of them, even indirect, now fails
+        sys.modules["keras"] = None
+        import numpy as np
+        from PIL import Image
+        from demo.app import DigitDemo, build_app
+
+        app = build_app({str(model_root)!r})
+        image = np.asarray(Image.open({str(canvas)!r}))
+        for backend, precision in (("onnx", "fp32"), ("litert", "int8")):
+            labels, _, status = app.digit_demo.predict({{"background": None, "layers": [image], "composite": image}},
+                                                       "mlp", precision, backend)
+            print(max(labels, key=labels.get), status)
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras") and sys.modules[m])
+        assert not loaded, loaded
+        """,
+        GRADIO_TEMP_DIR=str(tmp_path / "gradio"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["7", "7"], result.stdout
+
+
+# --- the running app --------------------------------------------------------------------------
+
+
+def test_api_reads_an_uploaded_digit_and_a_drawing(server, digit_files, tmp_path):
+    from gradio_client import handle_file
+
+    client = _client(server)
+    try:
+        endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        assert {"/predict_upload", "/predict_drawing"} <= set(endpoints)
+        for path, expected in digit_files[:3]:
+            labels, model_input, status = client.predict(
+                handle_file(str(path)), "mlp", "fp32", "onnx", api_name="/predict_upload"
+            )
+            assert labels["label"] == expected, status
+            assert model_input is not None and " ms " in status
+
+        drawing = tmp_path / "drawing.png"
+        Image.fromarray(sketch_value(draw_lines(SEVEN))["composite"]).save(drawing)
+        value = {"background": None, "layers": [], "composite": handle_file(str(drawing)), "id": None}
+        labels, _, status = client.predict(value, "mlp", "int8", "litert", api_name="/predict_drawing")
+        assert labels["label"] == "7", status
+    finally:
+        client.close()
+
+
+def test_api_answers_bad_uploads_with_a_message_and_keeps_serving(server, digit_files, tmp_path):
+    import httpx
+    from gradio_client import handle_file
+
+    client = _client(server)
+    try:
+        not_an_image = tmp_path / "scan.png"
+        not_an_image.write_bytes(b"%PDF-1.4 this is not a picture")
+        labels, model_input, status = client.predict(
+            handle_file(str(not_an_image)), "mlp", "fp32", "onnx", api_name="/predict_upload"
+        )
+        assert labels is None or labels.get("label") is None
+        assert "scan.png: not a readable image" in status, status
+
+        too_big = tmp_path / "huge.png"  # over the server's 5 MB upload limit: refused before any decoding
+        too_big.write_bytes(os.urandom(6 * 1024 * 1024))
+        with pytest.raises(ValueError, match="exceeds the maximum file size"):  # gradio_client checks first
+            client.predict(handle_file(str(too_big)), "mlp", "fp32", "onnx", api_name="/predict_upload")
+        with too_big.open("rb") as file:  # and the server refuses it on its own
+            response = httpx.post(f"{server}gradio_api/upload", files={"files": ("huge.png", file, "image/png")})
+        assert response.status_code == 413, response.text
+
+        path, expected = digit_files[0]
+        labels, _, status = client.predict(handle_file(str(path)), "mlp", "fp32", "onnx", api_name="/predict_upload")
+        assert labels["label"] == expected, status
+    finally:
+        client.close()
+
+
+@pytest.mark.browser
+def test_browser_draws_digits_and_reads_an_example(server, mlp_export, test_artifacts_dir):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install it with `apt-get install chromium`")
+    from playwright.sync_api import expect, sync_playwright
+
+    # What the page must say for the fourth example upload (a real "3" from the test set).
+    example_expected = runtime.load(mlp_export).predict(example_digits()[3]).label
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(server, wait_until="load")
+            page.wait_for_selector("#sketch canvas", timeout=30_000)
+            prediction = page.locator("#prediction [data-testid='label-output-value']")
+            status = page.locator("#status textarea")
+            brush = page.locator("#sketch button[aria-label='Brush']")
+            expect(brush).to_be_visible(timeout=30_000)
+            page.wait_for_timeout(500)  # the canvas finishes setting up after the toolbar shows
+
+            box = page.locator("#sketch canvas").first.bounding_box()
+            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+            def stroke(points):
+                page.mouse.move(x + points[0][0], y + points[0][1])
+                page.mouse.down()
+                for px, py in points[1:]:
+                    page.mouse.move(x + px, y + py, steps=20)
+                page.mouse.up()
+
+            # The canvas shows at about 72% here: 220 screen pixels are about 300 canvas pixels.
+            brush.click()  # strokes register only once the Brush tool is selected
+            stroke([(0, -110), (0, 110)])
+            expect(prediction).to_have_text("1", timeout=20_000)
+            expect(status).to_have_value(re.compile(r"^1 \(\d+%\) in [\d.]+ ms"))
+
+            page.locator("#sketch button[aria-label='Clear canvas']").click()
+            expect(status).to_have_value(re.compile("Draw a digit first"), timeout=20_000)
+            brush.click()
+            stroke([(-80, -100), (80, -100), (-10, 110)])
+            expect(prediction).to_have_text("7", timeout=20_000)
+            print(f"\nbrowser: drew 1 and 7; page says: {status.input_value()}")
+            page.screenshot(path=str(test_artifacts_dir / "demo.png"), full_page=True)
+
+            # The Upload tab: an example digit, then the same on LiteRT (whose fp16 shows up).
+            page.get_by_role("tab", name="Upload").click()
+            expect(status).to_have_value(re.compile("Draw a digit first"), timeout=20_000)
+            page.locator("button.gallery-item").nth(3).click()
+            expect(prediction).to_have_text(example_expected, timeout=20_000)
+            page.get_by_role("radio", name="LiteRT").check()
+            expect(status).to_have_value(re.compile(r"on LiteRT, fp32$"), timeout=20_000)
+            expect(prediction).to_have_text(example_expected)
+            expect(page.get_by_role("radio", name="fp16")).to_be_visible()
+            page.screenshot(path=str(test_artifacts_dir / "demo-upload.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+def _predict_over_http(http, server: str, path: Path) -> list:
+    """One /predict_upload call through Gradio's plain HTTP API: upload the file, start the call,
+    read the result from its event stream. Lighter than gradio_client, so the load test measures
+    the server rather than twenty Python clients sharing two cores with it."""
+    api = f"{server}gradio_api"
+    with path.open("rb") as file:
+        response = http.post(f"{api}/upload", files={"files": (path.name, file, "image/png")})
+    response.raise_for_status()
+    image = {"path": response.json()[0], "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
+    response = http.post(f"{api}/call/predict_upload", json={"data": [image, "mlp", "fp32", "onnx"]})
+    response.raise_for_status()
+    response = http.get(f"{api}/call/predict_upload/{response.json()['event_id']}")
+    event = None
+    for line in response.text.splitlines():
+        if line.startswith("event:"):
+            event = line.removeprefix("event:").strip()
+        elif line.startswith("data:") and event == "complete":
+            return json.loads(line.removeprefix("data:"))
+    raise AssertionError(f"no result in the event stream: {response.text[:500]}")
+
+
+def test_load_200_requests_from_20_clients(server, digit_files):
+    import httpx
+
+    jobs = [digit_files[i % len(digit_files)] for i in range(LOAD_REQUESTS)]
+    latencies, wrong, lock = [], [], threading.Lock()
+
+    def client_run(k: int):
+        with httpx.Client(timeout=60) as http:
+            for path, expected in jobs[k::LOAD_CLIENTS]:
+                start = time.perf_counter()
+                labels, _, status = _predict_over_http(http, server, path)
+                elapsed = time.perf_counter() - start
+                with lock:
+                    latencies.append(elapsed)
+                    if labels is None or labels["label"] != expected:
+                        wrong.append((path.name, expected, status))
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(LOAD_CLIENTS) as pool:
+        list(pool.map(client_run, range(LOAD_CLIENTS)))
+    wall = time.perf_counter() - start
+    assert not wrong, wrong[:5]
+    assert len(latencies) == LOAD_REQUESTS
+    p50, p95 = np.percentile(np.array(latencies) * 1000, [50, 95])
+    print(
+        f"\nload: {LOAD_REQUESTS} requests from {LOAD_CLIENTS} concurrent clients, all correct; "
+        f"latency p50 {p50:.0f} ms, p95 {p95:.0f} ms (upload + queue + prediction + result); "
+        f"{LOAD_REQUESTS / wall:.0f} requests/s over {wall:.1f} s"
+    )
