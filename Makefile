@@ -41,7 +41,10 @@ pipeline: venv
 demo: venv
 	$(BIN)/mnist-edge demo --model $(ARTIFACTS) --host $(HOST) --port $(PORT)
 
-run: pipeline demo
+# Train, export and verify (reusing what is already done), then serve the demo.
+run: venv
+	$(BIN)/mnist-edge pipeline --out $(ARTIFACTS)
+	$(BIN)/mnist-edge demo --model $(ARTIFACTS) --host $(HOST) --port $(PORT)
 
 test: venv system-deps
 	$(BIN)/python -m pytest

@@ -43,7 +43,7 @@ def test_artifacts_dir() -> Path:
 # --- small trained models and their exports ----------------------------------------------------
 # Short fits on slices of real MNIST: seconds, not minutes. Full-accuracy runs are benchmarks.
 
-TINY_TRAINING = {"mlp": {"epochs": 3, "limit": 6000}, "cnn": {"epochs": 3, "limit": 8000}}
+TINY_TRAINING = {"mlp": {"epochs": 5, "limit": 10000}, "cnn": {"epochs": 3, "limit": 8000}}
 # Set by tests/test_no_tensorflow.py when it runs the runtime tests in a venv without TensorFlow:
 # an export made beforehand by the main test session, which cannot be made there.
 EXPORT_ENV = "MNIST_EDGE_TEST_EXPORT"
@@ -58,7 +58,7 @@ def _train_tiny(name: str, root: Path, mnist) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_mlp(tmp_path_factory, mnist) -> Path:
-    """artifacts/mlp of an MLP trained for a few epochs on 6,000 real training images."""
+    """artifacts/mlp of an MLP trained for a few epochs on 10,000 real training images."""
     return _train_tiny("mlp", tmp_path_factory.mktemp("artifacts"), mnist)
 
 
