@@ -173,10 +173,10 @@ def render_report(metrics: dict) -> str:
         lines += [
             f"{m['count']} test images are misclassified. They fall into two kinds:",
             "",
-            f"- **Confident mistakes** ({m['confident_count']}, confidence ≥ 90%): the model is sure and wrong. "
-            "Looking at them, most are digits written in an unusual style (a crossed 7, an open 4, a tiny or "
-            "very slanted digit), some are so malformed that a person hesitates too, and a few look mislabelled. "
-            "More capacity does not fix these; more varied training data (augmentation) does.",
+            f"- **Confident mistakes** ({m['confident_count']}, confidence ≥ 90%, red titles in the picture): the "
+            "model is sure and wrong. On MNIST these are typically digits in a style rare in the training set "
+            "(a crossed 7, an open 4, a tiny or very slanted digit), digits so malformed that a person hesitates "
+            "too, and a few mislabelled images. More capacity rarely fixes them; more varied training data does.",
             f"- **Ambiguous mistakes** ({m['ambiguous_count']}, confidence < 60% or the runner-up within 20 points): "
             "the image honestly sits between two classes and the model says so. For these the probabilities are "
             "useful: an application can ask the user again instead of guessing.",
