@@ -142,9 +142,10 @@ def render_report(metrics: dict) -> str:
         f"accuracy {best['val_accuracy']:.2%} (gap {best['accuracy_gap'] * 100:+.2f} points); validation loss "
         f"{best['val_loss']:.4f} against training loss {best['train_loss']:.4f}. At the last epoch ({last['epoch']}) "
         f"the gap was {last['accuracy_gap'] * 100:+.2f} points and validation loss had moved "
-        f"{over['val_loss_rise_after_best']:+.1%} from its best. Training figures are measured with dropout "
-        "(and, for the CNN, augmentation) switched on, so they understate what the network knows; a "
-        "validation curve that flattens while the training curve keeps improving is the sign to watch.",
+        f"{over['val_loss_rise_after_best']:+.1%} from its best. Training figures are measured with dropout"
+        f"{' and augmentation' if metrics.get('config', {}).get('augment') else ''} switched on, so they understate "
+        "what the network knows; a validation curve that flattens while the training curve keeps improving is "
+        "the sign to watch.",
         "",
         "## Where it goes wrong",
         "",
