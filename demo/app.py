@@ -26,7 +26,7 @@ import numpy as np
 
 import runtime
 from mnist_edge.errors import MnistEdgeError
-from runtime.manifest import DEFAULT_FORMAT, MANIFEST_NAME, PRECISIONS, read_manifest
+from runtime.manifest import DEFAULT_FORMAT, PRECISIONS, find_exports, read_manifest
 
 BACKEND_LABELS = {"onnx": "ONNX Runtime", "litert": "LiteRT"}
 DEFAULT_MODEL_ORDER = ("cnn", "mlp")  # the first one found is selected when the page opens
@@ -69,22 +69,13 @@ def litert_available() -> bool:
     return True
 
 
-def _export_dirs(root: Path) -> list[Path]:
-    """Export folders at `root`: an artifacts root, one artifacts/<model> folder, or an export."""
-    if (root / MANIFEST_NAME).is_file():
-        return [root]
-    if (root / "export" / MANIFEST_NAME).is_file():
-        return [root / "export"]
-    return sorted(path.parent for path in root.glob(f"*/export/{MANIFEST_NAME}"))
-
-
 def find_models(root: Path) -> dict[str, ModelChoice]:
     """The exported models under `root` (artifacts/, artifacts/<model> or its export folder),
     each with the precisions available per backend. LiteRT is offered only where installed."""
     root = Path(root)
     backends = ["onnx"] + (["litert"] if litert_available() else [])
     models: dict[str, ModelChoice] = {}
-    for export_dir in _export_dirs(root):
+    for export_dir in find_exports(root):
         manifest = read_manifest(export_dir)
         precisions = {}
         for backend in backends:

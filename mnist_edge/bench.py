@@ -74,13 +74,6 @@ def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file() and not f.is_symlink())
 
 
-def find_exports(root: Path) -> list[Path]:
-    root = Path(root)
-    if (root / "manifest.json").is_file():
-        return [root]
-    return sorted(p.parent for p in root.glob("*/export/manifest.json"))
-
-
 def bench_artifacts(export_dir: Path, images: np.ndarray, digit_file: Path, threads: int) -> list[dict]:
     import runtime
     from runtime.manifest import read_manifest
@@ -191,6 +184,7 @@ def run_bench(
     stream=sys.stdout,
 ) -> dict:
     from mnist_edge.errors import MnistEdgeError
+    from runtime.manifest import find_exports
     from trainer.data import load_dataset
 
     exports = find_exports(model_root)

@@ -77,7 +77,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from export.verify import verify_export
 
     backends = ("onnx", "litert") if args.backend == "all" else (args.backend,)
-    results = verify_export(args.export_dir, data_dir=args.data_dir, tolerance=args.tolerance, backends=backends)
+    results = verify_export(
+        _one_export(args.export_dir), data_dir=args.data_dir, tolerance=args.tolerance, backends=backends
+    )
     width = max(len(r.file) for r in results) if results else 10
     for r in results:
         figure = f"{r.accuracy:.4%}" if r.accuracy is not None else "-"
@@ -107,11 +109,18 @@ def _image_paths(paths: list[Path]) -> list[Path]:
     return found
 
 
-def _export_folder(path: Path) -> Path:
-    """Accept artifacts/<model>/export, its manifest.json, or artifacts/<model> itself."""
-    if not (path / "manifest.json").exists() and (path / "export" / "manifest.json").exists():
-        return path / "export"
-    return path
+def _one_export(path: Path) -> Path:
+    """--model may name an export folder, its manifest, artifacts/<model>, or an artifacts folder
+    holding a single model."""
+    from runtime.manifest import find_exports
+
+    if path.suffix == ".json":
+        return path
+    exports = find_exports(path)
+    if len(exports) > 1:
+        names = ", ".join(str(e) for e in exports)
+        raise MnistEdgeError(f"{path} holds several exported models ({names}); pass one of them to --model")
+    return exports[0] if exports else path  # none: runtime.load says what is missing
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -123,7 +132,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from runtime.preprocess import to_mnist
 
     predictor = runtime.load(
-        _export_folder(args.model), backend=args.backend, precision=args.precision, threads=args.threads
+        _one_export(args.model), backend=args.backend, precision=args.precision, threads=args.threads
     )
     paths = _image_paths(args.paths)
     if not paths:

@@ -81,6 +81,17 @@ def _require(data: dict, key: str, kind: type, where: str):
     return value
 
 
+def find_exports(root: str | Path) -> list[Path]:
+    """The export folders at `root`: an export folder itself, one artifacts/<model> folder, or an
+    artifacts folder holding several models (artifacts/*/export)."""
+    root = Path(root)
+    if (root / MANIFEST_NAME).is_file():
+        return [root]
+    if (root / "export" / MANIFEST_NAME).is_file():
+        return [root / "export"]
+    return sorted(path.parent for path in root.glob(f"*/export/{MANIFEST_NAME}"))
+
+
 def manifest_path(path: str | Path) -> Path:
     """Accept an export folder or the manifest.json inside it."""
     path = Path(path)

@@ -264,3 +264,16 @@ def test_cli_predict_errors_are_one_line(tmp_path, mlp_export):
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("mnist-edge: error:")
     result = _cli("predict", "--model", str(mlp_export), str(tmp_path / "empty-folder-that-does-not-exist"))
     assert result.returncode == 1 and "error" in result.stdout + result.stderr
+
+
+def test_cli_model_may_be_a_model_folder_but_not_an_ambiguous_root(mlp_export, mnist, tmp_path):
+    import shutil as sh
+
+    for name in ("a", "b"):
+        sh.copytree(mlp_export, tmp_path / "artifacts" / name / "export")
+    image = tmp_path / "digit.png"
+    _as_user_image(mnist.test.images[0]).save(image)
+    result = _cli("predict", "--model", str(tmp_path / "artifacts"), str(image))
+    assert result.returncode == 1 and "several exported models" in result.stderr
+    result = _cli("predict", "--model", str(tmp_path / "artifacts" / "a"), "--json", str(image))
+    assert result.returncode == 0 and json.loads(result.stdout)["digit"] == 7
