@@ -52,7 +52,10 @@ class OnnxSession:
 
 
 class LiteRTSession:
-    """A LiteRT interpreter. Quantizes inputs and dequantizes outputs of integer-only models."""
+    """A LiteRT interpreter. Quantizes inputs and dequantizes outputs of integer-only models.
+
+    Not thread-safe (an interpreter holds its tensors): share it between threads only behind a
+    lock, as the demo does. ONNX Runtime sessions may be called from several threads at once."""
 
     def __init__(self, model: bytes, *, threads: int | None = None, name: str = "model", format: str = "tflite"):
         from mnist_edge.errors import require

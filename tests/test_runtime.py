@@ -267,10 +267,8 @@ def test_cli_predict_errors_are_one_line(tmp_path, mlp_export):
 
 
 def test_cli_model_may_be_a_model_folder_but_not_an_ambiguous_root(mlp_export, mnist, tmp_path):
-    import shutil as sh
-
     for name in ("a", "b"):
-        sh.copytree(mlp_export, tmp_path / "artifacts" / name / "export")
+        shutil.copytree(mlp_export, tmp_path / "artifacts" / name / "export")
     image = tmp_path / "digit.png"
     _as_user_image(mnist.test.images[0]).save(image)
     result = _cli("predict", "--model", str(tmp_path / "artifacts"), str(image))
