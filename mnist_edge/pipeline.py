@@ -36,7 +36,7 @@ def run_pipeline(
 ) -> list[dict]:
     """Train, export and verify each model; return one summary row per model."""
     from export.exporter import export_model
-    from export.verify import verify_export
+    from export.verify import VerifyFailed, verify_export
     from trainer.data import load_dataset
     from trainer.train import TrainConfig, train
 
@@ -56,8 +56,6 @@ def run_pipeline(
         checks = verify_export(model_dir / "export", data_dir=dataset.source)
         failed = [c for c in checks if not c.ok]
         if failed:
-            from export.verify import VerifyFailed
-
             raise VerifyFailed(f"{name}: verify failed: " + "; ".join(f"{c.file}: {c.detail}" for c in failed))
         metrics = json.loads((model_dir / "metrics.json").read_text())
         manifest = json.loads((model_dir / "export" / "manifest.json").read_text())
