@@ -32,24 +32,27 @@ class ConversionError(MnistEdgeError):
     """A converter failed or produced a file that does not load."""
 
 
-@contextlib.contextmanager
-def captured_output():
-    """Silence the converters' own printing (Python and C++ alike) at the file-descriptor level.
+OUTPUT_TAIL_LINES = 3  # of a failed converter's own output, quoted in the error
 
-    Yields a function that returns what was printed, for error messages."""
+
+@contextlib.contextmanager
+def converting(what: str):
+    """Run a converter with its own printing (Python and C++ alike) silenced at the
+    file-descriptor level; if it fails, raise ConversionError quoting the end of that output,
+    where MLIR and tf2onnx put the actual reason."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as sink:
         os.dup2(sink.fileno(), 1)
         os.dup2(sink.fileno(), 2)
-
-        def printed() -> str:
-            sink.seek(0)
-            return sink.read().decode("utf-8", "replace")
-
         try:
-            yield printed
+            yield
+        except Exception as exc:
+            sink.seek(0)
+            lines = [line.strip() for line in sink.read().decode("utf-8", "replace").splitlines() if line.strip()]
+            tail = " | ".join(lines[-OUTPUT_TAIL_LINES:])
+            raise ConversionError(f"{what} failed: {exc}" + (f" (its last output: {tail})" if tail else "")) from exc
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -75,11 +78,8 @@ def to_onnx(model, path: Path, opset: int = DEFAULT_OPSET) -> Path:
 
     # Returning a dict names the graph output; training=False freezes dropout and batch norm.
     serve = tf.function(lambda image: {OUTPUT_NAME: model(image, training=False)}, input_signature=_signature(tf))
-    try:
-        with captured_output():
-            proto, _ = tf2onnx.convert.from_function(serve, input_signature=_signature(tf), opset=opset)
-    except Exception as exc:
-        raise ConversionError(f"tf2onnx failed to convert the model at opset {opset}: {exc}") from exc
+    with converting(f"tf2onnx at opset {opset}"):
+        proto, _ = tf2onnx.convert.from_function(serve, input_signature=_signature(tf), opset=opset)
     proto.doc_string = f"mnist-edge {model.name}: [batch, 28, 28] float32 in [0, 1] -> [batch, 10] probabilities"
     try:
         onnx.checker.check_model(proto, full_check=True)
@@ -118,23 +118,20 @@ def quantize_onnx(fp32_path: Path, path: Path, calibration: np.ndarray) -> Path:
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quantized = Path(tmp) / "quantized.onnx"
-        try:
-            with captured_output():
-                quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-                quantize_static(
-                    str(prepared),
-                    str(quantized),
-                    CalibrationReader(calibration),
-                    quant_format=QuantFormat.QDQ,
-                    per_channel=True,
-                    activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax,
-                    # Keep the softmax in float: probabilities stay smooth, at no cost in size.
-                    nodes_to_exclude=_softmax_nodes(prepared),
-                )
-        except Exception as exc:
-            raise ConversionError(f"onnxruntime quantization failed: {exc}") from exc
+        with converting("onnxruntime int8 quantization"):
+            quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+            quantize_static(
+                str(prepared),
+                str(quantized),
+                CalibrationReader(calibration),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+                # Keep the softmax in float: probabilities stay smooth, at no cost in size.
+                nodes_to_exclude=_softmax_nodes(prepared),
+            )
         atomic_write_bytes(path, quantized.read_bytes())
     return path
 
@@ -190,12 +187,9 @@ def to_tflite(model, path: Path, precision: str, calibration: np.ndarray | None 
         converter.inference_output_type = tf.int8
     elif precision != "fp32":
         raise ConversionError(f"unknown TFLite precision {precision!r}")
-    try:
-        with captured_output(), warnings.catch_warnings():
-            # "Statistics for quantized inputs were expected": they come from the representative data.
-            warnings.simplefilter("ignore", UserWarning)
-            content = converter.convert()
-    except Exception as exc:
-        raise ConversionError(f"TFLite conversion ({precision}) failed: {exc}") from exc
+    with converting(f"TFLite conversion ({precision})"), warnings.catch_warnings():
+        # "Statistics for quantized inputs were expected": they come from the representative data.
+        warnings.simplefilter("ignore", UserWarning)
+        content = converter.convert()
     atomic_write_bytes(path, content)
     return path

@@ -265,3 +265,20 @@ def test_verify_runs_without_tensorflow(mlp_export):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_failing_converter_is_one_error_quoting_its_own_output(capfd):
+    import os
+
+    from export.convert import ConversionError, converting
+
+    with pytest.raises(ConversionError) as failure:
+        with converting("TFLite conversion (int8)"):
+            os.write(1, b"noise the user does not need\n")  # what C++ code prints
+            os.write(2, b"error: 'tfl.custom' op is neither a custom op nor a flex op\n")
+            raise ValueError("converter raised")
+    message = str(failure.value)
+    assert message.startswith("TFLite conversion (int8) failed: converter raised")
+    assert "neither a custom op nor a flex op" in message
+    print("after")  # the real stdout is back
+    assert capfd.readouterr().out == "after\n"
