@@ -8,6 +8,7 @@ rejected files are kept in `export.rejected/` for inspection.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -25,7 +26,9 @@ from export.parity import ParityError, Thresholds, accuracy, check, compare
 from mnist_edge.errors import MnistEdgeError, require
 from mnist_edge.files import atomic_write_text, sha256_file
 from runtime.backends import open_session
+from runtime.manifest import BACKEND_FORMATS
 from trainer.data import DIGIT_NAMES, Dataset, calibration_sample, fingerprint, load_dataset, scale_images
+from trainer.train import predict_probabilities
 
 EXPORT_DIR = "export"
 REJECTED_DIR = "export.rejected"
@@ -42,7 +45,7 @@ class ArtifactSpec:
 
     @property
     def backend(self) -> str:
-        return "litert" if self.format == "tflite" else "onnx"
+        return next(b for b, formats in BACKEND_FORMATS.items() if self.format in formats)
 
 
 ARTIFACTS = (
@@ -150,7 +153,7 @@ def export_model(
     test_x = scale_images(dataset.test.images)
     labels = dataset.test.labels
     calibration = scale_images(calibration_sample(dataset.train, calibration_size, CALIBRATION_SEED).images)
-    reference = np.asarray(keras_model.predict(test_x, batch_size=1024, verbose=0), dtype=np.float32)
+    reference = predict_probabilities(keras_model, dataset.test.images)
     keras_accuracy = accuracy(reference, labels)
     print(
         f"Exporting {model_dir.name}: Keras test accuracy {keras_accuracy:.4f} on {len(labels):,} images; "
@@ -196,7 +199,7 @@ def export_model(
                     "precision": spec.precision,
                     "runtime": spec.runtime,
                     "bytes": len(content),
-                    "sha256": sha256_file(path),
+                    "sha256": hashlib.sha256(content).hexdigest(),
                     "test_accuracy": round(report.accuracy, 6),
                     "parity": report.as_dict(),
                     "export_seconds": round(seconds, 2),

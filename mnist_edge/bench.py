@@ -154,13 +154,12 @@ def bench_overhead(export_dir: Path, images: np.ndarray, threads: int) -> dict:
     import onnxruntime as ort
 
     import runtime
+    from runtime.backends import onnx_session_options
 
     predictor = runtime.load(export_dir, threads=threads)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    bare = ort.InferenceSession(str(export_dir / "model.onnx"), sess_options=options, providers=["CPUExecutionProvider"])
+    bare = ort.InferenceSession(
+        str(export_dir / "model.onnx"), sess_options=onnx_session_options(threads), providers=["CPUExecutionProvider"]
+    )
     single = images[:1]
     feed = {bare.get_inputs()[0].name: single}
     bare_p50, _ = time_calls(lambda: bare.run(None, feed), runs=3000)

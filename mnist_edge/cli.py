@@ -196,9 +196,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from mnist_edge.errors import require
-
-    require("gradio")
+    ensure_installed("gradio")
     from demo.app import launch
 
     launch(args.model, host=args.host, port=args.port, share=args.share)

@@ -13,16 +13,18 @@ from mnist_edge.files import sha256_file
 
 def _export_is_current(model_dir: Path) -> bool:
     """An export made from exactly this model.keras, with every artifact it lists still present."""
-    manifest_file = model_dir / "export" / "manifest.json"
-    if not manifest_file.is_file() or not (model_dir / "model.keras").is_file():
+    from runtime.errors import ManifestError
+    from runtime.manifest import read_manifest
+
+    if not (model_dir / "model.keras").is_file():
         return False
     try:
-        manifest = json.loads(manifest_file.read_text())
-        return manifest["model"]["sha256"] == sha256_file(model_dir / "model.keras") and all(
-            (model_dir / "export" / a["file"]).is_file() for a in manifest["artifacts"]
-        )
-    except (OSError, ValueError, KeyError, TypeError):
+        manifest = read_manifest(model_dir / "export")
+    except ManifestError:
         return False
+    return manifest.model.get("sha256") == sha256_file(model_dir / "model.keras") and all(
+        manifest.path_of(a).is_file() for a in manifest.artifacts
+    )
 
 
 def run_pipeline(

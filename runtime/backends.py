@@ -25,21 +25,30 @@ def default_threads() -> int:
     return int(value) if value and value.isdigit() and int(value) > 0 else DEFAULT_THREADS
 
 
+def onnx_session_options(threads: int | None = None, format: str = "onnx"):
+    """The SessionOptions every runtime session uses: all graph optimisations, sequential,
+    `threads` intra-op threads (default: MNIST_EDGE_THREADS or 1)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or default_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3  # errors only
+    if format == "ort":
+        # From bytes onnxruntime cannot see the file extension; say it is the ORT mobile format.
+        options.add_session_config_entry("session.load_model_format", "ORT")
+    return options
+
+
 class OnnxSession:
     """An onnxruntime InferenceSession with all graph optimisations on, created once."""
 
     def __init__(self, model: bytes, *, threads: int | None = None, name: str = "model", format: str = "onnx"):
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or default_threads()
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3  # errors only
-        if format == "ort":
-            # From bytes onnxruntime cannot see the file extension; say it is the ORT mobile format.
-            options.add_session_config_entry("session.load_model_format", "ORT")
+        options = onnx_session_options(threads, format)
         try:
             self.session = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/InvalidProtobuf types

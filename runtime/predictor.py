@@ -11,9 +11,7 @@ import numpy as np
 from runtime.backends import open_session
 from runtime.errors import InvalidImageError
 from runtime.manifest import Artifact, Manifest, read_manifest, read_verified
-from runtime.preprocess import to_mnist
-
-SIZE = 28
+from runtime.preprocess import SIZE, to_mnist, to_mnist_batch
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,7 @@ class Predictor:
 
     def predict_batch(self, images) -> list[Prediction]:
         """Predict many images in one inference call."""
-        batch = np.stack([to_mnist(image) for image in images])
+        batch = to_mnist_batch(images)
         return [self.to_prediction(p) for p in self.predict_array(batch)]
 
 
