@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from trainer.data import load_dataset  # noqa: E402
-from trainer.train import TrainConfig, train  # noqa: E402
+from mnist_edge.data import load_dataset  # noqa: E402
+from mnist_edge.trainer.train import TrainConfig, train  # noqa: E402
 
 
 def main() -> int:

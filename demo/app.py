@@ -6,7 +6,7 @@ used, and tested, without it.
 
     models = find_models(Path("artifacts"))          # {"cnn": ModelChoice, "mlp": ModelChoice}
     demo = DigitDemo(models)
-    demo.predict(image, "cnn", "fp32", "onnx")         # (label dict, 224x224 model input, status)
+    demo.predict(image, "cnn", "fp32", "onnxruntime")  # (label dict, 224x224 model input, status)
     launch(Path("artifacts"))                         # serves on http://127.0.0.1:7860
 """
 
@@ -24,11 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-import runtime
+from mnist_edge import formats, runtime
 from mnist_edge.errors import MnistEdgeError
-from runtime.manifest import DEFAULT_FORMAT, PRECISIONS, find_exports, read_manifest
+from mnist_edge.manifest import find_exports, read_manifest
 
-BACKEND_LABELS = {"onnx": "ONNX Runtime", "litert": "LiteRT"}
 DEFAULT_MODEL_ORDER = ("cnn", "mlp")  # the first one found is selected when the page opens
 
 # The drawing canvas. Gradio's brush size is a radius: 14 draws strokes 28 px wide, which on a
@@ -39,6 +38,9 @@ PREVIEW_SIZE = 224  # the 28x28 model input, enlarged 8x with nearest neighbour 
 EXAMPLES = 10  # example uploads: the first test digit of each class
 EXAMPLE_SIZE = 140  # example digits are enlarged 5x and drawn dark on white, like a scan
 CONCURRENCY = 4  # predictions running at once; sessions are small and single-threaded
+# A drawing from the canvas is 400x400; anything much larger sent to the drawing endpoint is not
+# from this page. Checked from the PNG header, before any pixel is decoded.
+MAX_DRAWING_PIXELS = 4_000_000
 
 NOTHING_DRAWN = "Draw a digit first (or upload an image)."
 
@@ -48,22 +50,22 @@ NOTHING_DRAWN = "Draw a digit first (or upload an image)."
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """One exported model: where it is and which backend/precision pairs this install can run."""
+    """One exported model: where it is and which engine/precision pairs this install can run."""
 
     name: str
     export_dir: Path
-    precisions: dict[str, tuple[str, ...]]  # backend -> precisions, in PRECISIONS order
+    precisions: dict[str, tuple[str, ...]]  # engine -> precisions, in formats.PRECISIONS order
     test_accuracy: float | None = None
 
     @property
-    def backends(self) -> tuple[str, ...]:
+    def engines(self) -> tuple[str, ...]:
         return tuple(self.precisions)
 
 
-def litert_available() -> bool:
-    """True when the LiteRT interpreter (the optional `ai-edge-litert`) can be imported."""
+def engine_available(engine: str) -> bool:
+    """True when `engine`'s Python module (LiteRT is the optional `ai-edge-litert`) can be imported."""
     try:
-        importlib.import_module("ai_edge_litert.interpreter")
+        importlib.import_module(formats.ENGINES[engine].module)
     except (ImportError, OSError):  # not installed, or its native library does not load here
         return False
     return True
@@ -71,22 +73,21 @@ def litert_available() -> bool:
 
 def find_models(root: Path) -> dict[str, ModelChoice]:
     """The exported models under `root` (artifacts/, artifacts/<model> or its export folder),
-    each with the precisions available per backend. LiteRT is offered only where installed."""
+    each with the precisions available per engine. Engines are offered only where installed."""
     root = Path(root)
-    backends = ["onnx"] + (["litert"] if litert_available() else [])
+    engines = [e for e in formats.ENGINES if engine_available(e)]
     models: dict[str, ModelChoice] = {}
     for export_dir in find_exports(root):
         manifest = read_manifest(export_dir)
         precisions = {}
-        for backend in backends:
-            found = {a.precision for a in manifest.artifacts if a.format == DEFAULT_FORMAT[backend]}
+        for engine in engines:
+            found = {a.precision for a in manifest.artifacts if a.engine == engine}
             if found:
-                precisions[backend] = tuple(p for p in PRECISIONS if p in found)
+                precisions[engine] = tuple(p for p in formats.PRECISIONS if p in found)
         if not precisions:
             continue
         name = manifest.name if manifest.name not in models else str(export_dir.parent)
-        accuracy = manifest.model.get("test_accuracy")
-        models[name] = ModelChoice(name, export_dir, precisions, accuracy)
+        models[name] = ModelChoice(name, export_dir, precisions, manifest.model.test_accuracy)
     if not models:
         raise MnistEdgeError(f"no exported model under {root}; run mnist-edge pipeline")
     order = {name: i for i, name in enumerate(DEFAULT_MODEL_ORDER)}
@@ -98,8 +99,8 @@ def find_models(root: Path) -> dict[str, ModelChoice]:
 
 @dataclass
 class DigitDemo:
-    """The models on offer and their predictors: each (model, backend, precision) is loaded on
-    first use, once, and reused by every request. ONNX Runtime sessions may run concurrently;
+    """The models on offer and their predictors: each (model, engine, precision) is loaded on
+    first use, once, and reused by every request. onnxruntime sessions may run concurrently;
     a LiteRT interpreter may not, so each LiteRT predictor runs under its own lock."""
 
     models: dict[str, ModelChoice]
@@ -112,37 +113,38 @@ class DigitDemo:
     def from_root(cls, root: Path) -> "DigitDemo":
         return cls(find_models(Path(root)))
 
-    def predictor(self, model: str, backend: str, precision: str):
+    def predictor(self, model: str, engine: str, precision: str):
         """The cached (Predictor, run guard) for this choice, loading it the first time."""
-        key = (model, backend, precision)
+        key = (model, engine, precision)
         with self._loading:
             if key not in self._predictors:
                 choice = self.models.get(model)
                 if choice is None:
                     raise MnistEdgeError(f"unknown model {model!r}; choose from {', '.join(self.models)}")
-                if precision not in choice.precisions.get(backend, ()):
-                    offered = ", ".join(f"{b}: {'/'.join(p)}" for b, p in choice.precisions.items())
-                    raise MnistEdgeError(f"{model} has no {backend} {precision} artifact here ({offered})")
-                predictor = runtime.load(choice.export_dir, backend=backend, precision=precision)
-                guard = threading.Lock() if backend == "litert" else contextlib.nullcontext()
+                if precision not in choice.precisions.get(engine, ()):
+                    offered = ", ".join(f"{e}: {'/'.join(p)}" for e, p in choice.precisions.items())
+                    raise MnistEdgeError(f"{model} has no {engine} {precision} artifact here ({offered})")
+                predictor = runtime.load(choice.export_dir, engine=engine, precision=precision)
+                guard = threading.Lock() if engine == "litert" else contextlib.nullcontext()
                 self._predictors[key] = (predictor, guard)
             return self._predictors[key]
 
-    def predict(self, image, model: str, precision: str, backend: str):
-        """What the page shows for one image: ({class name: probability} or None, the 28x28
-        model input enlarged to PREVIEW_SIZE as uint8 or None, a status line).
+    def predict(self, image, model: str, precision: str, engine: str):
+        """What the page shows for one image: ({class name: probability} or None, the model
+        input enlarged to PREVIEW_SIZE as uint8 or None, a status line).
 
         `image` is what Gradio passes: a Sketchpad/ImageEditor value ({"background", "layers",
-        "composite"}), an upload (a file path, or the raw {"path": ...} file data of an event
-        with preprocess=False), a numpy array or PIL image, or None. Bad input is reported in the
-        status line, never raised."""
-        source, shown_name = _image_source(image)
+        "composite"}, each a file or an array), an upload (a file path, or the raw {"path": ...}
+        file data of an event with preprocess=False), a numpy array or PIL image, or None. Files
+        reach the runtime undecoded, so its size limits apply before any pixel is decoded. Bad
+        input is reported in the status line, never raised."""
+        source, shown_name, drawn = _image_source(image)
         if source is None:
             return None, None, NOTHING_DRAWN
         try:
-            predictor, guard = self.predictor(model, backend, precision)
+            predictor, guard = self.predictor(model, engine, precision)
             start = time.perf_counter()
-            x = runtime.preprocess.to_mnist(source)
+            x = predictor.prepare(source, max_pixels=MAX_DRAWING_PIXELS if drawn else None)
             preprocessed = time.perf_counter()
             with guard:
                 probabilities = predictor.predict_array(x[np.newaxis])[0]
@@ -153,8 +155,8 @@ class DigitDemo:
             return None, None, f"Draw a digit first: {exc}."
         except runtime.PreprocessError as exc:
             message = str(exc)
-            if shown_name and isinstance(source, str):  # the upload's own name, not a server temp path
-                message = message.replace(source, shown_name)
+            if isinstance(source, str):  # the name the user knows, not a server temp path
+                message = message.replace(source, shown_name or "the drawing")
             return None, None, f"Cannot read this image: {message}"
         except MnistEdgeError as exc:  # the model: a missing or modified artifact, a bad choice
             return None, None, f"Cannot run the model: {exc}"
@@ -163,24 +165,34 @@ class DigitDemo:
         status = (
             f"{result.label} ({result.confidence:.0%}) in {(done - start) * 1000:.1f} ms "
             f"(preprocess {(preprocessed - start) * 1000:.1f} + inference {(done - preprocessed) * 1000:.1f}) "
-            f"· {model}/{predictor.artifact.file} on {BACKEND_LABELS[backend]}, {precision}"
+            f"· {model}/{predictor.artifact.file} on {formats.ENGINES[engine].label}, {precision}"
         )
         return labels, enlarge(x), status
 
 
-def _image_source(image) -> tuple[object | None, str | None]:
-    """The image inside Gradio's value, and the name the user knows it by (for messages)."""
+def _file_path(value) -> str | None:
+    """The server-side path of Gradio file data ({"path": ...}), if `value` is one."""
+    if isinstance(value, dict) and value.get("path"):
+        return str(value["path"])
+    return None
+
+
+def _image_source(image) -> tuple[object | None, str | None, bool]:
+    """The image inside Gradio's value, the name the user knows it by (for messages), and
+    whether it is a drawing (which gets the canvas's tighter size limit)."""
     if isinstance(image, dict):
         if "composite" in image or "layers" in image or "background" in image:
             # An editor value: the composite is background and layers flattened, as shown.
             composite = image.get("composite")
-            return (composite if composite is not None else image.get("background")), None
-        if image.get("path"):  # file data passed through unprocessed (preprocess=False)
-            return str(image["path"]), image.get("orig_name") or Path(str(image["path"])).name
-        return None, None
+            value = composite if composite is not None else image.get("background")
+            return (_file_path(value) or value), None, True
+        if _file_path(image):  # an upload passed through unprocessed (preprocess=False)
+            path = _file_path(image)
+            return path, image.get("orig_name") or Path(path).name, False
+        return None, None, False
     if isinstance(image, Path):
-        return str(image), image.name
-    return image, None
+        return str(image), image.name, False
+    return image, None, False
 
 
 def enlarge(x: np.ndarray, size: int = PREVIEW_SIZE) -> np.ndarray:
@@ -198,7 +210,7 @@ def example_digits(count: int = EXAMPLES) -> list[np.ndarray]:
     first of each class. Empty when no MNIST data is at hand: the page then shows no examples."""
     from PIL import Image
 
-    from trainer.data import load_dataset
+    from mnist_edge.data import load_dataset
 
     try:
         test = load_dataset(download=False).test
@@ -230,8 +242,9 @@ def build_app(model_root: Path, *, examples: bool = True, concurrency: int = CON
     demo = DigitDemo.from_root(Path(model_root))
     model_names = list(demo.models)
     first = demo.models[model_names[0]]
-    first_backend = first.backends[0]
-    first_precision = _default_precision(first.precisions[first_backend])
+    first_engine = first.engines[0]
+    first_precision = _default_precision(first.precisions[first_engine])
+    labels = {name: engine.label for name, engine in formats.ENGINES.items()}
 
     def model_label(choice: ModelChoice) -> str:
         accuracy = f" (test accuracy {choice.test_accuracy:.2%})" if choice.test_accuracy is not None else ""
@@ -242,7 +255,7 @@ def build_app(model_root: Path, *, examples: bool = True, concurrency: int = CON
         gr.Markdown(
             "## mnist-edge: read a handwritten digit\n"
             "Draw a digit on the canvas, or upload a photo or scan of one. The prediction runs on an "
-            "exported model (ONNX Runtime or LiteRT), with no TensorFlow."
+            f"exported model ({' or '.join(labels.values())}), with no TensorFlow."
         )
         source = gr.State("draw")  # the tab in front: what the Predict button and choice changes read
         with gr.Row():
@@ -251,7 +264,7 @@ def build_app(model_root: Path, *, examples: bool = True, concurrency: int = CON
                     with gr.Tab("Draw", id="draw") as draw_tab:
                         sketch = gr.Sketchpad(
                             label="Draw a digit",
-                            type="numpy",
+                            type="filepath",
                             image_mode="RGBA",
                             canvas_size=(CANVAS_SIZE, CANVAS_SIZE),
                             fixed_canvas=True,
@@ -281,62 +294,63 @@ def build_app(model_root: Path, *, examples: bool = True, concurrency: int = CON
                 model = gr.Dropdown(
                     [(model_label(demo.models[n]), n) for n in model_names], value=first.name, label="Model"
                 )
-                # Every backend and precision of any model: the API accepts them all (an artifact a
+                # Every engine and precision of any model: the API accepts them all (an artifact a
                 # model lacks is a message). The page narrows them to the model's when it loads.
-                backend = gr.Radio(
-                    [(BACKEND_LABELS[b], b) for b in BACKEND_LABELS if any(b in m.precisions for m in demo.models.values())],
-                    value=first_backend, label="Backend",
+                engine = gr.Radio(
+                    [(labels[e], e) for e in labels if any(e in m.precisions for m in demo.models.values())],
+                    value=first_engine, label="Engine",
                 )
                 all_precisions = {p for m in demo.models.values() for ps in m.precisions.values() for p in ps}
                 precision = gr.Radio(
-                    [p for p in PRECISIONS if p in all_precisions], value=first_precision, label="Precision"
+                    [p for p in formats.PRECISIONS if p in all_precisions], value=first_precision, label="Precision"
                 )
 
         outputs = [label, model_input, status]
-        choices = [model, precision, backend]
+        choices = [model, precision, engine]
         shared = {"concurrency_id": "predict", "concurrency_limit": concurrency}
+        # Drawings and uploads reach the runtime undecoded (preprocess=False): its header-first
+        # size limits and error messages apply before any pixel is decoded, and a file that is not
+        # an image becomes a message rather than a failed request.
         sketch.change(
-            demo.predict, [sketch, *choices], outputs, api_name="predict_drawing",
+            demo.predict, [sketch, *choices], outputs, api_name="predict_drawing", preprocess=False,
             trigger_mode="always_last", show_progress="hidden", **shared,
         )
-        # Uploads reach the runtime undecoded: its size limits and error messages apply, and a
-        # file that is not an image becomes a message rather than a failed request.
         upload.change(
             demo.predict, [upload, *choices], outputs, api_name="predict_upload", preprocess=False, **shared
         )
 
         def predict_if(tab: str):
-            def run(current, image, model_name, precision_name, backend_name):
+            def run(current, image, model_name, precision_name, engine_name):
                 if current != tab:
                     return gr.skip()
-                return demo.predict(image, model_name, precision_name, backend_name)
+                return demo.predict(image, model_name, precision_name, engine_name)
 
             return run
 
         def refresh(listen):
             """Predict again, on whichever input is in front, when `listen` fires."""
-            listen(predict_if("draw"), [source, sketch, *choices], outputs, api_visibility="private", **shared)
-            listen(
-                predict_if("upload"), [source, upload, *choices], outputs, preprocess=False,
-                api_visibility="private", **shared,
-            )
+            for tab, image in (("draw", sketch), ("upload", upload)):
+                listen(
+                    predict_if(tab), [source, image, *choices], outputs, preprocess=False,
+                    api_visibility="private", **shared,
+                )
 
-        def on_model(model_name: str, backend_name: str, precision_name: str):
+        def on_model(model_name: str, engine_name: str, precision_name: str):
             choice = demo.models[model_name]
-            backend_name = backend_name if backend_name in choice.precisions else choice.backends[0]
+            engine_name = engine_name if engine_name in choice.precisions else choice.engines[0]
             return (
-                gr.Radio(choices=[(BACKEND_LABELS[b], b) for b in choice.backends], value=backend_name),
-                _precision_radio(gr, choice, backend_name, precision_name),
+                gr.Radio(choices=[(labels[e], e) for e in choice.engines], value=engine_name),
+                _precision_radio(gr, choice, engine_name, precision_name),
             )
 
-        def on_backend(model_name: str, backend_name: str, precision_name: str):
-            return _precision_radio(gr, demo.models[model_name], backend_name, precision_name)
+        def on_engine(model_name: str, engine_name: str, precision_name: str):
+            return _precision_radio(gr, demo.models[model_name], engine_name, precision_name)
 
-        app.load(on_model, [model, backend, precision], [backend, precision], api_visibility="private")
+        app.load(on_model, [model, engine, precision], [engine, precision], api_visibility="private")
         refresh(draw_tab.select(lambda: "draw", None, source, queue=False, api_visibility="private").then)
         refresh(upload_tab.select(lambda: "upload", None, source, queue=False, api_visibility="private").then)
-        refresh(model.input(on_model, [model, backend, precision], [backend, precision], api_visibility="private").then)
-        refresh(backend.input(on_backend, [model, backend, precision], precision, api_visibility="private").then)
+        refresh(model.input(on_model, [model, engine, precision], [engine, precision], api_visibility="private").then)
+        refresh(engine.input(on_engine, [model, engine, precision], precision, api_visibility="private").then)
         refresh(precision.input)
         refresh(predict_button.click)
     app.digit_demo = demo  # the predictor cache behind the page, for callers that want it
@@ -347,8 +361,8 @@ def _default_precision(available: tuple[str, ...]) -> str:
     return "fp32" if "fp32" in available else available[0]
 
 
-def _precision_radio(gr, choice: ModelChoice, backend: str, current: str):
-    available = choice.precisions[backend]
+def _precision_radio(gr, choice: ModelChoice, engine: str, current: str):
+    available = choice.precisions[engine]
     return gr.Radio(choices=list(available), value=current if current in available else _default_precision(available))
 
 

@@ -1,98 +1,138 @@
-"""Turn a Keras model into deployable files: ONNX (fp32, int8 QDQ), ORT mobile format, TFLite
-(fp32, fp16, full-integer int8). Conversion only; whether the result is any good is decided
-in export.parity.
+"""Turn a Keras model into deployable files. Conversion only; whether a file is any good is
+decided in `mnist_edge.export.parity`.
 
-Every converter writes into the folder it is given (the export's staging folder) and returns
-the path it wrote. Calibration data always comes from training images, never test images.
+Every converter has the same shape, `converter(job, kind, path)`: it writes the artifact `kind`
+(an entry of `mnist_edge.formats.KINDS`, which names the converter) to `path`. A converter that
+starts from another artifact (int8 ONNX from the fp32 ONNX) asks `job.source(file)` for it.
+Calibration data always comes from training images, never test images.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from mnist_edge import formats
 from mnist_edge.errors import MnistEdgeError, require
 from mnist_edge.files import atomic_write_bytes
+from mnist_edge.quiet import captured_output
 
-INPUT_NAME = "image"
+INPUT_NAME = "image"  # the graph's input and output names, written into the manifest
 OUTPUT_NAME = "probabilities"
 DEFAULT_OPSET = 17
+DEFAULT_CALIBRATION_SIZE = 1000  # training images that calibrate int8 quantization
 MIN_OPSET = 13  # per-channel QDQ quantization needs opset 13
+CALIBRATION_BATCH = 32
+OUTPUT_TAIL_LINES = 3  # of a failed converter's own output, quoted in the error
 
 
 class ConversionError(MnistEdgeError):
     """A converter failed or produced a file that does not load."""
 
 
-OUTPUT_TAIL_LINES = 3  # of a failed converter's own output, quoted in the error
+@dataclass
+class ConversionJob:
+    """What every converter may use: the model, calibration images, options, and the files
+    already made. Artifacts are made in registry order, so a source is made before its users."""
+
+    model: object  # the Keras model
+    calibration: np.ndarray  # float32 [N, H, W] training images in [0, 1]
+    opset: int
+    scratch: Path  # intermediates that are not published
+    made: dict[str, Path] = field(default_factory=dict)  # file name -> where it was written
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """[height, width] of one input, from the model itself."""
+        return tuple(int(d) for d in self.model.input_shape[1:])
+
+    def source(self, file: str) -> Path:
+        """The artifact `file`, made in the scratch folder if this export does not publish it."""
+        if file not in self.made:
+            kind = formats.kind(file)
+            path = self.scratch / file
+            formats.resolve(kind.converter)(self, kind, path)
+            self.made[file] = path
+        return self.made[file]
+
+
+def convert(job: ConversionJob, kind: formats.ArtifactKind, path: Path) -> Path:
+    """Make one artifact with its registered converter and remember where it is."""
+    formats.resolve(kind.converter)(job, kind, path)
+    job.made[kind.file] = path
+    return path
 
 
 @contextlib.contextmanager
 def converting(what: str):
-    """Run a converter with its own printing (Python and C++ alike) silenced at the
-    file-descriptor level; if it fails, raise ConversionError quoting the end of that output,
-    where MLIR and tf2onnx put the actual reason."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
+    """Run a converter with its own printing (Python and C++ alike) captured; if it fails, raise
+    ConversionError quoting the end of that output, where MLIR and tf2onnx put the reason."""
+    failure = None
+    with captured_output() as output:
         try:
             yield
         except Exception as exc:
-            sink.seek(0)
-            lines = [line.strip() for line in sink.read().decode("utf-8", "replace").splitlines() if line.strip()]
-            tail = " | ".join(lines[-OUTPUT_TAIL_LINES:])
-            raise ConversionError(f"{what} failed: {exc}" + (f" (its last output: {tail})" if tail else "")) from exc
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+            failure = exc
+    if failure is not None:
+        tail = output.tail(OUTPUT_TAIL_LINES)
+        raise ConversionError(f"{what} failed: {failure}" + (f" (its last output: {tail})" if tail else "")) from failure
 
 
-def _signature(tf):
-    return [tf.TensorSpec([None, 28, 28], tf.float32, name=INPUT_NAME)]
+def _signature(tf, job: ConversionJob, batch: int | None):
+    return [tf.TensorSpec([batch, *job.input_shape], tf.float32, name=INPUT_NAME)]
 
 
-def to_onnx(model, path: Path, opset: int = DEFAULT_OPSET) -> Path:
+def _serving_function(tf, job: ConversionJob, batch: int | None):
+    # Returning a dict names the graph output; training=False freezes dropout and batch norm.
+    return tf.function(
+        lambda image: {OUTPUT_NAME: job.model(image, training=False)}, input_signature=_signature(tf, job, batch)
+    )
+
+
+def _with_batch(model, batch: int | None):
+    """The model itself, or for a static batch the same layers behind an input of that batch size
+    (the TFLite converter then fixes every shape, as mobile delegates and LiteRT.js need)."""
+    if batch is None:
+        return model
+    keras = require("keras")
+    inputs = keras.Input(shape=model.input_shape[1:], batch_size=batch, name=INPUT_NAME)
+    return keras.Model(inputs, model(inputs, training=False), name=model.name)
+
+
+def to_onnx(job: ConversionJob, kind: formats.ArtifactKind, path: Path) -> None:
     """ONNX fp32 through tf2onnx, from a tf.function with an explicit signature (tf2onnx's
-    from_keras does not understand Keras 3 models). Input `image` [batch, 28, 28], output
-    `probabilities` [batch, 10], dynamic batch; checked with onnx.checker's full check."""
-    if opset < MIN_OPSET:
-        raise ConversionError(f"--opset {opset} is too old; {MIN_OPSET} or newer is needed for per-channel int8")
+    from_keras does not understand Keras 3 models): input `image` [batch, H, W], output
+    `probabilities` [batch, classes]; checked with onnx.checker's full check."""
+    if job.opset < MIN_OPSET:
+        raise ConversionError(f"--opset {job.opset} is too old; {MIN_OPSET} or newer is needed for per-channel int8")
     tf = require("tensorflow")
     tf2onnx = require("tf2onnx")
     onnx = require("onnx")
 
-    # Returning a dict names the graph output; training=False freezes dropout and batch norm.
-    serve = tf.function(lambda image: {OUTPUT_NAME: model(image, training=False)}, input_signature=_signature(tf))
-    with converting(f"tf2onnx at opset {opset}"):
-        proto, _ = tf2onnx.convert.from_function(serve, input_signature=_signature(tf), opset=opset)
-    proto.doc_string = f"mnist-edge {model.name}: [batch, 28, 28] float32 in [0, 1] -> [batch, 10] probabilities"
+    with converting(f"tf2onnx at opset {job.opset}"):
+        proto, _ = tf2onnx.convert.from_function(
+            _serving_function(tf, job, kind.batch), input_signature=_signature(tf, job, kind.batch), opset=job.opset
+        )
+    proto.doc_string = f"mnist-edge {job.model.name}: [batch, H, W] float32 in [0, 1] -> [batch, classes] probabilities"
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:
         raise ConversionError(f"{path.name}: onnx.checker rejected the converted model: {exc}") from exc
     atomic_write_bytes(path, proto.SerializeToString())
-    return path
 
 
 class CalibrationReader:
-    """onnxruntime's CalibrationDataReader protocol over a float32 [N, 28, 28] array of training images."""
+    """onnxruntime's CalibrationDataReader protocol over a float32 [N, H, W] array of training images."""
 
-    def __init__(self, images: np.ndarray, batch_size: int = 32):
+    def __init__(self, images: np.ndarray, batch_size: int = CALIBRATION_BATCH):
         self.images = images
         self.batch_size = batch_size
         self.position = 0
@@ -104,26 +144,24 @@ class CalibrationReader:
         self.position += self.batch_size
         return {INPUT_NAME: batch}
 
-    def rewind(self) -> None:
-        self.position = 0
 
-
-def quantize_onnx(fp32_path: Path, path: Path, calibration: np.ndarray) -> Path:
+def quantize_onnx(job: ConversionJob, kind: formats.ArtifactKind, path: Path) -> None:
     """ONNX int8: static quantization in QDQ format with per-channel weights, calibrated on
     training images. The graph is pre-processed (shape inference, fusions) first, as onnxruntime
     recommends."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+    source = job.source(kind.size_reference)
+    with tempfile.TemporaryDirectory(dir=job.scratch) as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quantized = Path(tmp) / "quantized.onnx"
         with converting("onnxruntime int8 quantization"):
-            quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
             quantize_static(
                 str(prepared),
                 str(quantized),
-                CalibrationReader(calibration),
+                CalibrationReader(job.calibration),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
                 activation_type=QuantType.QInt8,
@@ -133,7 +171,6 @@ def quantize_onnx(fp32_path: Path, path: Path, calibration: np.ndarray) -> Path:
                 nodes_to_exclude=_softmax_nodes(prepared),
             )
         atomic_write_bytes(path, quantized.read_bytes())
-    return path
 
 
 def _softmax_nodes(onnx_path: Path) -> list[str]:
@@ -142,10 +179,11 @@ def _softmax_nodes(onnx_path: Path) -> list[str]:
     return [node.name for node in graph.node if node.op_type == "Softmax"]
 
 
-def to_ort(onnx_path: Path, path: Path) -> Path:
+def to_ort(job: ConversionJob, kind: formats.ArtifactKind, path: Path) -> None:
     """ONNX Runtime's mobile format, made by its own converter tool (fixed optimisations, no
     platform-specific layout transforms, so it runs on ARM as well as x86)."""
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+    onnx_path = job.source("model.onnx")
+    with tempfile.TemporaryDirectory(dir=job.scratch) as tmp:
         source = Path(tmp) / "in" / onnx_path.name
         source.parent.mkdir()
         shutil.copyfile(onnx_path, source)  # a folder of its own, so only this model is converted
@@ -163,33 +201,34 @@ def to_ort(onnx_path: Path, path: Path) -> Path:
             tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
             raise ConversionError(f"onnxruntime's ORT converter failed: {tail[0]}")
         atomic_write_bytes(path, produced.read_bytes())
-    return path
 
 
-def to_tflite(model, path: Path, precision: str, calibration: np.ndarray | None = None) -> Path:
+def to_tflite(job: ConversionJob, kind: formats.ArtifactKind, path: Path) -> None:
     """TFLite with built-in operators only (no Flex ops), so a plain LiteRT interpreter runs it.
 
-    fp16 stores weights as float16; int8 is full-integer (weights, activations, input and output),
-    calibrated with a representative dataset of training images."""
+    The batch dimension is `kind.batch` (1: static, as mobile GPU/NNAPI delegates and LiteRT.js
+    want). fp16 stores weights as float16; int8 is full-integer (weights, activations, input and
+    output), calibrated with a representative dataset of training images."""
     tf = require("tensorflow")
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = tf.lite.TFLiteConverter.from_keras_model(_with_batch(job.model, kind.batch))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if precision == "fp16":
+    if kind.precision == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
-    elif precision == "int8":
-        if calibration is None:
-            raise ConversionError("int8 TFLite needs calibration images")
+    elif kind.precision == "int8":
+        batch = kind.batch or 1
+        calibration = job.calibration
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([calibration[i : i + 1]] for i in range(len(calibration)))
+        converter.representative_dataset = lambda: (
+            [calibration[i : i + batch]] for i in range(0, len(calibration) - batch + 1, batch)
+        )
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    elif precision != "fp32":
-        raise ConversionError(f"unknown TFLite precision {precision!r}")
-    with converting(f"TFLite conversion ({precision})"), warnings.catch_warnings():
+    elif kind.precision != "fp32":
+        raise ConversionError(f"no TFLite conversion for precision {kind.precision!r}")
+    with converting(f"TFLite conversion ({kind.precision})"), warnings.catch_warnings():
         # "Statistics for quantized inputs were expected": they come from the representative data.
         warnings.simplefilter("ignore", UserWarning)
         content = converter.convert()
     atomic_write_bytes(path, content)
-    return path

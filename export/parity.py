@@ -2,8 +2,9 @@
 
 Unlike checks on dummy inputs, every figure here comes from all test images run through the
 artifact's own runtime: accuracy, how many images keep their predicted class (argmax agreement),
-and how far the probabilities moved. Each failed check raises its own error type whose message
-gives the measured figure and the limit. Numpy only: `verify` uses this without TensorFlow.
+and how far the probabilities moved. Each kind of failure has its own error type whose message
+gives the measured figure and the limit; `check` returns every failed check, not just the first.
+Numpy only: `verify` and the web app's proofs use it without TensorFlow.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from mnist_edge.errors import MnistEdgeError
+from mnist_edge.manifest import Proof
 
 # Limits, per precision. A flag of `mnist-edge export` can override each.
 FP32_MIN_AGREEMENT = 1.0  # every test image keeps its class
@@ -77,34 +79,36 @@ class ParityReport:
     def accuracy_delta(self) -> float:
         return self.accuracy - self.reference_accuracy
 
-    def as_dict(self) -> dict:
-        return {
-            "accuracy_delta": round(self.accuracy_delta, 6),
-            "argmax_agreement": round(self.argmax_agreement, 6),
-            "changed_predictions": self.changed_predictions,
-            "max_abs_diff": float(f"{self.max_abs_diff:.3g}"),
-            "mean_abs_diff": float(f"{self.mean_abs_diff:.3g}"),
-            "size_ratio": None if self.size_ratio is None else round(self.size_ratio, 4),
-        }
+    def proof(self, engine: str, reference: str, failures: list) -> Proof:
+        """These figures as the manifest records them."""
+        return Proof(
+            engine=engine,
+            reference=reference,
+            images=self.images,
+            test_accuracy=round(self.accuracy, 6),
+            accuracy_delta=round(self.accuracy_delta, 6),
+            argmax_agreement=round(self.argmax_agreement, 6),
+            changed_predictions=self.changed_predictions,
+            max_abs_diff=float(f"{self.max_abs_diff:.3g}"),
+            mean_abs_diff=float(f"{self.mean_abs_diff:.3g}"),
+            passed=not failures,
+            failure="; ".join(str(f) for f in failures) or None,
+        )
 
 
 def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float((np.asarray(probabilities).argmax(axis=1) == labels).mean())
 
 
-def argmax_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
-    """Share of images whose predicted class is the same in both."""
-    return float((reference.argmax(axis=1) == candidate.argmax(axis=1)).mean())
-
-
 def compare(
     reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray, size_ratio: float | None = None
 ) -> ParityReport:
-    """All parity figures of `candidate` against `reference` probabilities."""
+    """All parity figures of `candidate` against `reference` probabilities. Raises ShapeError
+    when the two cannot be compared (another shape, or non-finite values)."""
     reference = np.asarray(reference, dtype=np.float32)
     candidate = np.asarray(candidate, dtype=np.float32)
     if candidate.shape != reference.shape:
-        raise ShapeError(f"output shape {candidate.shape} differs from the Keras model's {reference.shape}")
+        raise ShapeError(f"output shape {candidate.shape} differs from the reference's {reference.shape}")
     if not np.isfinite(candidate).all():
         raise ShapeError(f"output holds {int((~np.isfinite(candidate)).sum())} non-finite values (NaN/inf)")
     diff = np.abs(candidate - reference)
@@ -121,41 +125,48 @@ def compare(
     )
 
 
-def check(report: ParityReport, precision: str, thresholds: Thresholds, name: str) -> None:
-    """Raise the first failed check for this precision, with the measured figure and the limit."""
-    of = f" ({report.changed_predictions} of {report.images} test images changed class)"
+def _agreement(report: ParityReport, limit: float, name: str) -> list[ParityError]:
+    if report.argmax_agreement >= limit:
+        return []
+    return [
+        ArgmaxAgreementError(
+            f"{name}: argmax agreement {report.argmax_agreement:.4%} is below the limit {limit:.4%} "
+            f"({report.changed_predictions} of {report.images} test images changed class)"
+        )
+    ]
+
+
+def check(report: ParityReport, precision: str, thresholds: Thresholds, name: str) -> list[ParityError]:
+    """Every check this precision must pass that `report` fails, each with the measured figure and
+    the limit; an empty list when it passes them all."""
+    failures: list[ParityError] = []
     if precision == "fp32":
-        if report.argmax_agreement < thresholds.fp32_min_agreement:
-            raise ArgmaxAgreementError(
-                f"{name}: argmax agreement {report.argmax_agreement:.4%} is below the limit "
-                f"{thresholds.fp32_min_agreement:.4%}{of}"
-            )
+        failures += _agreement(report, thresholds.fp32_min_agreement, name)
         if report.max_abs_diff > thresholds.fp32_max_abs_diff:
-            raise AtolError(
-                f"{name}: max |delta p| {report.max_abs_diff:.3g} exceeds the tolerance {thresholds.fp32_max_abs_diff:.3g} "
-                f"(mean {report.mean_abs_diff:.3g})"
+            failures.append(
+                AtolError(
+                    f"{name}: max |delta p| {report.max_abs_diff:.3g} exceeds the tolerance "
+                    f"{thresholds.fp32_max_abs_diff:.3g} (mean {report.mean_abs_diff:.3g})"
+                )
             )
     elif precision == "fp16":
-        if report.argmax_agreement < thresholds.fp16_min_agreement:
-            raise ArgmaxAgreementError(
-                f"{name}: argmax agreement {report.argmax_agreement:.4%} is below the limit "
-                f"{thresholds.fp16_min_agreement:.4%}{of}"
-            )
+        failures += _agreement(report, thresholds.fp16_min_agreement, name)
     elif precision == "int8":
         drop = -report.accuracy_delta
         if drop > thresholds.int8_max_accuracy_drop:
-            raise AccuracyDropError(
-                f"{name}: test accuracy {report.accuracy:.4%} is {drop * 100:.2f} points below Keras's "
-                f"{report.reference_accuracy:.4%}; the limit is {thresholds.int8_max_accuracy_drop * 100:.2f} points"
+            failures.append(
+                AccuracyDropError(
+                    f"{name}: test accuracy {report.accuracy:.4%} is {drop * 100:.2f} points below the reference's "
+                    f"{report.reference_accuracy:.4%}; the limit is {thresholds.int8_max_accuracy_drop * 100:.2f} points"
+                )
             )
-        if report.argmax_agreement < thresholds.int8_min_agreement:
-            raise ArgmaxAgreementError(
-                f"{name}: argmax agreement {report.argmax_agreement:.4%} is below the limit "
-                f"{thresholds.int8_min_agreement:.4%}{of}"
-            )
+        failures += _agreement(report, thresholds.int8_min_agreement, name)
         if report.size_ratio is not None and report.size_ratio > thresholds.int8_max_size_ratio:
-            raise SizeError(
-                f"{name}: {report.size_ratio:.1%} of the fp32 size, the limit is {thresholds.int8_max_size_ratio:.0%}"
+            failures.append(
+                SizeError(
+                    f"{name}: {report.size_ratio:.1%} of the fp32 size, the limit is {thresholds.int8_max_size_ratio:.0%}"
+                )
             )
     else:
         raise ValueError(f"unknown precision {precision!r}")
+    return failures

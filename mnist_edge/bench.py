@@ -75,34 +75,31 @@ def folder_bytes(path: Path) -> int:
 
 
 def bench_artifacts(export_dir: Path, images: np.ndarray, digit_file: Path, threads: int) -> list[dict]:
-    import runtime
-    from runtime.manifest import read_manifest
+    from mnist_edge import runtime
+    from mnist_edge.manifest import read_manifest
 
     manifest = read_manifest(export_dir)
     single = images[:1]
     batch = images[:THROUGHPUT_BATCH]
     rows = []
     for artifact in manifest.artifacts:
-        backend = artifact.backend
+        engine = artifact.engine
         try:
-            predictor = runtime.load(
-                export_dir, backend=backend, precision=artifact.precision, format=artifact.format, threads=threads
-            )
+            predictor = runtime.load(export_dir, file=artifact.file, threads=threads)
         except Exception as exc:  # LiteRT missing, for one: say so in the table
             rows.append({"model": manifest.name, "artifact": artifact.file, "error": str(exc)})
             continue
         p50, p99 = time_calls(lambda: predictor.predict_array(single))
         rate = throughput(lambda: predictor.predict_array(batch), len(batch))
         code = (
-            "import runtime; "
-            f"p = runtime.load({str(export_dir)!r}, backend={backend!r}, precision={artifact.precision!r}, "
-            f"format={artifact.format!r}); p.predict({str(digit_file)!r})"
+            "from mnist_edge import runtime; "
+            f"p = runtime.load({str(export_dir)!r}, file={artifact.file!r}); p.predict({str(digit_file)!r})"
         )
         rows.append(
             {
                 "model": manifest.name,
                 "artifact": artifact.file,
-                "backend": backend,
+                "engine": engine,
                 "precision": artifact.precision,
                 "bytes": artifact.bytes,
                 "test_accuracy": artifact.test_accuracy,
@@ -139,7 +136,7 @@ def bench_keras(model_dir: Path, images: np.ndarray, digit: np.ndarray) -> dict 
     return {
         "model": model_dir.name,
         "artifact": "model.keras",
-        "backend": "keras",
+        "engine": "keras",
         "precision": "fp32",
         "bytes": (model_dir / "model.keras").stat().st_size,
         "latency_p50_ms": round(p50, 4),
@@ -153,13 +150,13 @@ def bench_overhead(export_dir: Path, images: np.ndarray, threads: int) -> dict:
     """Predictor.predict_array against a bare InferenceSession.run with the same options."""
     import onnxruntime as ort
 
-    import runtime
-    from runtime.backends import onnx_session_options
+    from mnist_edge import runtime
+    from mnist_edge.runtime.backends import onnx_session_options
+    from mnist_edge.runtime.integrity import read_verified
 
     predictor = runtime.load(export_dir, threads=threads)
-    bare = ort.InferenceSession(
-        str(export_dir / "model.onnx"), sess_options=onnx_session_options(threads), providers=["CPUExecutionProvider"]
-    )
+    verified = read_verified(predictor.manifest, predictor.artifact)
+    bare = ort.InferenceSession(verified, sess_options=onnx_session_options(threads), providers=["CPUExecutionProvider"])
     single = images[:1]
     feed = {bare.get_inputs()[0].name: single}
     bare_p50, _ = time_calls(lambda: bare.run(None, feed), runs=3000)
@@ -182,9 +179,9 @@ def run_bench(
     out: Path | None = Path("bench.json"),
     stream=sys.stdout,
 ) -> dict:
+    from mnist_edge.data import load_dataset
     from mnist_edge.errors import MnistEdgeError
-    from runtime.manifest import find_exports
-    from trainer.data import load_dataset
+    from mnist_edge.manifest import find_exports
 
     exports = find_exports(model_root)
     if not exports:
@@ -236,7 +233,7 @@ def render_tables(results: dict) -> str:
     lines = [
         f"\nthreads={results['threads']}, {results['machine']['cpu_count']} CPUs, Python {results['machine']['python']}",
         "",
-        "| model | artifact | backend | size KiB | test acc | p50 ms | p99 ms | images/s (batch 256) | cold start s |",
+        "| model | artifact | engine | size KiB | test acc | p50 ms | p99 ms | images/s (batch 256) | cold start s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["artifacts"]:
@@ -245,7 +242,7 @@ def render_tables(results: dict) -> str:
             continue
         acc = f"{r['test_accuracy']:.2%}" if r.get("test_accuracy") is not None else "-"
         lines.append(
-            f"| {r['model']} | {r['artifact']} | {r['backend']} | {r['bytes'] / 1024:,.1f} | {acc} | "
+            f"| {r['model']} | {r['artifact']} | {r['engine']} | {r['bytes'] / 1024:,.1f} | {acc} | "
             f"{r['latency_p50_ms']:.3f} | {r['latency_p99_ms']:.3f} | {r['throughput_per_s']:,} | {r['cold_start_s']:.2f} |"
         )
     lines += ["", "| model | bare InferenceSession.run p50 ms | Predictor.predict_array p50 ms | ratio |", "|---|---|---|---|"]

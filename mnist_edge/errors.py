@@ -27,14 +27,27 @@ EXTRA_FOR_MODULE = {
 }
 
 
-def require(module: str):
-    """Import `module`, or raise MissingExtraError naming the extra that provides it."""
-    import importlib
+# Libraries that print start-up lines from native code while they are imported.
+NOISY_ON_IMPORT = ("tensorflow", "keras", "tf2onnx")
 
+
+def require(module: str):
+    """Import `module`, or raise MissingExtraError naming the extra that provides it.
+
+    TensorFlow and the libraries that load it are imported with their start-up chatter captured."""
+    import importlib
+    import sys
+
+    top = module.split(".")[0]
     try:
+        if top in NOISY_ON_IMPORT and top not in sys.modules:
+            from mnist_edge.quiet import captured_output, quiet_tensorflow_environment
+
+            quiet_tensorflow_environment()
+            with captured_output():
+                return importlib.import_module(module)
         return importlib.import_module(module)
     except ImportError as exc:
-        top = module.split(".")[0]
         extra = EXTRA_FOR_MODULE.get(top)
         if extra is None or (exc.name and exc.name.split(".")[0] != top):
             raise

@@ -1,31 +1,34 @@
-"""The light runtime: load an exported model and predict digits, with no TensorFlow.
+"""The light runtime: load an exported model by its manifest and predict, with no TensorFlow.
 
-Depends on numpy, onnxruntime and pillow; LiteRT (`ai-edge-litert`) is an optional backend.
+Depends on numpy, onnxruntime and pillow; LiteRT (`ai-edge-litert`, the `litert` extra) is an
+optional engine.
 
-    import runtime
-    predictor = runtime.load("artifacts/cnn/export")            # ONNX Runtime, fp32
-    predictor.predict("my_digit.jpg")                            # Prediction(digit=7, ...)
-    predictor.predict_array(x)                                   # float32 [N, 28, 28] -> [N, 10]
-    runtime.preprocess.to_mnist("my_digit.jpg")                  # what the model sees
+    from mnist_edge import runtime
+    predictor = runtime.load("artifacts/cnn/export")                 # onnxruntime, fp32
+    predictor = runtime.load("artifacts/cnn/export", engine="litert", precision="int8")
+    predictor.predict("my_digit.jpg")                                 # Prediction(digit=7, ...)
+    predictor.predict_array(x)                                        # float32 [N, 28, 28] -> [N, 10]
+    predictor.prepare("my_digit.jpg")                                 # what the model sees
 
-- `runtime.load(path, backend="onnx"|"litert", precision="fp32"|"fp16"|"int8") -> Predictor`
-- `runtime.preprocess.to_mnist(image) -> float32 [28, 28]`: any image to MNIST form
-- `runtime.manifest`: the manifest.json contract written by `export/`
+- `runtime.load(path, engine, precision, format=, file=, threads=) -> Predictor`
+- `runtime.preprocess.to_mnist(image)`: any digit image in MNIST form (docs/preprocessing.md)
 - `runtime.errors`: what the runtime refuses, and why
+- The manifest it reads is `mnist_edge.manifest`; the engines it can use, `mnist_edge.formats`.
 """
 
-from runtime import preprocess
-from runtime.errors import (
+from mnist_edge.runtime import preprocess
+from mnist_edge.runtime.errors import (
     ImageTooLargeError,
     IntegrityError,
     InvalidImageError,
     ManifestError,
     MnistRuntimeError,
     ModelLoadError,
+    ModelOutputError,
     NoDigitError,
     PreprocessError,
 )
-from runtime.predictor import Prediction, Predictor, load
+from mnist_edge.runtime.predictor import Prediction, Predictor, load
 
 __all__ = [
     "load",
@@ -36,6 +39,7 @@ __all__ = [
     "ManifestError",
     "IntegrityError",
     "ModelLoadError",
+    "ModelOutputError",
     "PreprocessError",
     "InvalidImageError",
     "ImageTooLargeError",

@@ -1,27 +1,40 @@
-"""Inference engines behind one small interface: `run(x: float32 [N, 28, 28]) -> float32 [N, classes]`.
+"""Inference engines behind one small interface:
 
-- `OnnxSession`: ONNX Runtime, for .onnx and .ort files; tuned for single-image latency.
+    session.run(x: float32 [N, H, W]) -> float32 [N, classes]
+    session.input, session.output: TensorInfo (name, shape, dtype) as the engine sees them
+
+- `OnnxSession`: onnxruntime, for .onnx and .ort files; tuned for single-image latency.
 - `LiteRTSession`: the LiteRT interpreter (`ai-edge-litert`, optional) for .tflite files,
-  including full-integer models whose input and output are int8.
+  including full-integer models whose input and output are int8, and static batch-1 models.
 
-Sessions are created once, from bytes that were already checked against the manifest.
+Which engine runs which file is declared in `mnist_edge.formats`; sessions are created once, from
+bytes that were already checked against the manifest.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.errors import ModelLoadError
+from mnist_edge.runtime.errors import ModelLoadError
 
 # Single-image latency is best on one thread for models this small; batches may use more.
 DEFAULT_THREADS = 1
-LITERT_CHUNK = 512  # LiteRT runs a fixed batch shape; big inputs go through in chunks
+THREADS_ENV = "MNIST_EDGE_THREADS"
+LITERT_CHUNK = 512  # a dynamic-batch LiteRT model runs big inputs in chunks of this many
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple[int | None, ...]  # None for a dimension the engine leaves open
+    dtype: str  # numpy's name: float32, int8
 
 
 def default_threads() -> int:
-    value = os.environ.get("MNIST_EDGE_THREADS")
+    value = os.environ.get(THREADS_ENV)
     return int(value) if value and value.isdigit() and int(value) > 0 else DEFAULT_THREADS
 
 
@@ -42,8 +55,14 @@ def onnx_session_options(threads: int | None = None, format: str = "onnx"):
     return options
 
 
+_ONNX_TYPES = {"tensor(float)": "float32", "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(float16)": "float16"}
+
+
 class OnnxSession:
-    """An onnxruntime InferenceSession with all graph optimisations on, created once."""
+    """An onnxruntime InferenceSession with all graph optimisations on, created once.
+    May be called from several threads at once."""
+
+    named_io = True  # onnxruntime feeds tensors by name: the names are part of the contract
 
     def __init__(self, model: bytes, *, threads: int | None = None, name: str = "model", format: str = "onnx"):
         import onnxruntime as ort
@@ -52,33 +71,54 @@ class OnnxSession:
         try:
             self.session = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/InvalidProtobuf types
-            raise ModelLoadError(f"{name}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_name = self.session.get_outputs()[0].name
+            raise ModelLoadError(f"{name}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from exc
+        self.input = self._info(self.session.get_inputs()[0])
+        self.output = self._info(self.session.get_outputs()[0])
+
+    @staticmethod
+    def _info(node) -> TensorInfo:
+        shape = tuple(d if isinstance(d, int) and d >= 0 else None for d in node.shape)
+        return TensorInfo(node.name, shape, _ONNX_TYPES.get(node.type, node.type))
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output_name], {self.input_name: x})[0]
+        return self.session.run([self.output.name], {self.input.name: x})[0]
 
 
 class LiteRTSession:
-    """A LiteRT interpreter. Quantizes inputs and dequantizes outputs of integer-only models.
+    """A LiteRT interpreter. Quantizes inputs and dequantizes outputs of integer-only models; runs
+    a static batch-1 model one image at a time and a dynamic one in chunks.
 
     Not thread-safe (an interpreter holds its tensors): share it between threads only behind a
-    lock, as the demo does. ONNX Runtime sessions may be called from several threads at once."""
+    lock, as the demo does."""
+
+    named_io = False  # LiteRT feeds tensors by index; the converter picks the names
 
     def __init__(self, model: bytes, *, threads: int | None = None, name: str = "model", format: str = "tflite"):
         from mnist_edge.errors import require
+        from mnist_edge.quiet import captured_output
 
         interpreter_module = require("ai_edge_litert.interpreter")
         try:
-            self.interpreter = interpreter_module.Interpreter(
-                model_content=model, num_threads=threads or default_threads()
-            )
+            # LiteRT announces its XNNPACK delegate on stderr when tensors are first allocated.
+            with captured_output():
+                self.interpreter = interpreter_module.Interpreter(
+                    model_content=model, num_threads=threads or default_threads()
+                )
+                self.interpreter.allocate_tensors()
         except Exception as exc:
-            raise ModelLoadError(f"{name}: LiteRT cannot load it ({str(exc).splitlines()[0]})") from None
+            raise ModelLoadError(f"{name}: LiteRT cannot load it ({str(exc).splitlines()[0]})") from exc
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
+        signature = self._input.get("shape_signature", self._input["shape"])
+        self.static_batch = len(signature) > 0 and int(signature[0]) > 0
+        self.input = self._info(self._input)
+        self.output = self._info(self._output)
         self._batch = None
+
+    def _info(self, details: dict) -> TensorInfo:
+        signature = details.get("shape_signature", details["shape"])
+        shape = tuple(int(d) if d >= 0 else None for d in signature)
+        return TensorInfo(details["name"], shape, np.dtype(details["dtype"]).name)
 
     def _ensure_batch(self, batch: int) -> None:
         if batch != self._batch:
@@ -110,16 +150,15 @@ class LiteRTSession:
         return self._dequantize(self.interpreter.get_tensor(self._output["index"]))
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        if len(x) <= LITERT_CHUNK:
+        step = self.input.shape[0] if self.static_batch else LITERT_CHUNK
+        if len(x) <= step and not (self.static_batch and len(x) != step):
             return self._invoke(x)
-        return np.concatenate([self._invoke(x[i : i + LITERT_CHUNK]) for i in range(0, len(x), LITERT_CHUNK)])
+        return np.concatenate([self._invoke(x[i : i + step]) for i in range(0, len(x), step)])
 
 
-SESSIONS = {"onnx": OnnxSession, "litert": LiteRTSession}
+def open_session(engine: str, model: bytes, *, threads: int | None = None, name: str = "model", format: str):
+    """A session of `engine` (a name from mnist_edge.formats.ENGINES) over already-verified bytes."""
+    from mnist_edge import formats
 
-
-def open_session(backend: str, model: bytes, *, threads: int | None = None, name: str = "model", format: str | None = None):
-    """An engine for `backend` ("onnx" or "litert") over already-verified model bytes."""
-    if format is None:
-        return SESSIONS[backend](model, threads=threads, name=name)
-    return SESSIONS[backend](model, threads=threads, name=name, format=format)
+    session_class = formats.resolve(formats.ENGINES[engine].session)
+    return session_class(model, threads=threads, name=name, format=format)

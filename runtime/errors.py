@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mnist_edge.errors import MnistEdgeError
+from mnist_edge.manifest import ManifestError  # noqa: F401  (the runtime refuses bad manifests too)
 
 
 class MnistRuntimeError(MnistEdgeError):
@@ -12,16 +13,16 @@ class MnistRuntimeError(MnistEdgeError):
 # --- models --------------------------------------------------------------------------------
 
 
-class ManifestError(MnistRuntimeError):
-    """The manifest is missing, unreadable, or does not describe what was asked for."""
-
-
 class IntegrityError(MnistRuntimeError):
     """An artifact's bytes do not match the manifest's size or sha256: it was modified."""
 
 
 class ModelLoadError(MnistRuntimeError):
-    """The inference engine cannot load the artifact."""
+    """The inference engine cannot load the artifact, or the loaded model disagrees with its manifest."""
+
+
+class ModelOutputError(MnistRuntimeError):
+    """The model returned something that is not a probability for every class (NaN, infinity)."""
 
 
 # --- images --------------------------------------------------------------------------------

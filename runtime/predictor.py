@@ -1,4 +1,9 @@
-"""Load an exported model by its manifest and predict digits from images or ready arrays."""
+"""Load an exported model by its manifest and predict from images or ready arrays.
+
+Everything about the model's input comes from the manifest: its name, shape, dtype, value range
+and the preprocessing it was trained for. `load` checks the artifact's bytes against the
+manifest, opens one engine session, and checks that session against the manifest too.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +13,28 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.backends import open_session
-from runtime.errors import InvalidImageError
-from runtime.manifest import Artifact, Manifest, read_manifest, read_verified
-from runtime.preprocess import SIZE, to_mnist, to_mnist_batch
+from mnist_edge.manifest import Artifact, Manifest, read_manifest
+from mnist_edge.runtime.backends import open_session
+from mnist_edge.runtime.errors import InvalidImageError, ModelLoadError, ModelOutputError
+from mnist_edge.runtime.integrity import read_verified
+from mnist_edge.runtime.preprocess import preparer
+
+DEFAULT_ENGINE = "onnxruntime"
+DEFAULT_PRECISION = "fp32"
 
 
 @dataclass(frozen=True)
 class Prediction:
-    digit: int  # index of the most probable class (the digit itself for MNIST)
+    digit: int  # index of the most probable class: the digit itself for MNIST
     label: str  # its class name
     confidence: float  # its probability
     probabilities: np.ndarray  # float32 [classes]
+    class_names: tuple[str, ...] = ()
 
-    def top(self, k: int = 3, class_names: tuple[str, ...] | None = None) -> list[tuple[str, float]]:
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
         """The k most probable classes with their probabilities, best first."""
         order = np.argsort(-self.probabilities, kind="stable")[:k]
-        names = class_names or tuple(str(i) for i in range(len(self.probabilities)))
+        names = self.class_names or tuple(str(i) for i in range(len(self.probabilities)))
         return [(names[i], float(self.probabilities[i])) for i in order]
 
     def as_dict(self) -> dict:
@@ -44,58 +54,110 @@ class Predictor:
         self.artifact = artifact
         self.session = session
         self.class_names = manifest.class_names
+        self.input_shape = (manifest.input.height, manifest.input.width)
+        self._prepare = preparer(manifest.input)
+        self._low, self._high = manifest.input.range
 
     def __repr__(self) -> str:
-        return f"Predictor({self.manifest.name}: {self.artifact.file}, {self.artifact.format}/{self.artifact.precision})"
+        return f"Predictor({self.manifest.name}: {self.artifact.file}, {self.artifact.engine} {self.artifact.precision})"
+
+    def prepare(self, image, *, max_pixels: int | None = None) -> np.ndarray:
+        """One image as the model's input, float32 [height, width], by the manifest's preprocessing
+        (a lower `max_pixels` than the runtime's may be set). Raises NoDigitError,
+        InvalidImageError, ImageTooLargeError (all PreprocessError)."""
+        return self._prepare(image, max_pixels=max_pixels)
 
     def predict_array(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities [N, classes] for ready inputs: float32 [N, 28, 28] in [0, 1]."""
+        """Probabilities [N, classes] for ready inputs: float32 [N, height, width] in the input range."""
         if not isinstance(x, np.ndarray) or x.dtype != np.float32:
             kind = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
             raise InvalidImageError(
                 f"predict_array expects a float32 numpy array, got {kind}; "
                 "use predict() for images, or x.astype(np.float32) / 255 for uint8 pixels"
             )
-        if x.ndim != 3 or x.shape[1:] != (SIZE, SIZE) or len(x) == 0:
-            raise InvalidImageError(f"predict_array expects shape [N, 28, 28] with N >= 1, got {list(x.shape)}")
+        if x.ndim != 3 or x.shape[1:] != self.input_shape or len(x) == 0:
+            height, width = self.input_shape
+            raise InvalidImageError(f"predict_array expects shape [N, {height}, {width}] with N >= 1, got {list(x.shape)}")
         # One pass each for min and max; also rejects NaN (every comparison with NaN is false).
-        if not (x.min() >= 0.0 and x.max() <= 1.0):
-            raise InvalidImageError("predict_array expects values in [0, 1] (no NaN); divide uint8 pixels by 255")
-        return self.session.run(x)
+        if not (x.min() >= self._low and x.max() <= self._high):
+            raise InvalidImageError(
+                f"predict_array expects values in [{self._low:g}, {self._high:g}] (no NaN); divide uint8 pixels by 255"
+            )
+        probabilities = self.session.run(x)
+        if not np.isfinite(probabilities).all():
+            bad = int((~np.isfinite(probabilities)).any(axis=1).sum())
+            raise ModelOutputError(
+                f"{self.artifact.file}: the model returned NaN or infinite probabilities for {bad} of {len(x)} "
+                "inputs; the model file is broken"
+            )
+        return probabilities
 
     def to_prediction(self, probabilities: np.ndarray) -> Prediction:
         """A Prediction from one row of predict_array's output."""
         best = int(probabilities.argmax())
-        return Prediction(best, self.class_names[best], float(probabilities[best]), probabilities)
+        return Prediction(best, self.class_names[best], float(probabilities[best]), probabilities, self.class_names)
 
     def predict(self, image) -> Prediction:
         """Predict one image: a file path, encoded bytes, a PIL image or a numpy array.
 
         Raises NoDigitError for an image with no ink, InvalidImageError / ImageTooLargeError for
         bad input."""
-        x = to_mnist(image)
+        x = self.prepare(image)
         return self.to_prediction(self.predict_array(x[np.newaxis])[0])
 
     def predict_batch(self, images) -> list[Prediction]:
-        """Predict many images in one inference call."""
-        batch = to_mnist_batch(images)
-        return [self.to_prediction(p) for p in self.predict_array(batch)]
+        """Predict many images in one inference call. The first bad image raises."""
+        prepared = [self.prepare(image) for image in images]
+        if not prepared:
+            return []
+        return [self.to_prediction(p) for p in self.predict_array(np.stack(prepared))]
+
+
+def check_session(session, manifest: Manifest, artifact: Artifact) -> None:
+    """Raise one ModelLoadError listing every way the loaded model disagrees with its manifest."""
+    spec_in, spec_out = manifest.input, manifest.output
+    expected_in = (artifact.batch, *spec_in.shape[1:])
+    expected_out = (artifact.batch, *spec_out.shape[1:])
+    expected_dtype = "int8" if artifact.integer_io else spec_in.dtype
+    problems = []
+    for what, got, shape, dtype, name in (
+        ("input", session.input, expected_in, expected_dtype, spec_in.name),
+        ("output", session.output, expected_out, "int8" if artifact.integer_io else spec_out.dtype, spec_out.name),
+    ):
+        if session.named_io and got.name != name:
+            problems.append(f"{what} is named {got.name!r}, the manifest says {name!r}")
+        if got.shape != shape:
+            problems.append(f"{what} shape is {_shape(got.shape)}, the manifest says {_shape(shape)}")
+        if got.dtype != dtype:
+            problems.append(f"{what} dtype is {got.dtype}, the manifest says {dtype}")
+    if problems:
+        raise ModelLoadError(f"{manifest.path_of(artifact)} does not match its manifest: " + "; ".join(problems))
+
+
+def _shape(shape) -> str:
+    return "[" + ", ".join("batch" if d is None else str(d) for d in shape) + "]"
 
 
 def load(
     path: str | os.PathLike,
-    backend: str = "onnx",
-    precision: str = "fp32",
+    engine: str = DEFAULT_ENGINE,
+    precision: str = DEFAULT_PRECISION,
     *,
     format: str | None = None,
+    file: str | None = None,
     threads: int | None = None,
 ) -> Predictor:
     """Open an exported model: `path` is an export folder or its manifest.json.
 
-    Reads the manifest, picks the artifact for `backend` ("onnx" or "litert") and `precision`,
-    checks its sha256 (a modified file is refused), and opens one inference session."""
+    Picks the artifact `engine` runs at `precision` (or exactly `file`), checks its bytes against
+    the manifest (a modified file is refused), opens one session and checks it against the
+    manifest's input and output."""
     manifest = read_manifest(Path(path))
-    artifact = manifest.find(backend, precision, format)
+    artifact = manifest.artifact(file) if file else manifest.find(engine, precision, format)
     content = read_verified(manifest, artifact)
-    session = open_session(backend, content, threads=threads, name=str(manifest.path_of(artifact)), format=artifact.format)
+    session = open_session(
+        artifact.engine, content, threads=threads, name=str(manifest.path_of(artifact)), format=artifact.format
+    )
+    check_session(session, manifest, artifact)
     return Predictor(manifest, artifact, session)
+

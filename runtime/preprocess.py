@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import stat
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,17 +30,21 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
-from runtime.errors import ImageTooLargeError, InvalidImageError, NoDigitError
+from mnist_edge.runtime.errors import ImageTooLargeError, InvalidImageError, NoDigitError
 
-SIZE = 28  # the model's input is SIZE x SIZE
+# MNIST's own geometry: the defaults of to_mnist. A Predictor takes the sizes from its manifest.
+SIZE = 28  # the input is SIZE x SIZE
 BOX = 20  # the digit's longer side, as in MNIST
-CENTRE = 14.0  # where MNIST puts the centre of mass, in pixel-index coordinates (measured: 13.99, 14.01)
+MAX_INK_WIDTH_RATIO = 5  # ink wider than this many times its height is a line, not a digit
 
 # Input limits: checked before any pixel is decoded.
 MAX_PIXELS = 40_000_000
 MAX_FILE_BYTES = 20 * 1024 * 1024
-# Formats Pillow may decode. An allow-list: some plugins (EPS) would run external programs.
-IMAGE_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "BMP", "WEBP", "TIFF", "PPM")
+# Formats Pillow may decode. An allow-list: some plugins (EPS) would run external programs. Only
+# names this Pillow registers an opener for are passed on (JPEG's opener also reads MPO photos).
+WANTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "PPM")
+Image.init()
+IMAGE_FORMATS = tuple(name for name in WANTED_FORMATS if name in Image.OPEN)
 
 # Ink detection, on the [0, 1] grey scale once the image is light ink on dark paper.
 BORDER_FRACTION = 0.05  # the outer 5% of each side is "the border" when judging the paper's tone
@@ -60,7 +65,7 @@ SPECK_MASS = 0.01  # ink cut off from the digit and under this share of its mass
 # 2.0 px and its 1st percentile 1.07 px. A 2 px pen line in a 1000 px photo would be 0.04 px.
 MIN_STROKE = 1.0
 TARGET_STROKE = 2.0  # measured after the whole pipeline, thin-pen drawings come out at 1.94 (median)
-WORK_SIZE = 4 * BOX  # large crops are reduced to about this size before the final resize
+WORK_FACTOR = 4  # large crops are reduced to about this many times the box before the final resize
 RESAMPLE = Image.Resampling.LANCZOS
 
 EncodedImage = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Image.Image]
@@ -70,11 +75,12 @@ ImageSource = Union[EncodedImage, np.ndarray]
 # --- decoding --------------------------------------------------------------------------------
 
 
-def load_image(source: EncodedImage) -> Image.Image:
+def load_image(source: EncodedImage, *, max_pixels: int | None = None) -> Image.Image:
     """Decode a path, encoded bytes, a binary file object or a PIL image, with the size limits
-    checked before any pixel is decoded and the EXIF orientation applied."""
+    (`max_pixels`, default MAX_PIXELS) checked before any pixel is decoded and the EXIF
+    orientation applied."""
     if isinstance(source, Image.Image):
-        return _loaded(source, "image")
+        return _loaded(source, "image", max_pixels)
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), "image bytes"
     elif isinstance(source, (str, os.PathLike)):
@@ -101,47 +107,51 @@ def load_image(source: EncodedImage) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLargeError(f"{name}: too large to decode safely ({exc})") from None
-    except Exception:  # UnidentifiedImageError, SyntaxError, ...: whatever the plugin raised
+        raise ImageTooLargeError(f"{name}: too large to decode safely ({exc})") from exc
+    except Exception as exc:  # UnidentifiedImageError, SyntaxError, ...: whatever the plugin raised
         raise InvalidImageError(
             f"{name}: not a readable image (expected one of {', '.join(IMAGE_FORMATS)})"
-        ) from None
-    return _loaded(image, name)
+        ) from exc
+    return _loaded(image, name, max_pixels)
 
 
 def _read_file(path: Path) -> bytes:
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise InvalidImageError(f"{path}: is a folder, not an image file")
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+            raise InvalidImageError(f"{path}: not a regular file (a pipe, device or socket), not an image")
+        size = info.st_size
         if size > MAX_FILE_BYTES:
             raise ImageTooLargeError(f"{path}: {size:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit")
-        with path.open("rb") as file:  # bounded: a pipe or device reports size 0 and never ends
+        with path.open("rb") as file:  # bounded: the file may grow after the check
             return file.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise InvalidImageError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise InvalidImageError(f"{path}: is a folder, not an image file") from None
+    except FileNotFoundError as exc:
+        raise InvalidImageError(f"{path}: file not found") from exc
     except OSError as exc:
-        raise InvalidImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise InvalidImageError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
 
-def _check_pixels(width: int, height: int, name: str) -> None:
-    if width * height > MAX_PIXELS:
+def _check_pixels(width: int, height: int, name: str, max_pixels: int | None = None) -> None:
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    if width * height > limit:
         raise ImageTooLargeError(
-            f"{name}: {width}x{height} is {width * height:,} pixels, over the {MAX_PIXELS:,}-pixel limit"
+            f"{name}: {width}x{height} is {width * height:,} pixels, over the {limit:,}-pixel limit"
         )
     if width == 0 or height == 0:
         raise InvalidImageError(f"{name}: image is empty ({width}x{height})")
 
 
-def _loaded(image: Image.Image, name: str) -> Image.Image:
+def _loaded(image: Image.Image, name: str, max_pixels: int | None) -> Image.Image:
     """Check the header's size, then decode the pixels (a truncated file raises) and orient."""
-    _check_pixels(*image.size, name)
+    _check_pixels(*image.size, name, max_pixels)
     try:
         image.load()
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{name}: too large to decode safely ({exc})") from None
+        raise ImageTooLargeError(f"{name}: too large to decode safely ({exc})") from exc
     except Exception as exc:  # truncated data, broken streams: PIL raises OSError, SyntaxError, ...
-        raise InvalidImageError(f"{name}: truncated or corrupt image data ({exc})") from None
+        raise InvalidImageError(f"{name}: truncated or corrupt image data ({exc})") from exc
     try:
         orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
     except Exception:  # a broken EXIF block should not cost the user an otherwise good photo
@@ -153,11 +163,14 @@ def _loaded(image: Image.Image, name: str) -> Image.Image:
 
 def _image_to_arrays(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     """Grey float32 [H, W] in [0, 1], and the alpha channel the same way (None when opaque)."""
-    if image.mode.startswith("I") or image.mode == "F":
-        # 16/32-bit grey: no alpha; the array rules know the value ranges.
+    if image.mode.startswith("I;16"):  # 16-bit grey (PNG, TIFF): 0-65535
+        return _unit_range(np.asarray(image).astype(np.uint16)), None
+    if image.mode in ("I", "F"):
+        # 32-bit integer or float grey (TIFF): the array rules check and scale the value range;
+        # integers beyond 8 bits that fit 16 are read as 16-bit.
         array = np.asarray(image)
-        if image.mode.startswith("I") and array.size and array.max() > 255:
-            array = np.clip(array, 0, 65535).astype(np.uint16)
+        if image.mode == "I" and array.size and array.min() >= 0 and 255 < array.max() <= 65535:
+            array = array.astype(np.uint16)
         return _array_to_arrays(array)
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or image.info.get("transparency") is not None:
         la = image.convert("LA") if image.mode in ("RGBA", "LA") else image.convert("RGBA").convert("LA")
@@ -171,7 +184,7 @@ def _image_to_arrays(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]
     return np.asarray(image, dtype=np.float32) * np.float32(1 / 255), None
 
 
-def _array_to_arrays(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def _array_to_arrays(array: np.ndarray, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """A numpy image (HxW, HxWx1, HxWx2, HxWx3, HxWx4) as grey and alpha floats in [0, 1]."""
     if not isinstance(array, np.ndarray):
         raise InvalidImageError(f"expected a numpy array, got {type(array).__name__}")
@@ -182,7 +195,7 @@ def _array_to_arrays(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
             f"array of shape {array.shape}: expected HxW grey, HxWx3 RGB or HxWx4 RGBA"
         )
     height, width = array.shape[:2]
-    _check_pixels(width, height, f"array of shape {array.shape}")
+    _check_pixels(width, height, f"array of shape {array.shape}", max_pixels)
 
     if array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] in (3, 4):
         # PIL's luma conversion is exact for 8 bits and several times faster than numpy here.
@@ -395,18 +408,18 @@ def _dilate(ink: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
-def _fit_box(crop: np.ndarray) -> np.ndarray:
-    """Scale the cropped digit so its longer side is BOX, keeping strokes MNIST-thick."""
+def _fit_box(crop: np.ndarray, box: int) -> np.ndarray:
+    """Scale the cropped digit so its longer side is `box`, keeping strokes MNIST-thick."""
     longer = max(crop.shape)
-    factor = longer // WORK_SIZE
+    factor = longer // (WORK_FACTOR * box)
     # Measure strokes on a max-reduced copy: in a plain (area) reduction a thin line fades
     # below the half-intensity mask and would look like no stroke at all.
     measured = _block_max(crop, factor) if factor > 1 else crop
     measured_longer = max(measured.shape)
     stroke = _stroke_width(measured)
-    if longer > BOX and stroke * BOX / measured_longer < MIN_STROKE:
-        # Dilate so that, after the final resize, strokes are TARGET_STROKE wide: dilating by d
-        # adds d to both the width and the digit's size.
+    if longer > box and stroke / measured_longer < MIN_STROKE / BOX:
+        # Dilate so that, after the final resize, strokes are TARGET_STROKE / BOX of the box:
+        # dilating by d adds d to both the width and the digit's size.
         share = TARGET_STROKE / BOX
         grow = (share * measured_longer - stroke) / (1 - share)
         work = _dilate(measured, math.ceil(grow / 2))
@@ -415,41 +428,93 @@ def _fit_box(crop: np.ndarray) -> np.ndarray:
     else:
         work = crop
     height, width = work.shape
-    scale = BOX / max(height, width)
+    scale = box / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     resized = Image.fromarray(np.ascontiguousarray(work, dtype=np.float32), "F").resize(size, RESAMPLE)
     return np.clip(np.asarray(resized), 0, 1)
 
 
-def _centre(digit: np.ndarray) -> np.ndarray:
-    """Place the digit in SIZE x SIZE with its centre of mass on CENTRE (integer shift, as MNIST)."""
+def _centre(digit: np.ndarray, size: int) -> np.ndarray:
+    """Place the digit in size x size with its centre of mass at the middle (integer shift, as MNIST)."""
     height, width = digit.shape
     total = float(digit.sum())
     if total <= 0:
-        raise NoDigitError("no digit found: the ink vanished when scaled to 20x20")
+        raise NoDigitError("no digit found: the ink vanished when scaled to the box")
+    centre = size / 2  # MNIST: 14.0 in 28x28, in pixel-index coordinates (measured: 13.99, 14.01)
     rows = float(digit.sum(axis=1) @ np.arange(height)) / total
     cols = float(digit.sum(axis=0) @ np.arange(width)) / total
-    top = min(max(math.floor(CENTRE - rows + 0.5), 0), SIZE - height)
-    left = min(max(math.floor(CENTRE - cols + 0.5), 0), SIZE - width)
-    out = np.zeros((SIZE, SIZE), np.float32)
+    top = min(max(math.floor(centre - rows + 0.5), 0), size - height)
+    left = min(max(math.floor(centre - cols + 0.5), 0), size - width)
+    out = np.zeros((size, size), np.float32)
     out[top : top + height, left : left + width] = digit
     return out
+
+
+def _check_digit_shape(crop: np.ndarray) -> None:
+    """No digit is much wider than tall (MNIST's widest is 2.2 times its height); a long thin line
+    or a row of characters is not something to read as one digit."""
+    height, width = crop.shape
+    if width > MAX_INK_WIDTH_RATIO * height:
+        raise NoDigitError(
+            f"no digit found: the ink is {width}x{height} px, {width / height:.0f} times wider than tall; "
+            "a digit is at most about twice as wide as it is tall"
+        )
+
+
+def _grey_and_alpha(image: ImageSource, max_pixels: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    if isinstance(image, np.ndarray):
+        return _array_to_arrays(image, max_pixels)
+    return _image_to_arrays(load_image(image, max_pixels=max_pixels))
 
 
 # --- public ----------------------------------------------------------------------------------
 
 
-def to_mnist(image: ImageSource) -> np.ndarray:
-    """Any digit image (path, encoded bytes, PIL image or numpy array) as MNIST: float32 [28, 28]
-    in [0, 1], light ink on dark, fit in 20x20 and mass-centred. Raises PreprocessError subclasses."""
-    if isinstance(image, np.ndarray):
-        grey, alpha = _array_to_arrays(image)
-    else:
-        grey, alpha = _image_to_arrays(load_image(image))
-    return _centre(_fit_box(_ink(grey, alpha)))
+def to_mnist(image: ImageSource, *, size: int = SIZE, box: int = BOX, max_pixels: int | None = None) -> np.ndarray:
+    """Any digit image (path, encoded bytes, PIL image or numpy array) as MNIST: float32
+    [size, size] in [0, 1], light ink on dark, fit in box x box and mass-centred (docs/preprocessing.md).
+    Raises PreprocessError subclasses."""
+    crop = _ink(*_grey_and_alpha(image, max_pixels))
+    _check_digit_shape(crop)
+    return _centre(_fit_box(crop, box), size)
 
 
-def to_mnist_batch(images: Iterable[ImageSource]) -> np.ndarray:
-    """`to_mnist` over several images: float32 [N, 28, 28]. The first bad image raises."""
-    digits = [to_mnist(image) for image in images]
-    return np.stack(digits) if digits else np.zeros((0, SIZE, SIZE), np.float32)
+def to_plain(image: ImageSource, *, size: tuple[int, int] = (SIZE, SIZE), max_pixels: int | None = None) -> np.ndarray:
+    """The whole image as float32 [height, width] in [0, 1], grey, as it is: no crop, no inversion.
+
+    For models trained on images that are not centred ink (Fashion-MNIST): the image is scaled to
+    fit `size` keeping its aspect ratio (area averaging), centred, padded with 0; transparency is
+    flattened onto black, the background of such data sets."""
+    grey, alpha = _grey_and_alpha(image, max_pixels)
+    if alpha is not None:
+        grey = grey * alpha
+    height, width = size
+    scale = min(height / grey.shape[0], width / grey.shape[1])
+    fitted = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
+    picture = Image.fromarray(np.ascontiguousarray(grey, dtype=np.float32), "F")
+    if fitted != picture.size:
+        picture = picture.resize(fitted, Image.Resampling.BOX if scale < 1 else RESAMPLE)
+    out = np.zeros(size, np.float32)
+    top, left = (height - fitted[1]) // 2, (width - fitted[0]) // 2
+    out[top : top + fitted[1], left : left + fitted[0]] = np.clip(np.asarray(picture), 0, 1)
+    return out
+
+
+def to_mnist_batch(images: Iterable[ImageSource], *, size: int = SIZE, box: int = BOX) -> np.ndarray:
+    """`to_mnist` over several images: float32 [N, size, size]. The first bad image raises."""
+    digits = [to_mnist(image, size=size, box=box) for image in images]
+    return np.stack(digits) if digits else np.zeros((0, size, size), np.float32)
+
+
+def preparer(spec):
+    """The function that turns one image into the model input `spec` (a manifest InputSpec)
+    describes, by its preprocessing kind."""
+    kind = spec.preprocessing.kind
+    if kind == "digit":
+        box = spec.preprocessing.box or round(spec.height * BOX / SIZE)
+        if spec.height != spec.width:
+            raise PreprocessError(f"digit preprocessing needs a square input, the model takes {spec.height}x{spec.width}")
+        return lambda image, max_pixels=None: to_mnist(image, size=spec.height, box=box, max_pixels=max_pixels)
+    if kind == "plain":
+        return lambda image, max_pixels=None: to_plain(image, size=(spec.height, spec.width), max_pixels=max_pixels)
+    raise PreprocessError(f"unknown preprocessing kind {kind!r}")

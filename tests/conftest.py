@@ -11,8 +11,21 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data" / "mnist"
 os.environ.setdefault("MNIST_DATA_DIR", str(DEFAULT_DATA_DIR))
-# Quiet TensorFlow's C++ start-up logging in tests that train.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# tests/test_no_tensorflow.py runs some of these tests inside a venv holding only the installed
+# wheel; there they must import that package, never this source tree.
+INSTALLED_ENV = "MNIST_EDGE_EXPECT_INSTALLED"
+
+
+def pytest_configure(config):
+    expected = os.environ.get(INSTALLED_ENV)
+    if expected:
+        import mnist_edge.runtime
+
+        where = Path(mnist_edge.runtime.__file__).resolve()
+        if not str(where).startswith(str(Path(expected).resolve())):
+            raise pytest.UsageError(f"mnist_edge was imported from {where}, not from the installed package in {expected}")
+
 
 # Where tests leave things a person may want to look at (screenshots, reports).
 TEST_ARTIFACTS = ROOT / "test-artifacts"
@@ -29,7 +42,7 @@ def mnist_dir() -> Path:
 @pytest.fixture(scope="session")
 def mnist(mnist_dir):
     """The full real MNIST dataset, loaded and checked once per session."""
-    from trainer.data import load_dataset
+    from mnist_edge.data import load_dataset
 
     return load_dataset(mnist_dir)
 
@@ -50,7 +63,7 @@ EXPORT_ENV = "MNIST_EDGE_TEST_EXPORT"
 
 
 def _train_tiny(name: str, root: Path, mnist) -> Path:
-    from trainer.train import TrainConfig, train
+    from mnist_edge.trainer.train import TrainConfig, train
 
     train(mnist, TrainConfig(model=name, **TINY_TRAINING[name]), root)
     return root / name
@@ -72,7 +85,7 @@ def mlp_export(request, mnist) -> Path:
     """A complete, passing export (all six artifacts) of the small MLP."""
     if os.environ.get(EXPORT_ENV):
         return Path(os.environ[EXPORT_ENV])
-    from export.exporter import export_model
+    from mnist_edge.export.exporter import export_model
 
     model_dir = request.getfixturevalue("trained_mlp")
     export_model(model_dir, dataset=mnist)

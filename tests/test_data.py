@@ -1,4 +1,4 @@
-"""trainer.data on the real MNIST files: loading, every kind of broken file, where the data
+"""mnist_edge.data on the real MNIST files: loading, every kind of broken file, where the data
 comes from, the validation split, class names, and how the CLI reports a data error."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainer.data import (
+from mnist_edge.data import (
     CACHE_DIR_ENV,
     DATA_DIR_ENV,
     IDX_FILES,
@@ -30,7 +30,7 @@ from trainer.data import (
     resolve_data_path,
     split_train_validation,
 )
-from trainer.download import URL_ENV
+from mnist_edge.download import URL_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")

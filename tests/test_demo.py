@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-import runtime
-from demo.app import BRUSH_RADIUS, CANVAS_SIZE, DigitDemo, example_digits, find_models
+from mnist_edge import runtime
+from mnist_edge.demo.app import BRUSH_RADIUS, CANVAS_SIZE, DigitDemo, example_digits, find_models
 from mnist_edge.errors import MnistEdgeError
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -175,7 +175,7 @@ def test_find_models_accepts_root_model_and_export_folders(model_root, mlp_expor
         models = find_models(folder)
         assert list(models) == ["mlp"]
         assert models["mlp"].export_dir == mlp_export
-    onnx = models["mlp"].precisions["onnx"]
+    onnx = models["mlp"].precisions["onnxruntime"]
     assert onnx == ("fp32", "int8")  # fp16 exists only as TFLite
     assert models["mlp"].precisions.get("litert") == ("fp32", "fp16", "int8")
     with pytest.raises(MnistEdgeError, match=r"no exported model under .*run mnist-edge pipeline"):
@@ -195,7 +195,7 @@ def test_redrawn_test_digits_are_read_correctly(digit_demo, mnist):
         correct = 0
         for image, label in zip(images, labels):
             labels_out, model_input, status = digit_demo.predict(
-                sketch_value(redraw(image), as_browser=as_browser), "mlp", "fp32", "onnx"
+                sketch_value(redraw(image), as_browser=as_browser), "mlp", "fp32", "onnxruntime"
             )
             assert labels_out is not None, status
             assert model_input.shape == (224, 224) and model_input.dtype == np.uint8
@@ -210,7 +210,7 @@ def test_redrawn_test_digits_are_read_correctly(digit_demo, mnist):
         assert accuracy >= 0.8 and accuracy >= model_accuracy - 0.06
 
 
-@pytest.mark.parametrize("backend, precision", [("onnx", "fp32"), ("onnx", "int8"), ("litert", "fp16"), ("litert", "int8")])
+@pytest.mark.parametrize("backend, precision", [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("litert", "fp16"), ("litert", "int8")])
 def test_a_drawn_one_and_seven(digit_demo, backend, precision):
     for strokes, digit in ((ONE, "1"), (SEVEN, "7")):
         labels, _, status = digit_demo.predict(sketch_value(draw_lines(strokes)), "mlp", precision, backend)
@@ -218,8 +218,10 @@ def test_a_drawn_one_and_seven(digit_demo, backend, precision):
         assert len(labels) == 10 and abs(sum(labels.values()) - 1) < 0.02  # int8 outputs step by 1/256
 
 
-def test_bad_input_gives_a_message_not_an_exception(digit_demo, tmp_path, monkeypatch):
-    def check(image, expected: str, *, precision="fp32", backend="onnx"):
+def test_bad_input_gives_a_message_not_an_exception(digit_demo, digit_files, tmp_path, monkeypatch):
+    digit_png = digit_files[0][0]
+
+    def check(image, expected: str, *, precision="fp32", backend="onnxruntime"):
         labels, model_input, status = digit_demo.predict(image, "mlp", precision, backend)
         assert labels is None and model_input is None
         assert expected in status, status
@@ -238,18 +240,21 @@ def test_bad_input_gives_a_message_not_an_exception(digit_demo, tmp_path, monkey
     status = check({"path": str(text), "orig_name": "holiday.png"}, "holiday.png: not a readable image")
     assert str(tmp_path) not in status
 
-    monkeypatch.setattr(runtime.preprocess, "MAX_PIXELS", 100_000)
+    monkeypatch.setattr("mnist_edge.demo.app.MAX_DRAWING_PIXELS", 100_000)  # drawings get the canvas's limit
     check(sketch_value(draw_lines(ONE)), "over the 100,000-pixel limit")
     monkeypatch.undo()
+    monkeypatch.setattr(runtime.preprocess, "MAX_PIXELS", 10_000)  # uploads the runtime's
+    check(str(digit_png), "over the 10,000-pixel limit")
+    monkeypatch.undo()
 
-    check(sketch_value(draw_lines(ONE)), "no onnx fp16 artifact", precision="fp16")
-    labels, _, _ = digit_demo.predict(sketch_value(draw_lines(ONE)), "mlp", "fp32", "onnx")
+    check(sketch_value(draw_lines(ONE)), "no onnxruntime fp16 artifact", precision="fp16")
+    labels, _, _ = digit_demo.predict(sketch_value(draw_lines(ONE)), "mlp", "fp32", "onnxruntime")
     assert top_label(labels) == "1"  # and it still works
 
 
 def test_predictors_are_loaded_once_and_shared_between_threads(digit_demo):
     canvases = [(sketch_value(draw_lines(ONE)), "1"), (sketch_value(draw_lines(SEVEN)), "7")] * 12
-    choices = [("onnx", "fp32"), ("litert", "int8")]
+    choices = [("onnxruntime", "fp32"), ("litert", "int8")]
 
     def read(item):
         (canvas, digit), (backend, precision) = item
@@ -284,8 +289,8 @@ def test_help_and_the_prediction_path_do_not_import_gradio():
             build_parser().parse_args(["demo", "--help"])
         assert "[extra: demo]" in build_parser().format_help(), build_parser().format_help()
         assert "--share" in out.getvalue()
-        import demo.app
-        assert "gradio" not in sys.modules, "importing demo.app imported gradio"
+        import mnist_edge.demo.app
+        assert "gradio" not in sys.modules, "importing mnist_edge.demo.app imported gradio"
         print("ok")
         """,
         COLUMNS="200",  # one help line per command
@@ -303,11 +308,11 @@ def test_the_demo_never_imports_tensorflow(model_root, tmp_path):
         sys.modules["keras"] = None
         import numpy as np
         from PIL import Image
-        from demo.app import DigitDemo, build_app
+        from mnist_edge.demo.app import DigitDemo, build_app
 
         app = build_app({str(model_root)!r})
         image = np.asarray(Image.open({str(canvas)!r}))
-        for backend, precision in (("onnx", "fp32"), ("litert", "int8")):
+        for backend, precision in (("onnxruntime", "fp32"), ("litert", "int8")):
             labels, _, status = app.digit_demo.predict({{"background": None, "layers": [image], "composite": image}},
                                                        "mlp", precision, backend)
             print(max(labels, key=labels.get), status)
@@ -333,7 +338,7 @@ def test_api_reads_an_uploaded_digit_and_a_drawing(server, digit_files, tmp_path
         assert {"/predict_upload", "/predict_drawing"} <= set(endpoints)
         for path, expected in digit_files[:3]:
             labels, model_input, status = client.predict(
-                handle_file(str(path)), "mlp", "fp32", "onnx", api_name="/predict_upload"
+                handle_file(str(path)), "mlp", "fp32", "onnxruntime", api_name="/predict_upload"
             )
             assert labels["label"] == expected, status
             assert model_input is not None and " ms " in status
@@ -356,7 +361,7 @@ def test_api_answers_bad_uploads_with_a_message_and_keeps_serving(server, digit_
         not_an_image = tmp_path / "scan.png"
         not_an_image.write_bytes(b"%PDF-1.4 this is not a picture")
         labels, model_input, status = client.predict(
-            handle_file(str(not_an_image)), "mlp", "fp32", "onnx", api_name="/predict_upload"
+            handle_file(str(not_an_image)), "mlp", "fp32", "onnxruntime", api_name="/predict_upload"
         )
         assert labels is None or labels.get("label") is None
         assert "scan.png: not a readable image" in status, status
@@ -364,13 +369,13 @@ def test_api_answers_bad_uploads_with_a_message_and_keeps_serving(server, digit_
         too_big = tmp_path / "huge.png"  # over the server's 5 MB upload limit: refused before any decoding
         too_big.write_bytes(os.urandom(6 * 1024 * 1024))
         with pytest.raises(ValueError, match="exceeds the maximum file size"):  # gradio_client checks first
-            client.predict(handle_file(str(too_big)), "mlp", "fp32", "onnx", api_name="/predict_upload")
+            client.predict(handle_file(str(too_big)), "mlp", "fp32", "onnxruntime", api_name="/predict_upload")
         with too_big.open("rb") as file:  # and the server refuses it on its own
             response = httpx.post(f"{server}gradio_api/upload", files={"files": ("huge.png", file, "image/png")})
         assert response.status_code == 413, response.text
 
         path, expected = digit_files[0]
-        labels, _, status = client.predict(handle_file(str(path)), "mlp", "fp32", "onnx", api_name="/predict_upload")
+        labels, _, status = client.predict(handle_file(str(path)), "mlp", "fp32", "onnxruntime", api_name="/predict_upload")
         assert labels["label"] == expected, status
     finally:
         client.close()
@@ -444,7 +449,7 @@ def _predict_over_http(http, server: str, path: Path) -> list:
         response = http.post(f"{api}/upload", files={"files": (path.name, file, "image/png")})
     response.raise_for_status()
     image = {"path": response.json()[0], "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
-    response = http.post(f"{api}/call/predict_upload", json={"data": [image, "mlp", "fp32", "onnx"]})
+    response = http.post(f"{api}/call/predict_upload", json={"data": [image, "mlp", "fp32", "onnxruntime"]})
     response.raise_for_status()
     response = http.get(f"{api}/call/predict_upload/{response.json()['event_id']}")
     event = None

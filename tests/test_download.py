@@ -1,4 +1,4 @@
-"""trainer.download against a real HTTP server on 127.0.0.1: verified, atomic downloads, every
+"""mnist_edge.download against a real HTTP server on 127.0.0.1: verified, atomic downloads, every
 way a download can fail, and the data loader's last-resort download into the cache."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import trainer.download
-from trainer.data import CACHE_DIR_ENV, DATA_DIR_ENV, NPZ_NAME, DataError, load_dataset, load_npz
-from trainer.download import URL_ENV, DownloadError, download
+import mnist_edge.download
+from mnist_edge.data import CACHE_DIR_ENV, DATA_DIR_ENV, NPZ_NAME, DataError, load_dataset, load_npz
+from mnist_edge.download import URL_ENV, DownloadError, download
 
 N_TRAIN = 1000
 N_TEST = 200
@@ -277,7 +277,7 @@ def download_env(monkeypatch, server, cache):
 
 
 def test_load_dataset_downloads_into_the_cache_once(server, payload, download_env, monkeypatch, mnist):
-    monkeypatch.setattr(trainer.download, "MNIST_NPZ_SHA256", payload.sha256)
+    monkeypatch.setattr(mnist_edge.download, "MNIST_NPZ_SHA256", payload.sha256)
     dataset = load_dataset()
     assert dataset.source == str(download_env / NPZ_NAME)
     assert len(dataset.train) == N_TRAIN and len(dataset.test) == N_TEST

@@ -1,18 +1,23 @@
-"""Export: every format converts and passes parity on a small trained model, broken artifacts
-are caught, and a failed export leaves the previous good one untouched."""
+"""Export: every kind converts and passes parity on a small trained model, the figures are
+recomputed here independently of the exporter, broken artifacts and failed converters are caught
+(every failure listed), and a failed, killed or interrupted export leaves the previous one alone."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from export.parity import (
+from mnist_edge import formats
+from mnist_edge.export.parity import (
     AccuracyDropError,
     ArgmaxAgreementError,
     AtolError,
@@ -23,59 +28,117 @@ from export.parity import (
     compare,
 )
 from mnist_edge.files import sha256_file
+from mnist_edge.manifest import read_manifest
 
 EXPECTED_FILES = {
-    "model.onnx": ("onnx", "fp32"),
-    "model.int8.onnx": ("onnx", "int8"),
-    "model.ort": ("ort", "fp32"),
-    "model.tflite": ("tflite", "fp32"),
-    "model.fp16.tflite": ("tflite", "fp16"),
-    "model.int8.tflite": ("tflite", "int8"),
+    "model.onnx": ("onnx", "fp32", "onnxruntime"),
+    "model.int8.onnx": ("onnx", "int8", "onnxruntime"),
+    "model.ort": ("ort", "fp32", "onnxruntime"),
+    "model.tflite": ("tflite", "fp32", "litert"),
+    "model.fp16.tflite": ("tflite", "fp16", "litert"),
+    "model.int8.tflite": ("tflite", "int8", "litert"),
 }
+FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
     return {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
 
 
-def test_every_artifact_is_published_with_its_measured_parity(mlp_export, mnist):
-    manifest = json.loads((mlp_export / "manifest.json").read_text())
-    by_file = {a["file"]: a for a in manifest["artifacts"]}
+def _cli(*args: str, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mnist_edge", *args], capture_output=True, text=True, timeout=timeout, **kwargs
+    )
+
+
+def test_every_artifact_is_published_with_its_measured_parity(mlp_export):
+    raw = json.loads((mlp_export / "manifest.json").read_text())
+    manifest = read_manifest(mlp_export)
+    by_file = {a.file: a for a in manifest.artifacts}
     assert set(by_file) == set(EXPECTED_FILES)
-    for file, (fmt, precision) in EXPECTED_FILES.items():
+    for file, (fmt, precision, engine) in EXPECTED_FILES.items():
         entry = by_file[file]
         path = mlp_export / file
-        assert (entry["format"], entry["precision"]) == (fmt, precision)
-        assert entry["bytes"] == path.stat().st_size
-        assert entry["sha256"] == sha256_file(path)
-        assert entry["passed"] is True and entry["failure"] is None
-        assert 0.85 < entry["test_accuracy"] <= 1
-        for key in ("accuracy_delta", "argmax_agreement", "max_abs_diff", "mean_abs_diff", "changed_predictions"):
-            assert key in entry["parity"], (file, key)
+        assert (entry.format, entry.precision, entry.engine) == (fmt, precision, engine)
+        assert entry.bytes == path.stat().st_size
+        assert entry.sha256 == sha256_file(path)
+        assert entry.batch == formats.kind(file).batch
+        assert 0.85 < entry.test_accuracy <= 1
+        assert entry.parity.images == 10000 and entry.parity.reference == "keras"
     # fp32 artifacts match Keras exactly in class and within 1e-4 in probability.
     for file in ("model.onnx", "model.ort", "model.tflite"):
-        assert by_file[file]["parity"]["argmax_agreement"] == 1.0
-        assert by_file[file]["parity"]["max_abs_diff"] <= 1e-4
-    # The int8 ONNX MLP is small and nearly as accurate.
-    int8 = by_file["model.int8.onnx"]
-    assert int8["bytes"] <= 0.35 * by_file["model.onnx"]["bytes"]
-    assert manifest["model"]["test_accuracy"] - int8["test_accuracy"] <= 0.003
+        assert by_file[file].parity.argmax_agreement == 1.0
+        assert by_file[file].parity.max_abs_diff <= 1e-4
+    # Quantized files are small and nearly as accurate; their size ratio is the measured one.
+    for file, reference in (("model.int8.onnx", "model.onnx"), ("model.int8.tflite", "model.tflite")):
+        int8 = by_file[file]
+        assert int8.size_ratio == pytest.approx(int8.bytes / by_file[reference].bytes, abs=1e-4)
+        assert int8.size_ratio <= 0.35
+        assert manifest.model.test_accuracy - int8.test_accuracy <= 0.003
+    # TFLite files have a static batch of one (mobile delegates, LiteRT.js); ONNX any batch.
+    assert raw["input"]["shape"] == [None, 28, 28] and raw["output"]["shape"] == [None, 10]
+    assert [a["batch"] for a in raw["artifacts"] if a["format"] == "tflite"] == [1, 1, 1]
 
-    assert manifest["input"] == {
-        "name": "image", "shape": [None, 28, 28], "dtype": "float32", "range": [0.0, 1.0],
-        "preprocessing": manifest["input"]["preprocessing"],
-    }
-    assert manifest["class_names"] == [str(d) for d in range(10)]
-    assert manifest["test_set"]["images"] == 10000
-    assert manifest["model"]["sha256"] == sha256_file(mlp_export.parent / "model.keras")
-    assert {"tensorflow-cpu", "onnxruntime", "tf2onnx", "onnx", "ai-edge-litert"} <= set(manifest["libraries"]) | {"tensorflow-cpu"}
+    assert raw["input"]["name"] == "image" and raw["input"]["dtype"] == "float32"
+    assert raw["input"]["range"] == [0.0, 1.0]
+    assert raw["input"]["preprocessing"]["kind"] == "digit" and raw["input"]["preprocessing"]["box"] == 20
+    assert raw["output"]["name"] == "probabilities"
+    assert raw["class_names"] == [str(d) for d in range(10)]
+    assert raw["test_set"]["images"] == 10000
+    assert raw["model"]["sha256"] == sha256_file(mlp_export.parent / "model.keras")
+    libraries = set(raw["libraries"])
+    assert {"keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy"} <= libraries
+    assert {"tensorflow-cpu", "tensorflow"} & libraries
 
     parity = (mlp_export / "parity.md").read_text()
-    for file in EXPECTED_FILES:
-        assert f"`{file}`" in parity
-    assert "FAIL" not in parity
-    # The figures in the table are the manifest's.
-    assert f"{by_file['model.int8.onnx']['test_accuracy']:.2%}" in parity
+    for file, entry in by_file.items():
+        row = next(line for line in parity.splitlines() if line.startswith(f"| `{file}`"))
+        assert f"{entry.test_accuracy:.2%}" in row and row.endswith("| pass |")
+
+
+def test_parity_recomputed_independently(mlp_export, trained_mlp, mnist):
+    """Keras and each artifact run here by the bare engines (not the exporter's code) on the same
+    test images: the manifest's agreement and accuracy figures are what they measure."""
+    import keras
+    import onnxruntime as ort
+    from ai_edge_litert.interpreter import Interpreter
+
+    x = mnist.test.images.astype(np.float32) / 255
+    labels = mnist.test.labels
+    reference = keras.models.load_model(trained_mlp / "model.keras", compile=False).predict(x, verbose=0)
+
+    def bare_onnx(path: Path) -> np.ndarray:
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+
+    def bare_tflite(path: Path) -> np.ndarray:
+        interpreter = Interpreter(model_path=str(path))
+        interpreter.allocate_tensors()
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        rows = []
+        for image in x:  # batch of one, as the file says
+            feed = image[None]
+            if inp["dtype"] == np.int8:
+                scale, zero = inp["quantization"]
+                feed = np.clip(np.round(feed / scale + zero), -128, 127).astype(np.int8)
+            interpreter.set_tensor(inp["index"], feed)
+            interpreter.invoke()
+            y = interpreter.get_tensor(out["index"])
+            if out["dtype"] == np.int8:
+                scale, zero = out["quantization"]
+                y = (y.astype(np.float32) - zero) * scale
+            rows.append(y[0])
+        return np.stack(rows)
+
+    manifest = read_manifest(mlp_export)
+    for artifact in manifest.artifacts:
+        path = mlp_export / artifact.file
+        candidate = bare_tflite(path) if artifact.format == "tflite" else bare_onnx(path)
+        agreement = float((candidate.argmax(1) == reference.argmax(1)).mean())
+        accuracy = float((candidate.argmax(1) == labels).mean())
+        print(f"\n{artifact.file}: agreement {agreement:.4%}, accuracy {accuracy:.4%}")
+        assert agreement == pytest.approx(artifact.parity.argmax_agreement, abs=1e-4), artifact.file
+        assert accuracy == pytest.approx(artifact.test_accuracy, abs=1e-4), artifact.file
+        assert float(np.abs(candidate - reference).max()) == pytest.approx(artifact.parity.max_abs_diff, rel=0.05, abs=1e-6)
 
 
 def test_onnx_graph_contract(mlp_export):
@@ -100,25 +163,65 @@ def test_onnx_graph_contract(mlp_export):
     assert any(t.data_type == onnx.TensorProto.INT8 for t in int8.graph.initializer)
 
 
-def test_tflite_uses_builtin_ops_only_and_int8_io(mlp_export):
+def test_tflite_uses_builtin_ops_only_static_batch_and_int8_io(mlp_export):
     from ai_edge_litert.interpreter import Interpreter
 
     for file in ("model.tflite", "model.fp16.tflite", "model.int8.tflite"):
         interpreter = Interpreter(model_path=str(mlp_export / file))
         ops = {op["op_name"] for op in interpreter._get_ops_details()}
         assert not any("Flex" in op or op == "CUSTOM" for op in ops), (file, ops)
+        assert list(interpreter.get_input_details()[0]["shape_signature"]) == [1, 28, 28], file
     interpreter = Interpreter(model_path=str(mlp_export / "model.int8.tflite"))
     assert interpreter.get_input_details()[0]["dtype"] == np.int8
     assert interpreter.get_output_details()[0]["dtype"] == np.int8
 
 
 def test_cnn_exports_and_passes_parity(trained_cnn, mnist):
-    from export.exporter import export_model
+    from mnist_edge.export.exporter import export_model
 
-    manifest = export_model(trained_cnn, dataset=mnist, stream=open("/dev/null", "w"))
-    assert all(a["passed"] for a in manifest["artifacts"])
-    assert {a["file"] for a in manifest["artifacts"]} == set(EXPECTED_FILES)
-    assert (trained_cnn / "export" / "manifest.json").is_file()
+    manifest = export_model(trained_cnn, dataset=mnist, stream=open(os.devnull, "w"))
+    assert {a.file for a in manifest.artifacts} == set(EXPECTED_FILES)
+    on_disk = read_manifest(trained_cnn / "export")
+    assert on_disk == manifest  # what was returned is what was written
+    for a in on_disk.artifacts:
+        assert a.parity.argmax_agreement >= (1.0 if a.precision == "fp32" else 0.995), a.file
+
+
+# --- the registry drives the plan and the command line ----------------------------------------
+
+
+def test_a_new_artifact_kind_reaches_the_cli_and_the_plan(monkeypatch):
+    from mnist_edge.cli import build_parser
+    from mnist_edge.export.exporter import plan_artifacts
+
+    dummy = formats.ArtifactKind(
+        "model.dummy", "dummy", "dummyfamily", "int8", "onnxruntime", "tests.test_export:no_converter"
+    )
+    monkeypatch.setattr(formats, "KINDS", formats.KINDS + (dummy,))
+    help_text = build_parser()._subparsers._group_actions[0].choices["export"].format_help()
+    assert "dummyfamily" in help_text and "model.dummy" in help_text
+    assert plan_artifacts(("dummyfamily",), ("int8",)) == (dummy,)
+    assert dummy in plan_artifacts(tuple(formats.families()), formats.PRECISIONS)
+
+
+def test_formats_precisions_and_engines_are_listed_in_one_module():
+    """Only mnist_edge/formats.py spells out the list of precisions, formats or engines: a sequence
+    literal naming two or more of them anywhere else is a second registry."""
+    import ast
+
+    names = {*formats.PRECISIONS, *formats.formats(), *formats.ENGINES}
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    sources = [p for part in ("mnist_edge", "trainer", "export", "runtime", "demo") for p in (root / part).rglob("*.py")]
+    for path in sources:
+        if path.name == "formats.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                literals = {e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+                if len(literals & names) >= 2:
+                    offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not offenders, offenders
 
 
 # --- parity checks catch broken artifacts --------------------------------------------------------
@@ -132,11 +235,11 @@ def _reference(n=1000, seed=0):
 
 
 def test_artifact_with_wrong_weights_fails_parity(trained_mlp, mnist, tmp_path):
-    """A real converted model whose weights were damaged: parity names the check and the figures."""
+    """A real converted model whose weights were damaged: parity names the check and the figure."""
     import keras
 
-    from export.convert import to_onnx
-    from runtime.backends import open_session
+    from mnist_edge.export.convert import ConversionJob, convert
+    from mnist_edge.runtime.backends import open_session
 
     model = keras.models.load_model(trained_mlp / "model.keras", compile=False)
     x = mnist.test.images.astype(np.float32) / 255
@@ -144,29 +247,30 @@ def test_artifact_with_wrong_weights_fails_parity(trained_mlp, mnist, tmp_path):
     weights = model.get_weights()
     weights[-2] = weights[-2] * 1.01  # a 1% error in the last layer: barely visible, still wrong
     model.set_weights(weights)
-    path = to_onnx(model, tmp_path / "model.onnx")
-    candidate = open_session("onnx", path.read_bytes()).run(x)
+    job = ConversionJob(model, x[:10], 17, scratch=tmp_path)
+    path = convert(job, formats.kind("model.onnx"), tmp_path / "model.onnx")
+    candidate = open_session("onnxruntime", path.read_bytes(), format="onnx").run(x)
     report = compare(reference, candidate, mnist.test.labels)
-    with pytest.raises((AtolError, ArgmaxAgreementError)) as failure:
-        check(report, "fp32", Thresholds(), "model.onnx")
-    assert "model.onnx" in str(failure.value)
-    assert f"{report.max_abs_diff:.3g}" in str(failure.value) or "agreement" in str(failure.value)
+    failures = check(report, "fp32", Thresholds(), "model.onnx")
+    atol = [f for f in failures if isinstance(f, AtolError)]
+    assert len(atol) == 1 and report.max_abs_diff > 1e-4
+    assert str(atol[0]).startswith(f"model.onnx: max |delta p| {report.max_abs_diff:.3g} exceeds the tolerance 0.0001")
 
 
-def test_each_check_raises_its_own_error_with_the_figures():
+def test_each_check_reports_its_own_error_with_the_figures():
     reference, labels = _reference()
     nudged = reference + 2e-4
-    with pytest.raises(AtolError, match=r"max \|delta p\| 0.0002 exceeds the tolerance 0.0001"):
-        check(compare(reference, nudged, labels), "fp32", Thresholds(), "a.onnx")
+    (failure,) = check(compare(reference, nudged, labels), "fp32", Thresholds(), "a.onnx")
+    assert isinstance(failure, AtolError) and "max |delta p| 0.0002 exceeds the tolerance 0.0001" in str(failure)
 
     swapped = reference.copy()
     swapped[:20] = swapped[:20, ::-1]  # 20 images change class
-    with pytest.raises(ArgmaxAgreementError, match=r"20 of 1000"):
-        check(compare(reference, swapped, labels), "fp16", Thresholds(), "a.tflite")
-    with pytest.raises(AccuracyDropError, match=r"2.00 points"):
-        check(compare(reference, swapped, labels), "int8", Thresholds(), "a.int8.onnx")
-    with pytest.raises(SizeError, match="50.0% of the fp32 size"):
-        check(compare(reference, reference, labels, size_ratio=0.5), "int8", Thresholds(), "a.int8.onnx")
+    (failure,) = check(compare(reference, swapped, labels), "fp16", Thresholds(), "a.tflite")
+    assert isinstance(failure, ArgmaxAgreementError) and "20 of 1000" in str(failure)
+    # int8: every failed check is reported, not only the first.
+    failures = check(compare(reference, swapped, labels, size_ratio=0.5), "int8", Thresholds(), "a.int8.onnx")
+    assert [type(f) for f in failures] == [AccuracyDropError, ArgmaxAgreementError, SizeError]
+    assert "2.00 points" in str(failures[0]) and "50.0% of the fp32 size" in str(failures[2])
     with pytest.raises(ShapeError):
         compare(reference, reference[:, :9], labels)
     broken = reference.copy()
@@ -174,64 +278,153 @@ def test_each_check_raises_its_own_error_with_the_figures():
     with pytest.raises(ShapeError, match="non-finite"):
         compare(reference, broken, labels)
     # The same figures pass with overridden limits.
-    check(compare(reference, nudged, labels), "fp32", Thresholds(fp32_max_abs_diff=1e-3), "a.onnx")
+    assert check(compare(reference, nudged, labels), "fp32", Thresholds(fp32_max_abs_diff=1e-3), "a.onnx") == []
 
 
-def test_failed_export_leaves_the_previous_export_in_place(mlp_export, trained_mlp, tmp_path):
-    """Export a copy with an impossible int8 limit: rejected, and the old export is byte-identical."""
-    if not (trained_mlp / "export").is_dir():
-        pytest.fail("needs the mlp_export fixture made in this session")
+# --- a failed export keeps the previous one -------------------------------------------------------
+
+
+@pytest.fixture
+def model_copy(mlp_export, trained_mlp, tmp_path) -> Path:
+    """A copy of the trained MLP folder, with its published export."""
     model_dir = tmp_path / "mlp"
     shutil.copytree(trained_mlp, model_dir)
-    before = _snapshot(model_dir / "export")
+    assert (model_dir / "export" / "manifest.json").is_file()
+    return model_dir
 
-    result = subprocess.run(
-        [sys.executable, "-m", "mnist_edge", "export", str(model_dir), "--formats", "onnx", "--precisions", "int8",
-         "--int8-max-accuracy-drop", "-1"],
-        capture_output=True, text=True, timeout=600,
-    )
+
+def test_failed_export_leaves_the_previous_export_in_place(model_copy):
+    """An impossible int8 limit: rejected with one line, and the old export is byte-identical."""
+    before = _snapshot(model_copy / "export")
+    result = _cli("export", str(model_copy), "--formats", "onnx", "--precisions", "int8", "--int8-max-accuracy-drop", "-1")
     assert result.returncode == 1
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("mnist-edge: error:")]
-    assert len(error_lines) == 1, result.stderr[-2000:]
-    assert "model.int8.onnx" in error_lines[0] and "points below Keras" in error_lines[0]
-    assert "previous export left in place" in error_lines[0]
-    assert _snapshot(model_dir / "export") == before
-    rejected = json.loads((model_dir / "export.rejected" / "manifest.json").read_text())
-    assert rejected["artifacts"][0]["passed"] is False
-    assert not list(model_dir.glob(".export-staging-*"))
+    assert result.stderr.count("\n") == 1, result.stderr[-2000:]  # nothing but the error line
+    line = result.stderr.strip()
+    assert line.startswith("mnist-edge: error: export rejected, previous export left in place")
+    assert "model.int8.onnx" in line and "points below the reference" in line
+    assert _snapshot(model_copy / "export") == before
+    rejected = read_manifest(model_copy / "export.rejected")
+    assert [a.parity.passed for a in rejected.artifacts] == [False]
+    assert "**FAIL**" in (model_copy / "export.rejected" / "parity.md").read_text()
+    assert not list(model_copy.glob(".export-staging-*"))
+
+
+def test_a_converter_that_raises_is_listed_and_the_previous_export_kept(model_copy, mnist, monkeypatch):
+    from mnist_edge.export import convert
+    from mnist_edge.export.exporter import export_model
+    from mnist_edge.export.publish import ExportFailed
+
+    def broken(job, kind, path):
+        raise convert.ConversionError("the ORT tool crashed")
+
+    monkeypatch.setattr(convert, "to_ort", broken)
+    before = _snapshot(model_copy / "export")
+    with pytest.raises(ExportFailed) as failure:
+        export_model(model_copy, families=("onnx",), precisions=("fp32",), dataset=mnist, stream=open(os.devnull, "w"))
+    assert failure.value.failures == ["model.ort: the ORT tool crashed"]
+    assert _snapshot(model_copy / "export") == before
+    parity = (model_copy / "export.rejected" / "parity.md").read_text()
+    assert "model.ort: the ORT tool crashed" in parity and "`model.onnx`" in parity
+
+
+def test_leftovers_of_a_killed_export_are_cleaned(model_copy, mnist):
+    from mnist_edge.export.exporter import export_model
+
+    stale = model_copy / ".export-staging-999999999-abc"  # no such process
+    (stale / ".scratch").mkdir(parents=True)
+    mine = model_copy / f".export-staging-{os.getpid()}-live"  # a running export's: kept
+    mine.mkdir()
+    export_model(model_copy, families=("onnx",), precisions=("fp32",), dataset=mnist, stream=open(os.devnull, "w"))
+    assert not stale.exists() and mine.exists()
+    assert {a.file for a in read_manifest(model_copy / "export").artifacts} == {"model.onnx", "model.ort"}
+
+    # Killed between the two renames of a publish: the previous export is put back.
+    os.replace(model_copy / "export", model_copy / "export.previous")
+    from mnist_edge.export.publish import clean_leftovers
+
+    clean_leftovers(model_copy)
+    assert (model_copy / "export" / "manifest.json").is_file() and not (model_copy / "export.previous").exists()
+
+
+def test_sigterm_stops_an_export_cleanly(model_copy):
+    before = _snapshot(model_copy / "export")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mnist_edge", "export", str(model_copy)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not list(model_copy.glob(".export-staging-*")):  # wait until it is converting
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines() == ["mnist-edge: terminated"]
+    assert not list(model_copy.glob(".export-staging-*"))
+    assert _snapshot(model_copy / "export") == before
+
+
+# --- data errors and the data the model was trained on --------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["export", "verify", "pipeline"])
+def test_bad_data_is_exit_code_2_with_one_line(command, model_copy, tmp_path):
+    target = {"export": [str(model_copy)], "verify": [str(model_copy / "export")], "pipeline": ["--out", str(tmp_path)]}
+    result = _cli(command, *target[command], "--data-dir", str(tmp_path / "nowhere"), timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [f"mnist-edge: error: {tmp_path / 'nowhere'}: data folder does not exist"]
+
+
+def test_export_refuses_data_the_model_was_not_trained_on(model_copy):
+    if not FASHION.is_dir():
+        pytest.fail("Fashion-MNIST is missing: apt-get install dataset-fashion-mnist")
+    result = _cli("export", str(model_copy), "--data-dir", str(FASHION), timeout=300)
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert line.startswith("mnist-edge: error: ") and "was trained on the data set at" in line
+    assert str(FASHION) in line and "--data-dir" in line and line.count("\n") == 0
 
 
 def test_export_without_a_trained_model_is_one_clear_line(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "mnist_edge", "export", str(tmp_path / "nothing")],
-        capture_output=True, text=True, timeout=300,
-    )
+    result = _cli("export", str(tmp_path / "nothing"), timeout=300)
     assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("mnist-edge: error:") and "no trained model" in lines[-1]
+    assert result.stderr.strip().splitlines() == [
+        f"mnist-edge: error: {tmp_path / 'nothing' / 'model.keras'}: no trained model here; "
+        f"run `mnist-edge train --model <name> --out {tmp_path}`"
+    ]
 
 
 # --- verify ------------------------------------------------------------------------------------
 
 
 def _verify(export_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mnist_edge", "verify", str(export_dir), *extra],
-        capture_output=True, text=True, timeout=300,
-    )
+    return _cli("verify", str(export_dir), *extra, timeout=300)
 
 
-def test_verify_passes_a_good_export(mlp_export):
+def test_verify_passes_a_good_export_and_prints_nothing_else(mlp_export):
     result = _verify(mlp_export)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("ok  ") == len(EXPECTED_FILES)
+    assert result.stdout.count("\nok ") + result.stdout.startswith("ok ") == len(EXPECTED_FILES)
+    assert result.stderr == ""  # no native library chatter
 
 
-@pytest.mark.parametrize("damage", ["flip_byte", "truncate", "delete", "manifest_accuracy"])
-def test_verify_catches_a_damaged_export(mlp_export, tmp_path, damage):
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        ("flip_byte", "sha256"),
+        ("truncate", "size"),
+        ("delete", "missing"),
+        ("manifest_accuracy", "differs from the manifest's"),
+        ("sha_correct_garbage", "onnxruntime cannot load it"),
+    ],
+)
+def test_verify_catches_a_damaged_export(mlp_export, tmp_path, damage, reason):
     export_dir = tmp_path / "export"
     shutil.copytree(mlp_export, export_dir)
     target = export_dir / "model.int8.onnx"
+    manifest_file = export_dir / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    entry = next(a for a in manifest["artifacts"] if a["file"] == "model.int8.onnx")
     if damage == "flip_byte":
         data = bytearray(target.read_bytes())
         data[len(data) // 2] ^= 0xFF
@@ -240,16 +433,37 @@ def test_verify_catches_a_damaged_export(mlp_export, tmp_path, damage):
         target.write_bytes(target.read_bytes()[:-100])
     elif damage == "delete":
         target.unlink()
-    else:  # the file is intact but the manifest claims a better accuracy than it has
-        manifest = json.loads((export_dir / "manifest.json").read_text())
-        entry = next(a for a in manifest["artifacts"] if a["file"] == "model.int8.onnx")
+    elif damage == "manifest_accuracy":  # the file is intact but the manifest claims better
         entry["test_accuracy"] = round(entry["test_accuracy"] + 0.01, 6)
-        (export_dir / "manifest.json").write_text(json.dumps(manifest))
+    else:  # bytes that are not a model, with a manifest that vouches for them
+        target.write_bytes(b"not an onnx model" * 100)
+        entry["bytes"], entry["sha256"] = target.stat().st_size, sha256_file(target)
+    manifest_file.write_text(json.dumps(manifest))
     result = _verify(export_dir)
     assert result.returncode == 1
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
     assert len(failed) == 1 and "model.int8.onnx" in failed[0], result.stdout
-    assert "model.int8.onnx" in result.stderr
+    assert reason in failed[0]
+    assert result.stderr.strip() == "mnist-edge: error: verify failed for model.int8.onnx"
+
+
+def test_verify_tolerance_flag(mlp_export, tmp_path):
+    export_dir = tmp_path / "export"
+    shutil.copytree(mlp_export, export_dir)
+    manifest = json.loads((export_dir / "manifest.json").read_text())
+    entry = next(a for a in manifest["artifacts"] if a["file"] == "model.onnx")
+    entry["test_accuracy"] = round(entry["test_accuracy"] + 0.001, 6)  # 10 images better than measured
+    (export_dir / "manifest.json").write_text(json.dumps(manifest))
+    assert _verify(export_dir, "--engine", "onnxruntime").returncode == 1
+    assert _verify(export_dir, "--engine", "onnxruntime", "--tolerance", "0.002").returncode == 0
+
+
+def test_verify_refuses_another_test_set(mlp_export):
+    if not FASHION.is_dir():
+        pytest.fail("Fashion-MNIST is missing: apt-get install dataset-fashion-mnist")
+    result = _verify(mlp_export, "--data-dir", str(FASHION))
+    assert result.returncode == 1
+    assert "is not the one this export was measured on" in result.stderr and result.stderr.count("\n") == 1
 
 
 def test_verify_runs_without_tensorflow(mlp_export):
@@ -268,9 +482,7 @@ def test_verify_runs_without_tensorflow(mlp_export):
 
 
 def test_a_failing_converter_is_one_error_quoting_its_own_output(capfd):
-    import os
-
-    from export.convert import ConversionError, converting
+    from mnist_edge.export.convert import ConversionError, converting
 
     with pytest.raises(ConversionError) as failure:
         with converting("TFLite conversion (int8)"):

@@ -1,5 +1,9 @@
-"""The runtime in the environment its users have: a virtualenv made with only `pip install .`.
+"""The runtime where its users have it: a virtualenv with only the wheel's base install.
 
+The wheel is built once per test session from this checkout (no build isolation, nothing fetched);
+the venv is kept between runs and rebuilt when pyproject.toml changes, and the fresh wheel is
+reinstalled into it every session without touching the package index. Everything runs from a
+neutral working folder, so what is imported is the installed package, never the source tree.
 TensorFlow is not importable there; `mnist-edge predict` reads PNG and JPEG files, `verify`
 re-checks an export, the runtime tests pass, and the commands that need an extra say which one.
 """
@@ -7,11 +11,13 @@ re-checks an export, the runtime tests pass, and the commands that need an extra
 from __future__ import annotations
 
 import hashlib
+import shutil
 import json
 import os
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,32 +25,50 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-# Kept between runs (git-ignored); rebuilt when pyproject.toml changes. The project itself is
-# reinstalled every run so the venv always holds the code under test.
-VENV = ROOT / ".venv-runtime"
+VENV = ROOT / ".venv-runtime"  # git-ignored
 
 
 def _bin(name: str) -> Path:
     return VENV / "bin" / name
 
 
-def _run(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+@pytest.fixture(scope="module")
+def neutral_dir(tmp_path_factory) -> Path:
+    """A working folder with nothing importable in it."""
+    return tmp_path_factory.mktemp("elsewhere")
+
+
+def _run(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd, stdin=subprocess.DEVNULL
+    )
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools would pack stale files left there
+    result = _run(
+        sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", out, ROOT,
+        cwd=out,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (path,) = out.glob("mnist_edge-*.whl")
+    return path
 
 
 @pytest.fixture(scope="module")
-def runtime_venv() -> Path:
+def runtime_venv(wheel) -> Path:
     stamp = VENV / ".pyproject-sha256"
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if not stamp.is_file() or stamp.read_text() != digest:
         venv.EnvBuilder(clear=True, with_pip=True).create(VENV)
-        # The base install (no extras), plus pytest to run the runtime tests inside it.
-        result = _run(_bin("python"), "-m", "pip", "install", "--quiet", str(ROOT), "pytest")
+        # The base install's dependencies (no extras), plus pytest to run the runtime tests inside it.
+        result = _run(_bin("python"), "-m", "pip", "install", "--quiet", wheel, "pytest")
         assert result.returncode == 0, result.stderr[-3000:]
         stamp.write_text(digest)
-    else:
-        result = _run(_bin("python"), "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall", str(ROOT))
-        assert result.returncode == 0, result.stderr[-3000:]
+    result = _run(_bin("python"), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--force-reinstall", wheel)
+    assert result.returncode == 0, result.stderr[-3000:]
     return VENV
 
 
@@ -55,8 +79,27 @@ def _env(**extra: str) -> dict:
     return env
 
 
-def test_tensorflow_and_extras_are_absent(runtime_venv):
-    result = _run(_bin("python"), "-c", "import tensorflow", env=_env())
+def test_the_wheel_installs_one_import_root(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {name.split("/")[0] for name in names}
+    assert top == {"mnist_edge", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info"}, top
+    for part in ("trainer", "export", "runtime", "demo", "cli"):
+        assert f"mnist_edge/{part}/__init__.py" in names, part
+
+
+def test_generic_names_are_not_importable_and_the_runtime_is(runtime_venv, neutral_dir):
+    for name in ("trainer", "runtime", "export", "demo"):
+        result = _run(_bin("python"), "-c", f"import {name}", env=_env(), cwd=neutral_dir)
+        assert result.returncode != 0 and f"No module named '{name}'" in result.stderr, name
+    result = _run(
+        _bin("python"), "-c", "from mnist_edge import runtime; print(runtime.__file__)", env=_env(), cwd=neutral_dir
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith(str(VENV)), result.stdout
+
+
+def test_tensorflow_and_extras_are_absent(runtime_venv, neutral_dir):
+    result = _run(_bin("python"), "-c", "import tensorflow", env=_env(), cwd=neutral_dir)
     assert result.returncode != 0 and "No module named 'tensorflow'" in result.stderr
     installed = _run(_bin("python"), "-m", "pip", "list", "--format=json", env=_env())
     names = {p["name"].lower() for p in json.loads(installed.stdout)}
@@ -64,18 +107,18 @@ def test_tensorflow_and_extras_are_absent(runtime_venv):
     assert not names & {"tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "gradio", "matplotlib", "onnx"}
 
 
-def test_help_works_and_missing_extras_are_named(runtime_venv):
-    result = _run(_bin("mnist-edge"), "--help", env=_env())
+def test_help_works_and_missing_extras_are_named(runtime_venv, neutral_dir):
+    result = _run(_bin("mnist-edge"), "--help", env=_env(), cwd=neutral_dir)
     assert result.returncode == 0 and "predict" in result.stdout
-    result = _run(_bin("mnist-edge"), "train", "--model", "mlp", env=_env())
+    result = _run(_bin("mnist-edge"), "train", "--model", "mlp", env=_env(), cwd=neutral_dir)
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "mnist-edge: error: tensorflow is not installed; install the 'train' extra: pip install 'mnist-edge[train]'"
     )
 
 
-def test_predict_png_and_jpeg_without_tensorflow(runtime_venv, mlp_export, mnist, tmp_path):
-    import runtime
+def test_predict_png_and_jpeg_without_tensorflow(runtime_venv, mlp_export, mnist, tmp_path, neutral_dir):
+    from mnist_edge import runtime
 
     files = []
     for i in range(20):
@@ -83,8 +126,9 @@ def test_predict_png_and_jpeg_without_tensorflow(runtime_venv, mlp_export, mnist
         suffix, fmt = (".png", "PNG") if i % 2 else (".jpg", "JPEG")
         image.save(tmp_path / f"{i:02d}{suffix}", format=fmt, quality=90)
         files.append(tmp_path / f"{i:02d}{suffix}")
-    result = _run(_bin("mnist-edge"), "predict", "--model", mlp_export, "--json", tmp_path, env=_env())
+    result = _run(_bin("mnist-edge"), "predict", "--model", mlp_export, "--json", tmp_path, env=_env(), cwd=neutral_dir)
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [Path(r["path"]).name for r in rows] == [f.name for f in files]
     # Same answers as the runtime in the full environment.
@@ -93,32 +137,41 @@ def test_predict_png_and_jpeg_without_tensorflow(runtime_venv, mlp_export, mnist
     assert np.mean([r["digit"] == label for r, label in zip(rows, mnist.test.labels[:20])]) >= 0.8
 
 
-def test_litert_backend_without_its_extra_is_one_line(runtime_venv, mlp_export, tmp_path):
+def test_litert_engine_without_its_extra_is_one_line(runtime_venv, mlp_export, tmp_path, neutral_dir):
     image = tmp_path / "blank.png"
     Image.new("L", (28, 28)).save(image)
-    result = _run(_bin("mnist-edge"), "predict", "--model", mlp_export, "--backend", "litert", image, env=_env())
+    result = _run(
+        _bin("mnist-edge"), "predict", "--model", mlp_export, "--engine", "litert", image, env=_env(), cwd=neutral_dir
+    )
     assert result.returncode == 2
-    assert result.stderr.strip().endswith("pip install 'mnist-edge[litert]'")
+    assert result.stderr.strip() == (
+        "mnist-edge: error: ai_edge_litert is not installed; install the 'litert' extra: pip install 'mnist-edge[litert]'"
+    )
 
 
-def test_verify_without_tensorflow(runtime_venv, mlp_export, mnist_dir):
-    result = _run(_bin("mnist-edge"), "verify", mlp_export, "--backend", "onnx", env=_env(MNIST_DATA_DIR=str(mnist_dir)))
+def test_verify_without_tensorflow(runtime_venv, mlp_export, mnist_dir, neutral_dir):
+    env = _env(MNIST_DATA_DIR=str(mnist_dir))
+    result = _run(_bin("mnist-edge"), "verify", mlp_export, "--engine", "onnxruntime", env=env, cwd=neutral_dir)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("ok  ") == 3 and result.stdout.count("sha ") == 3  # 3 ONNX-family, 3 TFLite
+    statuses = [line.split()[0] for line in result.stdout.splitlines()[:-1]]
+    assert sorted(statuses) == ["ok"] * 3 + ["sha256"] * 3  # 3 onnxruntime files run, 3 TFLite checksummed
     # Without LiteRT the TFLite artifacts cannot be run: a full verify says so and fails.
-    result = _run(_bin("mnist-edge"), "verify", mlp_export, env=_env(MNIST_DATA_DIR=str(mnist_dir)))
+    result = _run(_bin("mnist-edge"), "verify", mlp_export, env=env, cwd=neutral_dir)
     assert result.returncode == 1 and "mnist-edge[litert]" in result.stdout
 
 
-def test_runtime_tests_pass_without_tensorflow(runtime_venv, mlp_export, mnist_dir):
-    """tests/test_runtime.py and tests/test_preprocess.py, run inside the runtime-only venv
-    against the export this session made (LiteRT tests deselected: that backend is an extra)."""
+def test_runtime_tests_pass_without_tensorflow(runtime_venv, mlp_export, mnist_dir, neutral_dir):
+    """tests/test_runtime.py and tests/test_preprocess.py, run inside the runtime-only venv against
+    the installed package and the export this session made (LiteRT tests deselected: that engine
+    is an extra)."""
     result = _run(
-        _bin("python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not litert",
-        "tests/test_runtime.py", "tests/test_preprocess.py",
-        env=_env(MNIST_EDGE_TEST_EXPORT=str(mlp_export), MNIST_DATA_DIR=str(mnist_dir)),
+        _bin("python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not litert", "--rootdir", ROOT,
+        ROOT / "tests" / "test_runtime.py", ROOT / "tests" / "test_preprocess.py",
+        env=_env(MNIST_EDGE_TEST_EXPORT=str(mlp_export), MNIST_DATA_DIR=str(mnist_dir), MNIST_EDGE_EXPECT_INSTALLED=str(VENV)),
+        cwd=neutral_dir,
         timeout=900,
     )
     print(result.stdout[-1500:])
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout and "error" not in result.stdout.splitlines()[-1]
+    summary = result.stdout.strip().splitlines()[-1]
+    assert " passed" in summary and "error" not in summary and "skipped" not in summary

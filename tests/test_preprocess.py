@@ -1,4 +1,4 @@
-"""runtime.preprocess on real MNIST digits.
+"""mnist_edge.runtime.preprocess on real MNIST digits.
 
 A small nearest-neighbour classifier, fitted here on real MNIST training images with numpy,
 judges whether a digit survives: real test digits must pass through unchanged, and the same
@@ -21,9 +21,11 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mnist_edge.errors import MnistEdgeError
-from runtime import preprocess
-from runtime.errors import ImageTooLargeError, InvalidImageError, NoDigitError, PreprocessError
-from runtime.preprocess import BOX, CENTRE, SIZE, load_image, to_mnist, to_mnist_batch
+from mnist_edge.runtime import preprocess
+from mnist_edge.runtime.errors import ImageTooLargeError, InvalidImageError, NoDigitError, PreprocessError
+from mnist_edge.runtime.preprocess import BOX, SIZE, load_image, to_mnist, to_mnist_batch
+
+CENTRE = SIZE / 2  # where MNIST puts the centre of mass, in pixel-index coordinates
 
 KNN_TRAIN = 20_000  # training images the classifier remembers: ~95% on plain test digits
 PASS_THROUGH_DIGITS = 500
@@ -431,5 +433,5 @@ def test_not_an_image_type(source):
 
 
 def test_runtime_preprocess_does_not_import_tensorflow():
-    code = "import sys, runtime.preprocess; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    code = "import sys, mnist_edge.runtime.preprocess; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

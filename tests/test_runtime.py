@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import runtime
-from runtime.errors import ImageTooLargeError, IntegrityError, InvalidImageError, ManifestError, NoDigitError
+from mnist_edge import runtime
+from mnist_edge.runtime.errors import ImageTooLargeError, IntegrityError, InvalidImageError, ManifestError, NoDigitError
 
 SAMPLE = 300  # real test digits used for file-based checks
 
@@ -72,30 +72,31 @@ def test_ort_mobile_format_loads_and_agrees(mlp_export, predictor, test_x):
 
 @pytest.mark.litert
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
-def test_litert_backend_equals_a_bare_interpreter(mlp_export, test_x, precision):
+def test_litert_engine_equals_a_bare_interpreter(mlp_export, test_x, precision):
+    """The TFLite files have a static batch of one: the bare interpreter runs one image at a time,
+    and the runtime's batches must line up with it."""
     from ai_edge_litert.interpreter import Interpreter
 
-    predictor = runtime.load(mlp_export, backend="litert", precision=precision)
+    predictor = runtime.load(mlp_export, engine="litert", precision=precision)
     interpreter = Interpreter(model_path=str(mlp_export / predictor.artifact.file))
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    x = test_x[:64]
-    interpreter.resize_tensor_input(inp["index"], [len(x), 28, 28])
     interpreter.allocate_tensors()
-    if inp["dtype"] == np.int8:
-        scale, zero = inp["quantization"]
-        feed = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
-    else:
-        feed = x
-    interpreter.set_tensor(inp["index"], feed)
-    interpreter.invoke()
-    raw = interpreter.get_tensor(out["index"])
-    if out["dtype"] == np.int8:
-        scale, zero = out["quantization"]
-        raw = (raw.astype(np.float32) - zero) * scale
-    np.testing.assert_allclose(predictor.predict_array(x), raw, atol=1e-6)
-    # Batches bigger than the interpreter's chunk go through in pieces and still line up.
-    full = predictor.predict_array(test_x[:1200])
-    np.testing.assert_allclose(full[:64], raw, atol=1e-6)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    assert list(inp["shape_signature"]) == [1, 28, 28]
+    x = test_x[:64]
+    rows = []
+    for image in x:
+        feed = image[None]
+        if inp["dtype"] == np.int8:
+            scale, zero = inp["quantization"]
+            feed = np.clip(np.round(feed / scale + zero), -128, 127).astype(np.int8)
+        interpreter.set_tensor(inp["index"], feed)
+        interpreter.invoke()
+        raw = interpreter.get_tensor(out["index"])[0]
+        if out["dtype"] == np.int8:
+            scale, zero = out["quantization"]
+            raw = (raw.astype(np.float32) - zero) * scale
+        rows.append(raw)
+    np.testing.assert_allclose(predictor.predict_array(x), np.stack(rows), atol=1e-6)
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -169,7 +170,7 @@ def test_predict_rejects_bad_images(predictor, tmp_path, monkeypatch):
     truncated.write_bytes(_png(np.random.default_rng(0).integers(0, 255, (200, 200), dtype=np.uint8))[:500])
     with pytest.raises(InvalidImageError):
         predictor.predict(truncated)
-    monkeypatch.setattr("runtime.preprocess.MAX_PIXELS", 100 * 100)
+    monkeypatch.setattr("mnist_edge.runtime.preprocess.MAX_PIXELS", 100 * 100)
     with pytest.raises(ImageTooLargeError):
         predictor.predict(np.zeros((200, 200), np.uint8))
 
@@ -207,7 +208,7 @@ def test_truncated_or_missing_model_is_refused(export_copy):
 def test_bad_manifests_are_refused(export_copy, tmp_path):
     with pytest.raises(ManifestError, match="no manifest"):
         runtime.load(tmp_path / "nowhere")
-    with pytest.raises(ManifestError, match="no onnx artifact at precision fp16"):
+    with pytest.raises(ManifestError, match="no onnx/ort artifact at precision fp16 for onnxruntime"):
         runtime.load(export_copy, precision="fp16")
     manifest = export_copy / "manifest.json"
     data = json.loads(manifest.read_text())

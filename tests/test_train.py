@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from trainer.analysis import analyse, confusion_matrix, overfitting
+from mnist_edge.trainer.analysis import analyse, confusion_matrix, overfitting
 
 REPORT_FILES = ("model.keras", "history.json", "metrics.json", "curves.png", "confusion.png", "misclassified.png", "report.md")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -64,7 +64,7 @@ def test_saved_model_reproduces_the_reported_accuracy(trained_mlp, mnist):
 
 
 def test_models_fit_their_size_budget():
-    from trainer.models import build_cnn, build_mlp
+    from mnist_edge.trainer.models import build_cnn, build_mlp
 
     assert build_cnn().count_params() <= 150_000
     assert any(type(layer).__name__ == "BatchNormalization" for layer in build_cnn().layers)
@@ -74,7 +74,7 @@ def test_models_fit_their_size_budget():
 
 
 def test_training_is_reproducible_with_a_seed(mnist, tmp_path):
-    from trainer.train import TrainConfig, fit_model
+    from mnist_edge.trainer.train import TrainConfig, fit_model
 
     runs = []
     for _ in range(2):

@@ -1,11 +1,11 @@
-"""Load and check MNIST-format data, build the MLP and CNN, train them, and explain the result.
+"""Build the MLP and CNN, train them on MNIST-format data, and explain the result.
 
-- `trainer.data`: IDX / npz loading with every byte checked; where the data comes from.
-- `trainer.download`: verified, atomic download of the public mnist.npz (the last resort).
-- `trainer.models`: `build_mlp`, `build_cnn` and their training recipes.
-- `trainer.train`: `train(dataset, TrainConfig, out_dir)` writes model, metrics, plots, report.
-- `trainer.analysis`: confusion matrix, per-class scores, mistakes, overfitting verdict.
-- `trainer.report`: the plots and report.md.
+- `models`: `build_mlp`, `build_cnn` and their training recipes.
+- `train`: `train(dataset, TrainConfig, out_dir)` writes model, metrics, plots, report.
+- `record`: what a trained model folder says about itself (class names, preprocessing, data fingerprint).
+- `analysis`: confusion matrix, per-class scores, mistakes, overfitting verdict.
+- `report`: the plots and report.md.
 
-Importing this package imports nothing heavy; TensorFlow loads inside the functions that train.
+The data itself is read by `mnist_edge.data`, which every layer may use. Importing this package
+imports nothing heavy; TensorFlow loads inside the functions that train.
 """

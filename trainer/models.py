@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mnist_edge.data import IMAGE_SIZE, NUM_CLASSES
 from mnist_edge.errors import require
 
-INPUT_SHAPE = (28, 28)
-NUM_CLASSES = 10
+INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE)
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_edge.data import IMAGE_SIZE, Dataset, scale_images, split_train_validation
 from mnist_edge.errors import require
 from mnist_edge.files import atomic_write_text, sha256_file
-from trainer.data import Dataset, scale_images, split_train_validation
-from trainer.models import RECIPES, build_model
+from mnist_edge.trainer.models import RECIPES, build_model
+from mnist_edge.trainer.record import MODEL_FILE, DataRecord, default_preprocessing
 
 VALIDATION_FRACTION = 0.1
 DEFAULT_SEED = 42
@@ -42,6 +43,7 @@ class TrainConfig:
     seed: int = DEFAULT_SEED
     validation_fraction: float = VALIDATION_FRACTION
     augment: bool | None = None  # None: the model's recipe
+    preprocessing: str | None = None  # what runtimes do to images: "digit" or "plain"; None: by class names
 
     def resolved(self) -> "TrainConfig":
         recipe = RECIPES[self.model]
@@ -53,6 +55,7 @@ class TrainConfig:
             seed=self.seed,
             validation_fraction=self.validation_fraction,
             augment=recipe.augment if self.augment is None else self.augment,
+            preprocessing=self.preprocessing,
         )
 
 
@@ -68,12 +71,13 @@ def cosine_schedule(base_lr: float, epochs: int):
 
 
 def _augmenter(seed: int):
-    """Random small rotations, zooms and shifts of [B, 28, 28] batches, as one affine warp each.
+    """Random small rotations, zooms and shifts of [B, H, W] batches, as one affine warp each.
 
     Stateless random numbers keyed on (seed, global step) make the augmentation identical from
     run to run, however tf.data schedules its parallel calls."""
     tf = require("tensorflow")
-    centre = (28 - 1) / 2.0
+    size = IMAGE_SIZE
+    centre = (size - 1) / 2.0
 
     def augment(step, batch):
         images, labels = batch
@@ -82,7 +86,7 @@ def _augmenter(seed: int):
         u = tf.random.stateless_uniform([n, 4], seed=key, minval=-1.0, maxval=1.0)
         angle = u[:, 0] * (ROTATION_DEGREES * math.pi / 180.0)
         zoom = 1.0 + u[:, 1] * ZOOM_FRACTION
-        shift_x, shift_y = u[:, 2] * SHIFT_FRACTION * 28, u[:, 3] * SHIFT_FRACTION * 28
+        shift_x, shift_y = u[:, 2] * SHIFT_FRACTION * size, u[:, 3] * SHIFT_FRACTION * size
         # The warp maps each output pixel back to the input pixel it samples:
         # input = R(-angle) / zoom * (output - centre - shift) + centre.
         cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
@@ -94,7 +98,7 @@ def _augmenter(seed: int):
         warped = tf.raw_ops.ImageProjectiveTransformV3(
             images=images[..., tf.newaxis],
             transforms=transforms,
-            output_shape=tf.constant([28, 28]),
+            output_shape=tf.constant([size, size]),
             fill_value=0.0,
             interpolation="BILINEAR",
             fill_mode="CONSTANT",
@@ -143,11 +147,21 @@ def _epoch_logger(total_epochs: int, stream):
     return EpochLine()
 
 
+def seed_everything(seed: int) -> None:
+    """Python, numpy and TensorFlow seeds, and deterministic TensorFlow kernels, so that the same
+    seed trains the same weights bit for bit."""
+    keras = require("keras")
+    tf = require("tensorflow")
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
 def fit_model(dataset: Dataset, config: TrainConfig, *, stream=sys.stdout):
-    """Build and fit the model. Returns (model, history dict, train_seconds, best_epoch)."""
+    """Build and fit the model. Returns (model, history dict, train_seconds, best_epoch, the
+    resolved config)."""
     config = config.resolved()
     keras = require("keras")
-    keras.utils.set_random_seed(config.seed)
+    seed_everything(config.seed)
 
     fit_split, val_split = split_train_validation(
         dataset.train.head(config.limit), config.validation_fraction, config.seed
@@ -204,8 +218,8 @@ def predict_probabilities(model, images_uint8: np.ndarray, batch_size: int = 102
 
 def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, stream=sys.stdout) -> dict:
     """Train, evaluate on the test set, and write DIR/<model>/ with model, metrics, plots and report."""
-    from trainer.analysis import analyse
-    from trainer.report import write_report
+    from mnist_edge.trainer.analysis import analyse
+    from mnist_edge.trainer.report import write_report
 
     model_dir = Path(out_dir) / config.model
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -227,16 +241,18 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
         best_epoch=best_epoch,
         config=asdict(config),
         data_source=dataset.source,
+        data=DataRecord.of(dataset).as_dict(),
+        preprocessing=config.preprocessing or default_preprocessing(dataset.class_names),
         train_images=len(dataset.train.head(config.limit)),
         test_images=len(dataset.test),
         class_names=list(dataset.class_names),
     )
 
     # The model first, via a temporary name, so a crash never leaves half a model.keras behind.
-    tmp_model = model_dir / ".model.tmp.keras"
+    tmp_model = model_dir / f".{MODEL_FILE}.tmp.keras"
     model.save(tmp_model)
-    os.replace(tmp_model, model_dir / "model.keras")
-    metrics["model_sha256"] = sha256_file(model_dir / "model.keras")
+    os.replace(tmp_model, model_dir / MODEL_FILE)
+    metrics["model_sha256"] = sha256_file(model_dir / MODEL_FILE)
 
     atomic_write_text(model_dir / "history.json", json.dumps(history, indent=2) + "\n")
     atomic_write_text(model_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")

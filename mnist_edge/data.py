@@ -242,7 +242,7 @@ def resolve_data_path(data_dir: str | os.PathLike | None = None, *, download: bo
         raise DataError(
             f"no MNIST data: pass --data-dir, set {DATA_DIR_ENV}, or put {NPZ_NAME} in {cache}"
         )
-    from trainer.download import download_mnist_npz
+    from mnist_edge.download import download_mnist_npz
 
     return download_mnist_npz(cache)
 

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from trainer.data import NPZ_NAME, DataError
+from mnist_edge.data import NPZ_NAME, DataError
 
 MNIST_NPZ_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 MNIST_NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"

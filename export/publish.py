@@ -1,0 +1,277 @@
+"""The export's last step: the manifest, parity.md, and an atomic publish or a kept rejection.
+
+`Staging` is the folder an export is built in, next to `export/`:
+
+    with Staging(model_dir) as staging:       # also removes what killed exports left behind
+        ... make files in staging.folder (intermediates in staging.scratch) ...
+        staging.write(manifest, failures)
+        staging.reject(failures)               # -> export.rejected/, raises ExportFailed
+        staging.publish()                      # -> export/, swapped in with renames
+
+The published `export/` is never modified in place: it is replaced whole, or left as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from mnist_edge import __version__
+from mnist_edge.data import Dataset, fingerprint
+from mnist_edge.errors import MnistEdgeError
+from mnist_edge.files import atomic_write_text
+from mnist_edge.manifest import (
+    EXPORT_DIR,
+    SCHEMA_VERSION,
+    Artifact,
+    DataInfo,
+    InputSpec,
+    Manifest,
+    ModelInfo,
+    OutputSpec,
+    Preprocessing,
+    write_manifest,
+)
+from mnist_edge.runtime.preprocess import BOX, SIZE
+
+REJECTED_DIR = "export.rejected"
+PREVIOUS_DIR = "export.previous"
+STAGING_PREFIX = ".export-staging-"
+PARITY_FILE = "parity.md"
+
+# The libraries that made and proved the files (the engines' own packages are added from the registry).
+CONVERTER_LIBRARIES = ("tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "numpy")
+
+PREPROCESSING_TEXT = {
+    "digit": (
+        "Light digit on a dark background (MNIST convention), values in [0, 1]; the digit fits a {box}x{box} box "
+        "(aspect ratio kept) and its centre of mass is at the image centre. docs/preprocessing.md gives the "
+        "recipe every runtime follows to turn a photo or a drawing into this form."
+    ),
+    "plain": (
+        "The whole image, grey, values in [0, 1], scaled to fit the input (aspect ratio kept, centred, padded "
+        "with 0); no crop and no inversion: light objects on a dark background, as in the training data."
+    ),
+}
+
+
+class ExportFailed(MnistEdgeError):
+    """At least one artifact could not be made or failed its checks; nothing was published."""
+
+    def __init__(self, failures: list[str], rejected: Path):
+        self.failures = failures
+        self.rejected = rejected
+        super().__init__(
+            f"export rejected, previous export left in place; {len(failures)} check(s) failed: "
+            + "; ".join(failures)
+            + f" (files kept in {rejected})"
+        )
+
+
+# --- the manifest --------------------------------------------------------------------------------
+
+
+def library_versions() -> dict[str, str]:
+    from mnist_edge.formats import ENGINES
+
+    versions = {}
+    for name in (*CONVERTER_LIBRARIES, *(engine.distribution for engine in ENGINES.values())):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def input_spec(keras_model, name: str, preprocessing: str) -> InputSpec:
+    height, width = (int(d) for d in keras_model.input_shape[1:])
+    box = round(min(height, width) * BOX / SIZE) if preprocessing == "digit" else None
+    return InputSpec(
+        name=name,
+        shape=(None, height, width),
+        dtype="float32",
+        range=(0.0, 1.0),
+        preprocessing=Preprocessing(preprocessing, PREPROCESSING_TEXT[preprocessing].format(box=box), box),
+    )
+
+
+def build_manifest(
+    *,
+    model_dir: Path,
+    keras_model,
+    keras_accuracy: float,
+    record,
+    dataset: Dataset,
+    artifacts: list[Artifact],
+    thresholds,
+    calibration: dict,
+    opset: int | None,
+    input_name: str,
+    output_name: str,
+) -> Manifest:
+    from mnist_edge.files import sha256_file
+
+    classes = len(record.class_names)
+    return Manifest(
+        schema_version=SCHEMA_VERSION,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        toolkit={"name": "mnist-edge", "version": __version__},
+        libraries=library_versions(),
+        platform={"python": platform.python_version(), "machine": platform.machine(), "system": platform.system()},
+        model=ModelInfo(
+            name=model_dir.name,
+            file="model.keras",
+            sha256=sha256_file(model_dir / "model.keras"),
+            params=int(keras_model.count_params()),
+            test_accuracy=round(keras_accuracy, 6),
+        ),
+        input=input_spec(keras_model, input_name, record.preprocessing),
+        output=OutputSpec(output_name, (None, classes), "float32"),
+        class_names=tuple(record.class_names),
+        test_set=DataInfo(dataset.source, int(len(dataset.test)), fingerprint(dataset.test)),
+        calibration=calibration,
+        thresholds=thresholds.as_dict(),
+        onnx_opset=opset,
+        artifacts=tuple(artifacts),
+    )
+
+
+# --- parity.md and the progress lines ------------------------------------------------------------
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:,.1f} KiB"
+
+
+def print_artifact_line(file: str, artifact: Artifact | None, failures: list[str], stream=sys.stdout) -> None:
+    verdict = "pass" if not failures else "FAIL"
+    if artifact is None:
+        print(f"  {file:<20} {verdict}: {'; '.join(failures)}", file=stream, flush=True)
+        return
+    p = artifact.parity
+    print(
+        f"  {file:<20} {artifact.bytes / 1024:9.1f} KiB  accuracy {p.test_accuracy:.4f}  "
+        f"agreement {p.argmax_agreement:.4%}  max|Δp| {p.max_abs_diff:.2e}  {artifact.export_seconds:5.1f}s  {verdict}",
+        file=stream,
+        flush=True,
+    )
+
+
+def render_parity(manifest: Manifest, failures: list[str] = ()) -> str:
+    """parity.md: every artifact against the Keras model on the full test set."""
+    from mnist_edge.formats import ENGINES
+
+    model, test = manifest.model, manifest.test_set
+    lines = [
+        f"# Parity of the {model.name} export against Keras",
+        "",
+        f"Every artifact was run through its own engine on all {test.images:,} test images "
+        f"({test.source}) and compared with the Keras model ({model.file}, test accuracy "
+        f"{model.test_accuracy:.2%}). Thresholds: {_thresholds_text(manifest.thresholds)}.",
+        "",
+        "| artifact | format | precision | engine | size | vs fp32 | accuracy | Δ accuracy | argmax agreement "
+        "| max abs Δp | mean abs Δp | export s | result |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for a in manifest.artifacts:
+        p = a.parity
+        ratio = "" if a.size_ratio is None else f"{a.size_ratio:.1%}"
+        result = "pass" if p.passed else f"**FAIL**: {p.failure}"
+        lines.append(
+            f"| `{a.file}` | {a.format} | {a.precision} | {ENGINES[a.engine].label} | {_kb(a.bytes)} | {ratio} "
+            f"| {p.test_accuracy:.2%} | {p.accuracy_delta * 100:+.2f} pts | {p.argmax_agreement:.2%} "
+            f"({p.changed_predictions} changed) | {p.max_abs_diff:.2e} | {p.mean_abs_diff:.2e} "
+            f"| {a.export_seconds:.1f} | {result} |"
+        )
+    listed = {a.file for a in manifest.artifacts}
+    unlisted = [f for f in failures if f.split(":")[0] not in listed]
+    if unlisted:
+        lines += ["", "Not made or not comparable:", ""] + [f"- {f}" for f in unlisted]
+    return "\n".join(lines) + "\n"
+
+
+def _thresholds_text(t: dict) -> str:
+    return (
+        f"fp32 argmax agreement ≥ {t['fp32_min_agreement']:.2%} and max |Δp| ≤ {t['fp32_max_abs_diff']:g}; "
+        f"fp16 agreement ≥ {t['fp16_min_agreement']:.2%}; int8 accuracy drop ≤ {t['int8_max_accuracy_drop'] * 100:.2f} "
+        f"points, agreement ≥ {t['int8_min_agreement']:.2%}, size ≤ {t['int8_max_size_ratio']:.0%} of fp32"
+    )
+
+
+# --- staging, publishing, rejecting --------------------------------------------------------------
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def clean_leftovers(model_dir: Path) -> list[Path]:
+    """Remove what an export killed mid-way left in `model_dir`: staging folders of processes
+    that are gone, and a previous export orphaned between the two renames of a publish (it is put
+    back if no export stands in its place). The published export is never touched."""
+    removed = []
+    for folder in model_dir.glob(f"{STAGING_PREFIX}*"):
+        pid = folder.name[len(STAGING_PREFIX) :].split("-")[0]
+        if not pid.isdigit() or not _process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    previous, target = model_dir / PREVIOUS_DIR, model_dir / EXPORT_DIR
+    if previous.is_dir():
+        if target.exists():
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            os.replace(previous, target)
+    return removed
+
+
+class Staging:
+    """The folder an export is built in; removed on exit unless published or rejected."""
+
+    def __init__(self, model_dir: Path):
+        self.model_dir = Path(model_dir)
+
+    def __enter__(self) -> "Staging":
+        clean_leftovers(self.model_dir)
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=self.model_dir))
+        self.scratch = self.folder / ".scratch"
+        self.scratch.mkdir()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def write(self, manifest: Manifest, failures: list[str]) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        write_manifest(self.folder, manifest)
+        atomic_write_text(self.folder / PARITY_FILE, render_parity(manifest, failures))
+
+    def reject(self, failures: list[str]) -> None:
+        """Keep the files for inspection in export.rejected/ and raise ExportFailed."""
+        rejected = self.model_dir / REJECTED_DIR
+        shutil.rmtree(rejected, ignore_errors=True)
+        os.replace(self.folder, rejected)
+        raise ExportFailed(failures, rejected)
+
+    def publish(self) -> None:
+        """Swap the staging folder in for export/ with renames, never a half-written folder."""
+        os.chmod(self.folder, 0o755)  # mkdtemp made it private; an export is meant to be shared
+        target = self.model_dir / EXPORT_DIR
+        previous = self.model_dir / PREVIOUS_DIR
+        shutil.rmtree(previous, ignore_errors=True)
+        if target.exists():
+            os.replace(target, previous)
+        os.replace(self.folder, target)
+        shutil.rmtree(previous, ignore_errors=True)
+        shutil.rmtree(self.model_dir / REJECTED_DIR, ignore_errors=True)

@@ -1,0 +1,65 @@
+"""The `mnist-edge` command line: one front for training, export, verification, prediction,
+benchmarks and the apps. One small module per subcommand (`register` adds its parser, `run` does
+the work); choices and defaults come from the constants the code itself uses.
+
+Nothing heavy is imported to build the parser, so `mnist-edge --help` works with the base install
+and `mnist-edge predict` starts fast. Expected failures (MnistEdgeError) become one line on stderr
+and a non-zero exit code; Ctrl+C and SIGTERM stop the command cleanly (exit 130 and 143).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+import threading
+
+from mnist_edge import __version__
+from mnist_edge.errors import MnistEdgeError
+
+# Subcommands, in the order `--help` lists them.
+COMMANDS = ("train", "export", "verify", "predict", "pipeline", "bench", "demo")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that `finally` blocks clean up as for Ctrl+C."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mnist-edge",
+        description="Train MNIST digit classifiers, export them to ONNX and TFLite with proven parity, "
+        "and run them without TensorFlow.",
+    )
+    parser.add_argument("--version", action="version", version=f"mnist-edge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"mnist_edge.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return int(args.handler(args) or 0)
+    except MnistEdgeError as exc:
+        print(f"mnist-edge: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Terminated:
+        print("mnist-edge: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except KeyboardInterrupt:
+        print("mnist-edge: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Pieces every subcommand shares: argument types, the data-folder option, finding one export."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mnist_edge.errors import MnistEdgeError
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def add_data_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        help="folder of the four MNIST-format IDX files (.gz or raw) or an mnist.npz; "
+        "default: $MNIST_DATA_DIR, then ~/.cache/mnist-edge, then a verified download",
+    )
+
+
+def one_export(path: Path) -> Path:
+    """`--model` may name an export folder, its manifest, artifacts/<model>, or an artifacts
+    folder holding a single model."""
+    from mnist_edge.manifest import find_exports
+
+    if path.suffix == ".json":
+        return path
+    exports = find_exports(path)
+    if len(exports) > 1:
+        names = ", ".join(str(e) for e in exports)
+        raise MnistEdgeError(f"{path} holds several exported models ({names}); pass one of them to --model")
+    return exports[0] if exports else path  # none: the manifest reader says what is missing

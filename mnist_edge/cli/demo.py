@@ -1,0 +1,29 @@
+"""`mnist-edge demo`: serve the Gradio page for the exported models under a folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mnist_edge.cli.common import positive_int
+from mnist_edge.errors import ensure_installed
+
+
+def register(sub) -> None:
+    p = sub.add_parser("demo", help="serve the drawing/upload demo page for exported models [extra: demo]")
+    p.add_argument(
+        "--model", type=Path, default=Path("artifacts"),
+        help="artifacts folder (every <model>/export inside), one model folder or one export (default: artifacts)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=positive_int, default=7860, help="port (default: 7860)")
+    p.add_argument("--share", action="store_true", help="also ask Gradio for a public share link (off by default)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    ensure_installed("gradio")
+    from mnist_edge.demo.app import launch
+
+    launch(args.model, host=args.host, port=args.port, share=args.share)
+    return 0

@@ -1,0 +1,67 @@
+"""`mnist-edge export`: convert a trained model to every planned artifact kind, prove each one,
+publish the set or reject it. Choices and defaults come from mnist_edge.formats and the parity
+limits in mnist_edge.export.parity."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mnist_edge import formats
+from mnist_edge.cli.common import add_data_args, csv, positive_int
+from mnist_edge.errors import MnistEdgeError, ensure_installed
+
+
+def register(sub) -> None:
+    from mnist_edge.export.convert import DEFAULT_CALIBRATION_SIZE, DEFAULT_OPSET
+    from mnist_edge.export.parity import Thresholds
+
+    p = sub.add_parser(
+        "export", help="convert a trained model to ONNX and TFLite and prove each artifact [extra: train]"
+    )
+    p.add_argument("model_dir", type=Path, help="folder of a trained model, e.g. artifacts/cnn")
+    families = ",".join(formats.families())
+    p.add_argument(
+        "--formats", default=families,
+        help=f"comma list of {families} (default: all; "
+        + "; ".join(f"{f}: {', '.join(k.file for k in formats.KINDS if k.family == f)}" for f in formats.families())
+        + ")",
+    )
+    precisions = ",".join(formats.PRECISIONS)
+    p.add_argument("--precisions", default=precisions, help=f"comma list of {precisions} (default: all)")
+    p.add_argument("--opset", type=positive_int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
+    p.add_argument(
+        "--calibration-size", type=positive_int, default=DEFAULT_CALIBRATION_SIZE,
+        help=f"training images used to calibrate int8 quantization (default: {DEFAULT_CALIBRATION_SIZE})",
+    )
+    limits = p.add_argument_group("parity limits (override the defaults)")
+    for name, value in Thresholds().as_dict().items():
+        limits.add_argument(f"--{name.replace('_', '-')}", type=float, dest=name, help=f"default {value:g}")
+    add_data_args(p)
+    p.set_defaults(handler=run)
+
+
+def thresholds(args: argparse.Namespace):
+    from mnist_edge.export.parity import Thresholds
+
+    overrides = {name: value for name in Thresholds().as_dict() if (value := getattr(args, name, None)) is not None}
+    return Thresholds(**{**Thresholds().as_dict(), **overrides})
+
+
+def run(args: argparse.Namespace) -> int:
+    ensure_installed("tensorflow", "keras", "tf2onnx", "onnx", "ai_edge_litert")
+    from mnist_edge.export.exporter import export_model
+
+    families, precisions = csv(args.formats), csv(args.precisions)
+    if not families or not precisions:
+        raise MnistEdgeError("--formats and --precisions each need at least one value")
+    export_model(
+        args.model_dir,
+        families=families,
+        precisions=precisions,
+        opset=args.opset,
+        calibration_size=args.calibration_size,
+        thresholds=thresholds(args),
+        data_dir=args.data_dir,
+    )
+    return 0

@@ -1,0 +1,40 @@
+"""`mnist-edge pipeline`: train (unless trained), export (unless current) and verify each model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mnist_edge.cli.common import add_data_args, csv
+from mnist_edge.cli.train import MODEL_CHOICES
+from mnist_edge.errors import MnistEdgeError, ensure_installed
+
+
+def register(sub) -> None:
+    from mnist_edge.trainer.train import DEFAULT_SEED
+
+    p = sub.add_parser(
+        "pipeline", help="train (unless trained), export and verify both models; print a summary [extra: train]"
+    )
+    p.add_argument("--out", type=Path, default=Path("artifacts"), help="artifacts folder (default: artifacts)")
+    p.add_argument(
+        "--models", default=",".join(MODEL_CHOICES), help=f"comma list of models (default: {','.join(MODEL_CHOICES)})"
+    )
+    p.add_argument("--retrain", action="store_true", help="train again even if a trained model exists")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed for training (default: {DEFAULT_SEED})")
+    add_data_args(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    ensure_installed("tensorflow", "keras", "matplotlib", "tf2onnx", "onnx", "ai_edge_litert")
+    from mnist_edge.pipeline import run_pipeline
+
+    models = csv(args.models)
+    unknown = [m for m in models if m not in MODEL_CHOICES]
+    if unknown or not models:
+        raise MnistEdgeError(
+            f"--models: unknown model {', '.join(unknown) or '(none)'}; choose from {', '.join(MODEL_CHOICES)}"
+        )
+    run_pipeline(args.out, models=models, retrain=args.retrain, data_dir=args.data_dir, seed=args.seed)
+    return 0

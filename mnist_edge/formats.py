@@ -1,0 +1,153 @@
+"""Every artifact kind, precision and engine, declared once.
+
+The exporter's plan, the converters it calls, the runtime's choice of engine, `verify`, the
+command line's `--formats/--precisions/--engine` choices and the apps' menus are all derived
+from the tables below. Adding an artifact kind is one entry in `KINDS` plus its converter
+function in `mnist_edge.export.convert`; nothing else changes.
+
+Converters and sessions are named by dotted path ("module:function") and imported only when
+used, so reading this module costs nothing and pulls in neither TensorFlow nor onnxruntime.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class Engine:
+    """An inference engine that runs artifacts in Python (and proves them at export)."""
+
+    name: str  # the one spelling used everywhere: CLI, manifest, API
+    label: str  # how people call it, for tables and menus
+    module: str  # what must be importable for it to run
+    session: str  # "module:Class" of the runtime session that wraps it
+    extra: str  # the pip extra that installs it ("" for the base install)
+    distribution: str  # its package on PyPI, whose version a manifest records
+
+
+@dataclass(frozen=True)
+class BrowserEngine:
+    """An engine that runs artifacts in a web page; proven in Chromium by `mnist-edge web`."""
+
+    name: str
+    label: str
+    npm_package: str
+
+
+ENGINES = {
+    "onnxruntime": Engine(
+        "onnxruntime", "ONNX Runtime", "onnxruntime", "mnist_edge.runtime.backends:OnnxSession", "", "onnxruntime"
+    ),
+    "litert": Engine(
+        "litert", "LiteRT", "ai_edge_litert.interpreter", "mnist_edge.runtime.backends:LiteRTSession", "litert",
+        "ai-edge-litert",
+    ),
+}
+
+BROWSER_ENGINES = {
+    "onnxruntime-web": BrowserEngine("onnxruntime-web", "onnxruntime-web", "onnxruntime-web"),
+    "litert-js": BrowserEngine("litert-js", "LiteRT.js", "@litertjs/core"),
+}
+
+
+@dataclass(frozen=True)
+class ArtifactKind:
+    """One file an export can hold: what it is, what makes it, what proves and runs it."""
+
+    file: str  # its name inside the export folder
+    format: str  # the file format: onnx | ort | tflite
+    family: str  # what `--formats` calls it (onnx covers .onnx and .ort)
+    precision: str  # fp32 | fp16 | int8
+    engine: str  # the Python engine that proves it at export and runs it (a key of ENGINES)
+    converter: str  # "module:function(job, path)" that writes it
+    batch: int | None = None  # None: any batch size; 1: a static batch of one (mobile delegates, LiteRT.js)
+    integer_io: bool = False  # int8 tensors in and out, with the scale and zero point in the file
+    size_reference: str | None = None  # quantized kinds: the fp32 file whose size they are compared with
+    browser_engines: tuple[str, ...] = ()  # engines of BROWSER_ENGINES that can run it in a page
+
+
+KINDS: tuple[ArtifactKind, ...] = (
+    ArtifactKind(
+        "model.onnx", "onnx", "onnx", "fp32", "onnxruntime", "mnist_edge.export.convert:to_onnx",
+        browser_engines=("onnxruntime-web",),
+    ),
+    ArtifactKind(
+        "model.int8.onnx", "onnx", "onnx", "int8", "onnxruntime", "mnist_edge.export.convert:quantize_onnx",
+        size_reference="model.onnx", browser_engines=("onnxruntime-web",),
+    ),
+    ArtifactKind(
+        "model.ort", "ort", "onnx", "fp32", "onnxruntime", "mnist_edge.export.convert:to_ort",
+        browser_engines=("onnxruntime-web",),
+    ),
+    ArtifactKind(
+        "model.tflite", "tflite", "tflite", "fp32", "litert", "mnist_edge.export.convert:to_tflite",
+        batch=1, browser_engines=("litert-js",),
+    ),
+    ArtifactKind(
+        "model.fp16.tflite", "tflite", "tflite", "fp16", "litert", "mnist_edge.export.convert:to_tflite",
+        batch=1, size_reference="model.tflite", browser_engines=("litert-js",),
+    ),
+    ArtifactKind(
+        "model.int8.tflite", "tflite", "tflite", "int8", "litert", "mnist_edge.export.convert:to_tflite",
+        batch=1, integer_io=True, size_reference="model.tflite",
+    ),
+)
+
+
+class UnknownKindError(KeyError):
+    """No artifact kind of that name (or format and precision) is registered."""
+
+
+def kind(file: str) -> ArtifactKind:
+    """The registered kind whose file is `file`."""
+    for k in KINDS:
+        if k.file == file:
+            return k
+    raise UnknownKindError(file)
+
+
+def find_kind(format: str, precision: str) -> ArtifactKind | None:
+    """The registered kind of this format and precision, or None."""
+    return next((k for k in KINDS if k.format == format and k.precision == precision), None)
+
+
+def families() -> tuple[str, ...]:
+    """What `--formats` accepts, in registry order."""
+    return _unique(k.family for k in KINDS)
+
+
+def formats() -> tuple[str, ...]:
+    """Every file format, in registry order."""
+    return _unique(k.format for k in KINDS)
+
+
+def engine_formats(engine: str) -> tuple[str, ...]:
+    """The formats `engine` runs, its default (most portable) first."""
+    return _unique(k.format for k in KINDS if k.engine == engine)
+
+
+def engine_of_format(format: str) -> str:
+    """The engine that runs files of this format."""
+    for k in KINDS:
+        if k.format == format:
+            return k.engine
+    raise UnknownKindError(format)
+
+
+def plan(families_wanted: tuple[str, ...], precisions_wanted: tuple[str, ...]) -> tuple[ArtifactKind, ...]:
+    """The kinds an export makes for these `--formats` and `--precisions`, in registry order."""
+    return tuple(k for k in KINDS if k.family in families_wanted and k.precision in precisions_wanted)
+
+
+def resolve(dotted: str):
+    """Import "package.module:name" and return the named object."""
+    module, _, name = dotted.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _unique(items) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))

@@ -1,0 +1,361 @@
+"""manifest.json, the one contract between an export and every runtime (Python or JavaScript).
+
+The dataclasses below are the schema: `mnist_edge.export` builds them and writes them with
+`write_manifest`, every reader gets them back from `read_manifest`, checked field by field
+against the same type hints. A runtime learns everything it needs here: the input's name,
+shape, dtype, value range and the preprocessing the model was trained for; the class names;
+and for each artifact its kind, size, sha256 and the proofs it passed.
+
+Versioning: `schema_version` is "MAJOR.MINOR". A reader accepts any minor version of its major
+(fields it does not know are ignored, artifacts of kinds it does not know are skipped with a
+note) and refuses another major version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mnist_edge import formats
+from mnist_edge.errors import MnistEdgeError
+
+MANIFEST_NAME = "manifest.json"
+SCHEMA_VERSION = "2.0"
+EXPORT_DIR = "export"  # artifacts/<model>/export holds a model's published export
+
+
+class ManifestError(MnistEdgeError):
+    """The manifest is missing, unreadable, or does not describe what was asked for."""
+
+
+# --- the schema ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an arbitrary image becomes the model's input; the runtimes implement each kind.
+
+    "digit": the MNIST recipe (ink cropped, fit in a `box` x `box` square keeping the aspect
+    ratio, centre of mass at the centre, light ink on dark); see docs/preprocessing.md.
+    "plain": the whole image resized to the input size, grey, scaled to [0, 1], as it is (no
+    crop, no inversion): for data sets whose images are not centred ink (Fashion-MNIST)."""
+
+    kind: str
+    description: str = ""
+    box: int | None = None
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    shape: tuple[int | None, ...]  # [batch, height, width]; batch None means any
+    dtype: str
+    range: tuple[float, float]
+    preprocessing: Preprocessing
+
+    @property
+    def height(self) -> int:
+        return int(self.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.shape[2])
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    name: str
+    shape: tuple[int | None, ...]  # [batch, classes]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    file: str
+    sha256: str
+    params: int
+    test_accuracy: float
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """The data a figure was measured on; `sha256` fingerprints the images and labels."""
+
+    source: str
+    images: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Proof:
+    """One artifact run by one engine on the test set, compared with a reference's probabilities."""
+
+    engine: str
+    reference: str  # what it was compared with: "keras", or another engine's run of the same file
+    images: int
+    test_accuracy: float
+    accuracy_delta: float
+    argmax_agreement: float
+    changed_predictions: int
+    max_abs_diff: float
+    mean_abs_diff: float
+    passed: bool
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class Artifact:
+    file: str
+    format: str
+    precision: str
+    engine: str
+    bytes: int
+    sha256: str
+    batch: int | None  # None: any batch size; 1: a static batch of one
+    integer_io: bool
+    test_accuracy: float
+    size_ratio: float | None  # bytes / bytes of the fp32 file it was quantized from
+    export_seconds: float
+    proofs: tuple[Proof, ...]
+
+    @property
+    def parity(self) -> Proof:
+        """The export's proof: this file in its own engine against the Keras model."""
+        return self.proofs[0]
+
+    @property
+    def passed(self) -> bool:
+        return all(p.passed for p in self.proofs)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    schema_version: str
+    created: str
+    toolkit: dict
+    libraries: dict
+    platform: dict
+    model: ModelInfo
+    input: InputSpec
+    output: OutputSpec
+    class_names: tuple[str, ...]
+    test_set: DataInfo
+    calibration: dict
+    thresholds: dict
+    onnx_opset: int | None
+    artifacts: tuple[Artifact, ...]
+    # Not part of the file: where it was read from, and what this reader left out.
+    root: Path | None = field(default=None, compare=False)
+    skipped: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def path_of(self, artifact: Artifact) -> Path:
+        if self.root is None:
+            raise ManifestError("this manifest was not read from a folder; it has no files")
+        return self.root / artifact.file
+
+    def artifact(self, file: str) -> Artifact:
+        for a in self.artifacts:
+            if a.file == file:
+                return a
+        raise ManifestError(f"{self.where}: no artifact {file!r} (available: {self.available()})")
+
+    def find(self, engine: str = "onnxruntime", precision: str = "fp32", format: str | None = None) -> Artifact:
+        """The artifact `engine` runs at `precision` (its most portable format unless `format`),
+        or a ManifestError listing what exists."""
+        if engine not in formats.ENGINES:
+            raise ManifestError(f"unknown engine {engine!r}; choose from {', '.join(formats.ENGINES)}")
+        runnable = formats.engine_formats(engine)
+        if format is not None and format not in runnable:
+            raise ManifestError(f"{engine} cannot run {format!r} files (it runs {', '.join(runnable)})")
+        for fmt in (format,) if format else runnable:
+            for a in self.artifacts:
+                if a.format == fmt and a.precision == precision:
+                    return a
+        wanted = format or "/".join(runnable)
+        raise ManifestError(
+            f"{self.where}: no {wanted} artifact at precision {precision} for {engine} (available: {self.available()})"
+        )
+
+    def available(self) -> str:
+        return ", ".join(f"{a.file} ({a.engine} {a.precision})" for a in self.artifacts) or "none"
+
+    @property
+    def where(self) -> str:
+        return str(self.root / MANIFEST_NAME) if self.root else MANIFEST_NAME
+
+    def to_dict(self) -> dict:
+        data = _to_plain(self)
+        del data["root"], data["skipped"]
+        return data
+
+
+# --- reading and writing -----------------------------------------------------------------------
+
+
+def manifest_path(path: str | os.PathLike) -> Path:
+    """Accept an export folder or the manifest.json inside it."""
+    path = Path(path)
+    return path if path.suffix == ".json" else path / MANIFEST_NAME
+
+
+def write_manifest(folder: str | os.PathLike, manifest: Manifest) -> Path:
+    from mnist_edge.files import atomic_write_text
+
+    path = Path(folder) / MANIFEST_NAME
+    atomic_write_text(path, json.dumps(manifest.to_dict(), indent=2) + "\n")
+    return path
+
+
+def read_manifest(path: str | os.PathLike) -> Manifest:
+    """Parse and check a manifest; every problem is one ManifestError naming the file."""
+    file = manifest_path(path)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(f"{file}: no manifest here; is this an export folder (artifacts/<model>/export)?") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{file}: cannot read ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{file}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    return manifest_from_dict(data, root=file.parent)
+
+
+def manifest_from_dict(data, *, root: Path | None = None) -> Manifest:
+    where = str(root / MANIFEST_NAME) if root else MANIFEST_NAME
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: expected a JSON object")
+    _check_version(data.get("schema_version"), where)
+    entries = data.get("artifacts")
+    if not isinstance(entries, list):
+        raise ManifestError(f"{where}: field 'artifacts' should be a list")
+    known, skipped = [], []
+    for i, entry in enumerate(entries):
+        at = f"{where} artifacts[{i}]"
+        if not isinstance(entry, dict):
+            raise ManifestError(f"{at}: expected an object")
+        kind = formats.find_kind(str(entry.get("format")), str(entry.get("precision")))
+        if kind is None:
+            skipped.append(
+                f"{entry.get('file', f'artifacts[{i}]')}: {entry.get('format')}/{entry.get('precision')} is not a kind "
+                "this version of mnist-edge knows; skipped"
+            )
+            continue
+        known.append(entry)
+    manifest = _from_plain(Manifest, {**data, "artifacts": known}, where)
+    manifest = dataclasses.replace(manifest, root=root, skipped=tuple(skipped))
+    _check_consistency(manifest, where)
+    return manifest
+
+
+def _check_version(version, where: str) -> None:
+    major = SCHEMA_VERSION.split(".")[0]
+    if not isinstance(version, str) or version.split(".")[0] != major:
+        raise ManifestError(
+            f"{where}: schema_version {version!r} is not supported by this mnist-edge (it reads {major}.x); "
+            "export the model again with this version"
+        )
+
+
+def _check_consistency(manifest: Manifest, where: str) -> None:
+    problems = []
+    if len(manifest.input.shape) != 3:
+        problems.append(f"input shape {list(manifest.input.shape)} should be [batch, height, width]")
+    if len(manifest.output.shape) != 2:
+        problems.append(f"output shape {list(manifest.output.shape)} should be [batch, classes]")
+    elif manifest.output.shape[-1] != len(manifest.class_names):
+        problems.append(f"{len(manifest.class_names)} class names but the output has {manifest.output.shape[-1]} values")
+    if manifest.input.preprocessing.kind not in PREPROCESSING_KINDS:
+        problems.append(
+            f"preprocessing kind {manifest.input.preprocessing.kind!r} is unknown (known: {', '.join(PREPROCESSING_KINDS)})"
+        )
+    for a in manifest.artifacts:
+        if Path(a.file).name != a.file or a.file in ("", ".", ".."):
+            problems.append(f"artifact file {a.file!r} must be a plain name inside the export folder")
+        if not a.proofs:
+            problems.append(f"{a.file} lists no proof")
+    if problems:
+        raise ManifestError(f"{where}: " + "; ".join(problems))
+
+
+PREPROCESSING_KINDS = ("digit", "plain")
+
+
+def find_exports(root: str | os.PathLike) -> list[Path]:
+    """The export folders at `root`: an export folder itself, one model folder (artifacts/<model>),
+    or a folder of model folders (artifacts/*/export)."""
+    root = Path(root)
+    if (root / MANIFEST_NAME).is_file():
+        return [root]
+    if (root / EXPORT_DIR / MANIFEST_NAME).is_file():
+        return [root / EXPORT_DIR]
+    return sorted(path.parent for path in root.glob(f"*/{EXPORT_DIR}/{MANIFEST_NAME}"))
+
+
+# --- dataclasses <-> JSON, checked against the type hints ---------------------------------------
+
+
+def _to_plain(value):
+    if dataclasses.is_dataclass(value):
+        return {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _from_plain(cls, data, where: str):
+    """Build dataclass `cls` from parsed JSON, checking every field's type; unknown keys are ignored."""
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: expected an object, found {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if not f.init or f.name in ("root", "skipped"):
+            continue
+        if f.name not in data:
+            if f.default is not dataclasses.MISSING:
+                continue
+            raise ManifestError(f"{where}: missing field {f.name!r}")
+        values[f.name] = _convert(hints[f.name], data[f.name], f"{where} {f.name}")
+    return cls(**values)
+
+
+def _convert(hint, value, where: str):
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):  # only "X | None" is used
+        (option,) = (a for a in args if a is not type(None))
+        return None if value is None else _convert(option, value, where)
+    if dataclasses.is_dataclass(hint):
+        return _from_plain(hint, value, where)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ManifestError(f"{where}: expected a list, found {type(value).__name__}")
+        if args[-1] is not Ellipsis and len(value) != len(args):
+            raise ManifestError(f"{where}: expected {len(args)} values, found {len(value)}")
+        return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ManifestError(f"{where}: expected a number, found {type(value).__name__}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ManifestError(f"{where}: expected an integer, found {type(value).__name__}")
+        return value
+    if hint in (str, bool, dict):
+        if not isinstance(value, hint) or (hint is not bool and isinstance(value, bool)):
+            raise ManifestError(f"{where}: expected {hint.__name__}, found {type(value).__name__}")
+        return value
+    raise TypeError(f"manifest schema: unsupported type {hint!r} at {where}")
