@@ -123,9 +123,13 @@ def _demo_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "mnist_edge"]
 
 
+SERVER_PROCESS: dict[str, subprocess.Popen] = {}  # the running demo of `server`, for memory and exit checks
+
+
 @pytest.fixture(scope="module")
 def server(model_root, tmp_path_factory):
-    """`mnist-edge demo` serving the MLP on 127.0.0.1 for this module; stopped at the end."""
+    """`mnist-edge demo` serving the MLP on 127.0.0.1 for this module; stopped with SIGTERM at the
+    end, which must close it cleanly (exit code 0, no traceback)."""
     work = tmp_path_factory.mktemp("demo-server")
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -150,6 +154,7 @@ def server(model_root, tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"mnist-edge demo did not answer on {url} within 60 s:\n{log_path.read_text()}")
             time.sleep(0.25)
+        SERVER_PROCESS["demo"] = process
         yield url
     finally:
         process.terminate()  # SIGTERM: the demo closes its server, as on Ctrl+C
@@ -158,7 +163,10 @@ def server(model_root, tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        print(f"\ndemo server log:\n{log_path.read_text()}")
+        log = log_path.read_text()
+        print(f"\ndemo server log:\n{log}")
+    assert process.returncode == 0, f"the demo did not stop cleanly on SIGTERM ({process.returncode}):\n{log}"
+    assert "Traceback" not in log, log
 
 
 def _client(url: str):
@@ -440,18 +448,21 @@ def test_browser_draws_digits_and_reads_an_example(server, mlp_export, test_arti
             browser.close()
 
 
-def _predict_over_http(http, server: str, path: Path) -> list:
-    """One /predict_upload call through Gradio's plain HTTP API: upload the file, start the call,
+def _call_over_http(http, server: str, endpoint: str, path: Path, *, drawing: bool = False) -> list:
+    """One call of `endpoint` through Gradio's plain HTTP API: upload the file, start the call,
     read the result from its event stream. Lighter than gradio_client, so the load test measures
-    the server rather than twenty Python clients sharing two cores with it."""
+    the server rather than twenty Python clients sharing two cores with it. A drawing is sent as
+    the Sketchpad sends it: the composite image inside an editor value."""
     api = f"{server}gradio_api"
     with path.open("rb") as file:
         response = http.post(f"{api}/upload", files={"files": (path.name, file, "image/png")})
     response.raise_for_status()
     image = {"path": response.json()[0], "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
-    response = http.post(f"{api}/call/predict_upload", json={"data": [image, "mlp", "fp32", "onnxruntime"]})
+    if drawing:
+        image = {"background": None, "layers": [], "composite": image, "id": None}
+    response = http.post(f"{api}/call/{endpoint}", json={"data": [image, "mlp", "fp32", "onnxruntime"]})
     response.raise_for_status()
-    response = http.get(f"{api}/call/predict_upload/{response.json()['event_id']}")
+    response = http.get(f"{api}/call/{endpoint}/{response.json()['event_id']}")
     event = None
     for line in response.text.splitlines():
         if line.startswith("event:"):
@@ -471,7 +482,7 @@ def test_load_200_requests_from_20_clients(server, digit_files):
         with httpx.Client(timeout=60) as http:
             for path, expected in jobs[k::LOAD_CLIENTS]:
                 start = time.perf_counter()
-                labels, _, status = _predict_over_http(http, server, path)
+                labels, _, status = _call_over_http(http, server, "predict_upload", path)
                 elapsed = time.perf_counter() - start
                 with lock:
                     latencies.append(elapsed)
@@ -490,3 +501,66 @@ def test_load_200_requests_from_20_clients(server, digit_files):
         f"latency p50 {p50:.0f} ms, p95 {p95:.0f} ms (upload + queue + prediction + result); "
         f"{LOAD_REQUESTS / wall:.0f} requests/s over {wall:.1f} s"
     )
+
+
+# --- hostile input and the server's own limits ------------------------------------------------
+
+
+def _memory_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for process {pid}")
+
+
+def test_huge_drawings_get_a_message_without_decoding(server, tmp_path):
+    """Four 9000x9000 PNG drawings (81 megapixels each, ~100 KB on the wire) sent at once to the
+    drawing endpoint: each is refused from its header, and the server's memory stays small."""
+    import httpx
+
+    bomb = tmp_path / "huge-drawing.png"
+    Image.new("L", (9000, 9000), 255).save(bomb, optimize=True)
+    assert bomb.stat().st_size < 200_000
+    pid = SERVER_PROCESS["demo"].pid
+    before = _memory_kib(pid, "VmRSS")
+    peak, done = [before], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak.append(_memory_kib(pid, "VmRSS"))
+            time.sleep(0.01)
+
+    def send(_):
+        with httpx.Client(timeout=120) as http:
+            return _call_over_http(http, server, "predict_drawing", bomb, drawing=True)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(send, range(4)))
+    finally:
+        done.set()
+        watcher.join()
+    for labels, model_input, status in answers:
+        assert not (labels or {}).get("label") and model_input is None  # no prediction shown
+        assert "9000x9000 is 81,000,000 pixels, over the 4,000,000-pixel limit" in status, status
+        assert str(tmp_path) not in status and "/gradio" not in status  # no server paths in messages
+    print(f"\nfour 9000x9000 drawings at once: server memory {before / 1024:.0f} MB before, peak {max(peak) / 1024:.0f} MB")
+    assert max(peak) < 500 * 1024
+    assert max(peak) - before < 100 * 1024
+
+
+def test_a_port_in_use_is_one_line(model_root, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [*_demo_command(), "demo", "--model", str(model_root), "--port", str(port)],
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(tmp_path / "gradio")},
+        )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"mnist-edge: error: cannot serve on 127.0.0.1:{port}"), result.stderr

@@ -305,3 +305,14 @@ def test_load_dataset_without_download_does_not_touch_the_server(server, downloa
     with pytest.raises(DataError, match="no MNIST data"):
         load_dataset(download=False)
     assert sum(server.requests.values()) == 0
+
+
+def test_the_public_checksum_is_the_one_keras_publishes():
+    """The real mnist.npz cannot be fetched here; its sha256 is checked against the hash Keras
+    itself verifies the same file with (keras/src/datasets/mnist.py), so a typo cannot hide."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("keras.src.datasets.mnist")
+    source = Path(spec.origin).read_text()
+    assert f'"{mnist_edge.download.MNIST_NPZ_SHA256}"' in source
+    assert mnist_edge.download.MNIST_NPZ_URL.endswith("tf-keras-datasets/mnist.npz") and "tf-keras-datasets/" in source

@@ -352,6 +352,96 @@ def test_not_an_image():
         to_mnist(b"")
 
 
+# --- every image format the README lists -------------------------------------------------------
+
+FORMATS = {  # Pillow format: how to save it
+    "PNG": {}, "JPEG": {"quality": 90}, "GIF": {}, "BMP": {}, "WEBP": {"quality": 90}, "TIFF": {}, "PPM": {},
+}
+
+
+def test_the_allow_list_holds_only_formats_this_pillow_can_open():
+    Image.init()
+    assert set(preprocess.IMAGE_FORMATS) <= set(Image.OPEN)
+    assert set(FORMATS) <= set(preprocess.IMAGE_FORMATS)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_listed_format_reads_the_same_digit(fmt, mnist, knn, tmp_path):
+    """The same ten test digits saved as real files of each format the README lists."""
+    rng = np.random.default_rng(6)
+    reference, decoded = [], []
+    for i, digit in enumerate(mnist.test.images[:10]):
+        page = Image.fromarray(to_uint8(1 - placed(digit, rng))).convert("RGB")
+        path = tmp_path / f"{i}.{fmt.lower()}"
+        page.save(path, format=fmt, **FORMATS[fmt])
+        reference.append(to_mnist(np.asarray(page)))
+        decoded.append(to_mnist(path))
+    assert load_image(path).format == fmt
+    lossy = fmt in ("JPEG", "WEBP")
+    assert np.abs(np.stack(decoded) - np.stack(reference)).mean() < (0.02 if lossy else 1e-6)
+    assert (knn.predict(np.stack(decoded)) == knn.predict(np.stack(reference))).all()
+
+
+def test_animated_gif_and_multipage_tiff_use_the_first_frame(mnist, tmp_path):
+    seven, one = (Image.fromarray(255 - mnist.test.images[i]).resize((140, 140)) for i in (0, 2))
+    assert (mnist.test.labels[0], mnist.test.labels[2]) == (7, 1)
+    expected = to_mnist(np.asarray(seven))
+    for fmt in ("GIF", "TIFF"):
+        path = tmp_path / f"frames.{fmt.lower()}"
+        seven.save(path, format=fmt, save_all=True, append_images=[one])
+        assert getattr(Image.open(path), "n_frames", 1) == 2
+        np.testing.assert_allclose(to_mnist(path), expected, atol=1e-6)
+
+
+def test_sixteen_bit_png_is_read_as_sixteen_bits(mnist, tmp_path):
+    digit = mnist.test.images[0]
+    path = tmp_path / "deep.png"
+    Image.fromarray(digit.astype(np.uint16) * 257).save(path)  # 0-255 spread over 0-65535
+    assert Image.open(path).mode.startswith("I;16")
+    np.testing.assert_allclose(to_mnist(path), to_mnist(digit), atol=1e-4)
+    faint = tmp_path / "faint.png"  # 8-bit values stored in 16 bits: nearly black, no ink to read
+    Image.fromarray(digit.astype(np.uint16)).save(faint)
+    with pytest.raises(NoDigitError):
+        to_mnist(faint)
+
+
+def test_float_tiff_in_range_out_of_range_and_nan(mnist, tmp_path):
+    digit = mnist.test.images[0].astype(np.float32)
+    cases = {"unit": digit / 255, "bytes": digit, "too-bright": digit * 2, "nan": np.where(digit > 0, np.nan, 0)}
+    paths = {}
+    for name, values in cases.items():
+        paths[name] = tmp_path / f"{name}.tif"
+        Image.fromarray(values.astype(np.float32), mode="F").save(paths[name])
+    np.testing.assert_allclose(to_mnist(paths["unit"]), to_mnist(mnist.test.images[0]), atol=1e-5)
+    np.testing.assert_allclose(to_mnist(paths["bytes"]), to_mnist(mnist.test.images[0]), atol=1e-5)
+    with pytest.raises(InvalidImageError, match=r"values 0\.\.510: expected \[0, 1\] \(or 0-255\)"):
+        to_mnist(paths["too-bright"])
+    with pytest.raises(InvalidImageError, match="NaN"):
+        to_mnist(paths["nan"])
+
+
+def test_a_long_thin_line_is_not_a_digit():
+    line = np.full((1, 10000), 255, np.uint8)
+    line[0, 3000:7000] = 0  # a dark dash on a 10000x1 strip
+    with pytest.raises(NoDigitError, match="times wider than tall"):
+        to_mnist(line)
+    page = Image.new("L", (2000, 400), 255)
+    ImageDraw.Draw(page).line([(200, 200), (1800, 200)], fill=0, width=12)  # a rule across a page
+    with pytest.raises(NoDigitError, match="times wider than tall"):
+        to_mnist(np.asarray(page))
+    # Upright, the same stroke is a 1: digits may be far taller than wide.
+    assert to_mnist(np.asarray(page.rotate(90, expand=True, fillcolor=255))).shape == (SIZE, SIZE)
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidImageError, match="not a regular file"):
+        to_mnist(fifo)
+
+
 def test_formats_outside_the_allow_list_are_refused():
     # Pillow can open EPS by running Ghostscript: never for untrusted input.
     eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\nshowpage\n"

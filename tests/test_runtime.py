@@ -19,7 +19,14 @@ import pytest
 from PIL import Image
 
 from mnist_edge import runtime
-from mnist_edge.runtime.errors import ImageTooLargeError, IntegrityError, InvalidImageError, ManifestError, NoDigitError
+from mnist_edge.runtime.errors import (
+    ImageTooLargeError,
+    IntegrityError,
+    InvalidImageError,
+    ManifestError,
+    ModelLoadError,
+    NoDigitError,
+)
 
 SAMPLE = 300  # real test digits used for file-based checks
 
@@ -221,6 +228,108 @@ def test_bad_manifests_are_refused(export_copy, tmp_path):
         runtime.load(export_copy)
 
 
+def _edit_manifest(export_dir: Path, change) -> None:
+    path = export_dir / "manifest.json"
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d.update(schema_version="3.0"), "schema_version '3.0' is not supported"),
+        (lambda d: d.update(schema_version=1), "schema_version 1 is not supported"),
+        (lambda d: d["artifacts"][0].update(bytes="2617"), "artifacts[0] bytes: expected an integer, found str"),
+        (lambda d: d["input"].update(shape=[None, 28]), "input shape [None, 28] should be [batch, height, width]"),
+        (lambda d: d.pop("class_names"), "missing field 'class_names'"),
+        (lambda d: d["input"]["preprocessing"].update(kind="sharpen"), "preprocessing kind 'sharpen' is unknown"),
+        (lambda d: d.update(class_names=["a", "b", "c"]), "3 class names but the output has 10 values"),
+    ],
+    ids=["newer major", "old version", "field type", "input rank", "missing field", "preprocessing", "class names"],
+)
+def test_manifest_schema_violations_are_one_clear_error(export_copy, change, message):
+    _edit_manifest(export_copy, change)
+    with pytest.raises(ManifestError) as failure:
+        runtime.load(export_copy)
+    assert message in str(failure.value) and str(export_copy / "manifest.json") in str(failure.value)
+
+
+def test_a_newer_minor_version_with_an_unknown_kind_still_loads(export_copy, mnist):
+    """A manifest from a newer mnist-edge: extra fields are ignored, an artifact kind this runtime
+    does not know is skipped with a note, and the known ones still predict."""
+
+    def newer(data):
+        data["schema_version"] = "2.7"
+        data["a_field_from_the_future"] = {"anything": 1}
+        data["artifacts"][0]["another_new_field"] = True
+        data["artifacts"].append({**data["artifacts"][0], "file": "model.webnn", "format": "webnn", "precision": "int4"})
+
+    _edit_manifest(export_copy, newer)
+    predictor = runtime.load(export_copy)
+    assert predictor.manifest.skipped == (
+        "model.webnn: webnn/int4 is not a kind this version of mnist-edge knows; skipped",
+    )
+    assert "model.webnn" not in {a.file for a in predictor.manifest.artifacts}
+    assert predictor.predict(mnist.test.images[0]).digit == 7
+
+
+def test_manifest_input_spec_that_disagrees_with_the_model_is_refused_at_load(export_copy):
+    def wrong(data):
+        data["input"]["shape"] = [None, 32, 32]
+        data["input"]["name"] = "pixels"
+        data["input"]["dtype"] = "float16"
+
+    _edit_manifest(export_copy, wrong)
+    with pytest.raises(ModelLoadError) as failure:
+        runtime.load(export_copy)
+    message = str(failure.value)
+    assert message.startswith(f"{export_copy / 'model.onnx'} does not match its manifest: ")
+    assert "input is named 'image', the manifest says 'pixels'" in message
+    assert "input shape is [batch, 28, 28], the manifest says [batch, 32, 32]" in message
+    assert "input dtype is float32, the manifest says float16" in message
+
+
+def test_the_input_size_comes_from_the_manifest(export_copy, mnist):
+    """The runtime's preprocessing and checks follow the manifest's input shape, not a constant."""
+    predictor = runtime.load(export_copy)
+    assert predictor.input_shape == (28, 28)
+    assert predictor.prepare(mnist.test.images[0]).shape == (28, 28)
+    with pytest.raises(InvalidImageError, match=r"shape \[N, 28, 28\]"):
+        predictor.predict_array(np.zeros((1, 32, 32), np.float32))
+
+
+def test_artifact_reads_are_bounded(export_copy, tmp_path):
+    """A symlink to a device or a huge sparse file is refused before anything is read."""
+    model = export_copy / "model.onnx"
+    model.unlink()
+    model.symlink_to("/dev/zero")
+    with pytest.raises(IntegrityError, match="not a regular file"):
+        runtime.load(export_copy)
+    model.unlink()
+    with model.open("wb") as f:
+        f.truncate(50 * 1024**3)  # 50 GB, sparse: reading it would exhaust memory
+    with pytest.raises(IntegrityError, match=r"size 53687091200 bytes differs from the manifest's"):
+        runtime.load(export_copy)
+
+
+def test_threads_reach_the_session(mlp_export, monkeypatch):
+    predictor = runtime.load(mlp_export, threads=2)
+    assert predictor.session.session.get_session_options().intra_op_num_threads == 2
+    monkeypatch.setenv("MNIST_EDGE_THREADS", "3")
+    assert runtime.load(mlp_export).session.session.get_session_options().intra_op_num_threads == 3
+
+
+@pytest.mark.litert
+def test_tampered_litert_file_is_refused(export_copy):
+    model = export_copy / "model.int8.tflite"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match=r"model\.int8\.tflite.*sha256"):
+        runtime.load(export_copy, engine="litert", precision="int8")
+
+
 # --- mnist-edge predict --------------------------------------------------------------------------
 
 
@@ -276,3 +385,45 @@ def test_cli_model_may_be_a_model_folder_but_not_an_ambiguous_root(mlp_export, m
     assert result.returncode == 1 and "several exported models" in result.stderr
     result = _cli("predict", "--model", str(tmp_path / "artifacts" / "a"), "--json", str(image))
     assert result.returncode == 0 and json.loads(result.stdout)["digit"] == 7
+
+
+def test_cli_predict_a_fifo_among_good_images(mlp_export, mnist, tmp_path):
+    """A named pipe would block a reader forever: it is one error line, the good images are read."""
+    import os
+
+    for i in range(3):
+        _as_user_image(mnist.test.images[i]).save(tmp_path / f"digit{i}.png")
+    os.mkfifo(tmp_path / "pipe.png")
+    paths = [str(tmp_path / "digit0.png"), str(tmp_path / "pipe.png"), str(tmp_path / "digit1.png"), str(tmp_path / "digit2.png")]
+    result = _cli("predict", "--model", str(mlp_export), "--json", *paths)  # a hang fails on the timeout
+    assert result.returncode == 1
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [Path(r["path"]).name for r in rows] == ["digit0.png", "pipe.png", "digit1.png", "digit2.png"]
+    assert rows[1]["error"].endswith("pipe.png: not a regular file (a pipe, device or socket), not an image")
+    assert [r["digit"] for r in rows if "digit" in r] == [int(d) for d in mnist.test.labels[:3]]
+    assert result.stderr == "mnist-edge: error: 1 of 4 images could not be read\n"
+
+
+def test_cli_predict_table_fits_long_class_names(export_copy, mnist, tmp_path):
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    _edit_manifest(export_copy, lambda d: d.update(class_names=names))
+    for i in range(4):
+        _as_user_image(mnist.test.images[i]).save(tmp_path / f"image{i}.png")
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    result = _cli("predict", "--model", str(export_copy), str(tmp_path))
+    header, *rows = result.stdout.rstrip("\n").splitlines()
+    assert len(rows) == 5
+    confidence_end = header.index("confidence") + len("confidence")
+    for row in rows:
+        assert row[confidence_end - 1] in "%-", (header, row)  # every confidence ends under its heading
+    predicted = [row for row in rows if "error" not in row]
+    assert all(any(name in row for name in names) for row in predicted)
+
+
+@pytest.mark.litert
+def test_cli_predict_with_litert_prints_nothing_on_stderr(mlp_export, mnist, tmp_path):
+    path = tmp_path / "seven.png"
+    _as_user_image(mnist.test.images[0]).save(path)
+    result = _cli("predict", "--model", str(mlp_export), "--engine", "litert", "--precision", "int8", str(path))
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.splitlines()[1].split()[1] == "7"
