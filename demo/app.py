@@ -26,6 +26,7 @@ import numpy as np
 
 from mnist_edge import formats, runtime
 from mnist_edge.errors import MnistEdgeError
+from mnist_edge.imagefolder import count_samples, save_sample
 from mnist_edge.manifest import find_exports, read_manifest
 
 DEFAULT_MODEL_ORDER = ("cnn", "mlp")  # the first one found is selected when the page opens
@@ -104,14 +105,57 @@ class DigitDemo:
     a LiteRT interpreter may not, so each LiteRT predictor runs under its own lock."""
 
     models: dict[str, ModelChoice]
+    collect: Path | None = None  # where "this is a N" saves samples (mnist-edge demo --collect)
     _predictors: dict[tuple[str, str, str], tuple[runtime.Predictor, contextlib.AbstractContextManager]] = field(
         default_factory=dict, repr=False
     )
     _loading: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def from_root(cls, root: Path) -> "DigitDemo":
-        return cls(find_models(Path(root)))
+    def from_root(cls, root: Path, collect: Path | None = None) -> "DigitDemo":
+        return cls(find_models(Path(root)), collect=Path(collect) if collect else None)
+
+    def class_names(self, model: str) -> tuple[str, ...]:
+        choice = self.models.get(model) or next(iter(self.models.values()))
+        return read_manifest(choice.export_dir).class_names
+
+    def counter(self, model: str) -> str:
+        """How many samples of each class the collect folder holds, as one line for the page."""
+        if self.collect is None:
+            return ""
+        counts = count_samples(self.collect, self.class_names(model))
+        return f"Saved in {self.collect}: " + " · ".join(f"{name}: {n}" for name, n in counts.items())
+
+    def save(self, image, label: str, model: str) -> tuple[str, str]:
+        """Save the drawing or upload in front into the collect folder as an example of `label`:
+        (a message, the updated counter). Only an image the model could read is saved; the
+        original file is kept as it is (format and size), written atomically under a new name."""
+        if self.collect is None:
+            return "Start the demo with --collect FOLDER to save samples.", ""
+        names = self.class_names(model)
+        if label not in names:
+            return f"Choose what this is first (one of {', '.join(names)}).", self.counter(model)
+        source, shown_name, drawn = _image_source(image)
+        if source is None:
+            return NOTHING_DRAWN, self.counter(model)
+        try:
+            predictor, _ = self.predictor(model, *self._first_choice(model))
+            predictor.prepare(source, max_pixels=MAX_DRAWING_PIXELS if drawn else None)
+            content, suffix = _encoded(source)
+        except runtime.PreprocessError as exc:
+            message = str(exc)
+            if isinstance(source, str):
+                message = message.replace(source, shown_name or "the drawing")
+            return f"Not saved: {message}", self.counter(model)
+        except MnistEdgeError as exc:
+            return f"Not saved: {exc}", self.counter(model)
+        path = save_sample(self.collect, label, content, suffix)
+        return f"Saved as {path} ({label}).", self.counter(model)
+
+    def _first_choice(self, model: str) -> tuple[str, str]:
+        choice = self.models[model]
+        engine = choice.engines[0]
+        return engine, _default_precision(choice.precisions[engine])
 
     def predictor(self, model: str, engine: str, precision: str):
         """The cached (Predictor, run guard) for this choice, loading it the first time."""
@@ -168,6 +212,22 @@ class DigitDemo:
             f"· {model}/{predictor.artifact.file} on {formats.ENGINES[engine].label}, {precision}"
         )
         return labels, enlarge(x), status
+
+
+def _encoded(source) -> tuple[bytes, str]:
+    """The bytes to save for an image source, and their file suffix: a file as it is, anything
+    else (an array from the API) as PNG."""
+    if isinstance(source, str):
+        path = Path(source)
+        return path.read_bytes(), (path.suffix.lower() or ".png")
+    from io import BytesIO
+
+    from PIL import Image
+
+    buffer = BytesIO()
+    image = source if isinstance(source, Image.Image) else Image.fromarray(np.asarray(source))
+    image.save(buffer, "PNG")
+    return buffer.getvalue(), ".png"
 
 
 def _file_path(value) -> str | None:
@@ -233,13 +293,16 @@ def _quiet_gradio() -> None:
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 
-def build_app(model_root: Path, *, examples: bool = True, concurrency: int = CONCURRENCY):
-    """The Gradio Blocks of the demo for the models under `model_root` (not launched)."""
+def build_app(
+    model_root: Path, *, examples: bool = True, concurrency: int = CONCURRENCY, collect: Path | None = None
+):
+    """The Gradio Blocks of the demo for the models under `model_root` (not launched). With
+    `collect`, the page can save a drawing or upload as an example of a class into that folder."""
     _quiet_gradio()
     from mnist_edge.errors import require
 
     gr = require("gradio")
-    demo = DigitDemo.from_root(Path(model_root))
+    demo = DigitDemo.from_root(Path(model_root), collect=collect)
     model_names = list(demo.models)
     first = demo.models[model_names[0]]
     first_engine = first.engines[0]
@@ -257,7 +320,9 @@ def build_app(model_root: Path, *, examples: bool = True, concurrency: int = CON
             "Draw a digit on the canvas, or upload a photo or scan of one. The prediction runs on an "
             f"exported model ({' or '.join(labels.values())}), with no TensorFlow."
         )
-        source = gr.State("draw")  # the tab in front: what the Predict button and choice changes read
+        # The tab in front: what the Predict and Save buttons and choice changes read. A hidden
+        # textbox rather than a State, so that the collect endpoint takes it from API callers too.
+        source = gr.Textbox("draw", visible=False)
         with gr.Row():
             with gr.Column(scale=3):
                 with gr.Tabs():
@@ -304,6 +369,12 @@ def build_app(model_root: Path, *, examples: bool = True, concurrency: int = CON
                 precision = gr.Radio(
                     [p for p in formats.PRECISIONS if p in all_precisions], value=first_precision, label="Precision"
                 )
+                with gr.Group(visible=demo.collect is not None):
+                    true_label = gr.Dropdown(
+                        list(demo.class_names(first.name)), value=None, label="This is a", elem_id="true-label"
+                    )
+                    save_button = gr.Button("Save as an example", elem_id="save-sample")
+                    collected = gr.Markdown(demo.counter(first.name), elem_id="collect-counter")
 
         outputs = [label, model_input, status]
         choices = [model, precision, engine]
@@ -346,6 +417,22 @@ def build_app(model_root: Path, *, examples: bool = True, concurrency: int = CON
         def on_engine(model_name: str, engine_name: str, precision_name: str):
             return _precision_radio(gr, demo.models[model_name], engine_name, precision_name)
 
+        def save_in_front(current, drawing, uploaded, label_name, model_name):
+            return demo.save(drawing if current == "draw" else uploaded, label_name, model_name)
+
+        # "This is a N": the page offers the prediction, the person corrects it, Save keeps the image.
+        save_button.click(
+            save_in_front, [source, sketch, upload, true_label, model], [status, collected], preprocess=False,
+            api_name="collect", **shared,
+        )
+        label.change(  # the Label arrives as {class name: probability}
+            lambda shown: gr.Dropdown(value=max(shown, key=shown.get) if shown else None),
+            label, true_label, api_visibility="private", queue=False,
+        )
+        model.input(
+            lambda name: (gr.Dropdown(choices=list(demo.class_names(name)), value=None), demo.counter(name)),
+            model, [true_label, collected], api_visibility="private", queue=False,
+        )
         app.load(on_model, [model, engine, precision], [engine, precision], api_visibility="private")
         refresh(draw_tab.select(lambda: "draw", None, source, queue=False, api_visibility="private").then)
         refresh(upload_tab.select(lambda: "upload", None, source, queue=False, api_visibility="private").then)
@@ -372,9 +459,10 @@ def launch(
     port: int = 7860,
     share: bool = False,
     max_file_size: str | int = "5mb",
+    collect: Path | None = None,
 ) -> None:
     """Serve the demo until interrupted. Local only by default; `share` asks Gradio for a public link."""
-    app = build_app(Path(model_root))
+    app = build_app(Path(model_root), collect=collect)
     names = ", ".join(app.digit_demo.models)
     try:
         app.queue(default_concurrency_limit=CONCURRENCY).launch(

@@ -35,10 +35,8 @@ from mnist_edge.manifest import (
     Manifest,
     ModelInfo,
     OutputSpec,
-    Preprocessing,
     write_manifest,
 )
-from mnist_edge.runtime.preprocess import BOX, SIZE
 
 REJECTED_DIR = "export.rejected"
 PREVIOUS_DIR = "export.previous"
@@ -47,19 +45,6 @@ PARITY_FILE = "parity.md"
 
 # The libraries that made and proved the files (the engines' own packages are added from the registry).
 CONVERTER_LIBRARIES = ("tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "numpy")
-
-PREPROCESSING_TEXT = {
-    "digit": (
-        "Light digit on a dark background (MNIST convention), values in [0, 1]; the digit fits a {box}x{box} box "
-        "(aspect ratio kept) and its centre of mass is at the image centre. docs/preprocessing.md gives the "
-        "recipe every runtime follows to turn a photo or a drawing into this form."
-    ),
-    "plain": (
-        "The whole image, grey, values in [0, 1], scaled to fit the input (aspect ratio kept, centred, padded "
-        "with 0); no crop and no inversion: light objects on a dark background, as in the training data."
-    ),
-}
-
 
 class ExportFailed(MnistEdgeError):
     """At least one artifact could not be made or failed its checks; nothing was published."""
@@ -87,18 +72,6 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
-
-
-def input_spec(keras_model, name: str, preprocessing: str) -> InputSpec:
-    height, width = (int(d) for d in keras_model.input_shape[1:])
-    box = round(min(height, width) * BOX / SIZE) if preprocessing == "digit" else None
-    return InputSpec(
-        name=name,
-        shape=(None, height, width),
-        dtype="float32",
-        range=(0.0, 1.0),
-        preprocessing=Preprocessing(preprocessing, PREPROCESSING_TEXT[preprocessing].format(box=box), box),
-    )
 
 
 def build_manifest(
@@ -131,7 +104,7 @@ def build_manifest(
             params=int(keras_model.count_params()),
             test_accuracy=round(keras_accuracy, 6),
         ),
-        input=input_spec(keras_model, input_name, record.preprocessing),
+        input=InputSpec.for_images(input_name, *(int(d) for d in keras_model.input_shape[1:]), record.preprocessing),
         output=OutputSpec(output_name, (None, classes), "float32"),
         class_names=tuple(record.class_names),
         test_set=DataInfo(dataset.source, int(len(dataset.test)), fingerprint(dataset.test)),

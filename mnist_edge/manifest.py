@@ -50,6 +50,25 @@ class Preprocessing:
     box: int | None = None
 
 
+PREPROCESSING_TEXT = {
+    "digit": (
+        "Light digit on a dark background (MNIST convention), values in [0, 1]; the digit fits a {box}x{box} box "
+        "(aspect ratio kept) and its centre of mass is at the image centre. docs/preprocessing.md gives the "
+        "recipe every runtime follows to turn a photo or a drawing into this form."
+    ),
+    "plain": (
+        "The whole image, grey, values in [0, 1], scaled to fit the input (aspect ratio kept, centred, padded "
+        "with 0); no crop and no inversion: light objects on a dark background, as in the training data."
+    ),
+}
+MNIST_BOX_SHARE = 20 / 28  # MNIST fits each digit in a 20x20 box inside its 28x28 images
+
+
+def digit_box(size: int) -> int:
+    """The side of the box a digit is fitted in, for a size x size input (20 for MNIST's 28)."""
+    return round(size * MNIST_BOX_SHARE)
+
+
 @dataclass(frozen=True)
 class InputSpec:
     name: str
@@ -57,6 +76,13 @@ class InputSpec:
     dtype: str
     range: tuple[float, float]
     preprocessing: Preprocessing
+
+    @classmethod
+    def for_images(cls, name: str, height: int, width: int, preprocessing: str) -> "InputSpec":
+        """The input of a model taking [batch, height, width] float32 in [0, 1], prepared by `preprocessing`."""
+        box = digit_box(min(height, width)) if preprocessing == "digit" else None
+        text = PREPROCESSING_TEXT[preprocessing].format(box=box)
+        return cls(name, (None, height, width), "float32", (0.0, 1.0), Preprocessing(preprocessing, text, box))
 
     @property
     def height(self) -> int:
@@ -287,7 +313,7 @@ def _check_consistency(manifest: Manifest, where: str) -> None:
         raise ManifestError(f"{where}: " + "; ".join(problems))
 
 
-PREPROCESSING_KINDS = ("digit", "plain")
+PREPROCESSING_KINDS = tuple(PREPROCESSING_TEXT)
 
 
 def find_exports(root: str | os.PathLike) -> list[Path]:

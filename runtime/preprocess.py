@@ -30,11 +30,12 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
+from mnist_edge.manifest import digit_box
 from mnist_edge.runtime.errors import ImageTooLargeError, InvalidImageError, NoDigitError
 
 # MNIST's own geometry: the defaults of to_mnist. A Predictor takes the sizes from its manifest.
 SIZE = 28  # the input is SIZE x SIZE
-BOX = 20  # the digit's longer side, as in MNIST
+BOX = digit_box(SIZE)  # the digit's longer side: 20, as in MNIST
 MAX_INK_WIDTH_RATIO = 5  # ink wider than this many times its height is a line, not a digit
 
 # Input limits: checked before any pixel is decoded.
@@ -511,7 +512,7 @@ def preparer(spec):
     describes, by its preprocessing kind."""
     kind = spec.preprocessing.kind
     if kind == "digit":
-        box = spec.preprocessing.box or round(spec.height * BOX / SIZE)
+        box = spec.preprocessing.box or digit_box(spec.height)
         if spec.height != spec.width:
             raise PreprocessError(f"digit preprocessing needs a square input, the model takes {spec.height}x{spec.width}")
         return lambda image, max_pixels=None: to_mnist(image, size=spec.height, box=box, max_pixels=max_pixels)

@@ -25,7 +25,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mnist_edge import runtime
-from mnist_edge.demo.app import BRUSH_RADIUS, CANVAS_SIZE, DigitDemo, example_digits, find_models
+from mnist_edge.demo.app import BRUSH_RADIUS, CANVAS_SIZE, NOTHING_DRAWN, DigitDemo, example_digits, find_models
 from mnist_edge.errors import MnistEdgeError
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -137,7 +137,7 @@ def server(model_root, tmp_path_factory):
     log_path = work / "server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [*_demo_command(), "demo", "--model", str(model_root), "--port", str(port)],
+            [*_demo_command(), "demo", "--model", str(model_root), "--port", str(port), "--collect", str(work / "mine")],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=work, env=env,
         )
     try:
@@ -155,6 +155,7 @@ def server(model_root, tmp_path_factory):
                 pytest.fail(f"mnist-edge demo did not answer on {url} within 60 s:\n{log_path.read_text()}")
             time.sleep(0.25)
         SERVER_PROCESS["demo"] = process
+        SERVER_PROCESS["collect"] = work / "mine"
         yield url
     finally:
         process.terminate()  # SIGTERM: the demo closes its server, as on Ctrl+C
@@ -434,6 +435,16 @@ def test_browser_draws_digits_and_reads_an_example(server, mlp_export, test_arti
             print(f"\nbrowser: drew 1 and 7; page says: {status.input_value()}")
             page.screenshot(path=str(test_artifacts_dir / "demo.png"), full_page=True)
 
+            # "This is a 7": the page offers the prediction; Save keeps the drawing in the collect folder.
+            collect = SERVER_PROCESS["collect"]
+            before = len(list((collect / "7").glob("*.png")))
+            expect(page.locator("#true-label input")).to_have_value("7", timeout=20_000)
+            page.locator("#save-sample").click()
+            expect(page.locator("#collect-counter")).to_contain_text(f"7: {before + 1}", timeout=20_000)
+            saved = sorted((collect / "7").glob("*.png"))
+            assert len(saved) == before + 1
+            assert runtime.load(mlp_export).predict(saved[-1]).label == "7"  # the drawing itself was kept
+
             # The Upload tab: an example digit, then the same on LiteRT (whose fp16 shows up).
             page.get_by_role("tab", name="Upload").click()
             expect(status).to_have_value(re.compile("Draw a digit first"), timeout=20_000)
@@ -564,3 +575,43 @@ def test_a_port_in_use_is_one_line(model_root, tmp_path):
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"mnist-edge: error: cannot serve on 127.0.0.1:{port}"), result.stderr
+
+
+# --- collecting samples ------------------------------------------------------------------------
+
+
+def test_save_keeps_readable_samples_only(model_root, mnist, tmp_path):
+    demo = DigitDemo.from_root(model_root, collect=tmp_path / "mine")
+    drawing = sketch_value(draw_lines(SEVEN))
+    message, counter = demo.save(drawing, "7", "mlp")
+    (saved,) = (tmp_path / "mine" / "7").glob("*.png")
+    assert message == f"Saved as {saved} (7)." and "7: 1" in counter and "1: 0" in counter
+    np.testing.assert_array_equal(np.asarray(Image.open(saved)), drawing["composite"])  # the drawing as it was
+    message, _ = demo.save(drawing, "7", "mlp")
+    assert len(list((tmp_path / "mine" / "7").glob("*.png"))) == 2  # a second file, never an overwrite
+    blank = sketch_value(np.zeros((CANVAS_SIZE, CANVAS_SIZE, 4), np.uint8))
+    message, counter = demo.save(blank, "3", "mlp")
+    assert message.startswith("Not saved: no digit found") and "3: 0" in counter
+    assert demo.save(drawing, "eleven", "mlp")[0].startswith("Choose what this is first")
+    assert demo.save(None, "7", "mlp")[0] == NOTHING_DRAWN
+    assert not (tmp_path / "mine" / "3").exists()
+
+
+def test_api_saves_an_upload_into_the_collect_folder(server, digit_files):
+    import httpx
+
+    collect = SERVER_PROCESS["collect"]
+    path, _ = digit_files[3]
+    with httpx.Client(timeout=60) as http:
+        api = f"{server}gradio_api"
+        with path.open("rb") as file:
+            uploaded = http.post(f"{api}/upload", files={"files": (path.name, file, "image/png")}).json()[0]
+        image = {"path": uploaded, "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
+        before = len(list((collect / "0").glob("*.png")))
+        response = http.post(f"{api}/call/collect", json={"data": ["upload", None, image, "0", "mlp"]})
+        stream = http.get(f"{api}/call/collect/{response.json()['event_id']}").text
+    message, counter = json.loads(next(line[5:] for line in stream.splitlines() if line.startswith("data:")))
+    files = sorted((collect / "0").glob("*.png"))
+    assert len(files) == before + 1 and message == f"Saved as {files[-1]} (0)."
+    assert f"0: {before + 1}" in counter
+    assert files[-1].read_bytes() == path.read_bytes()  # the upload as it was sent

@@ -43,7 +43,7 @@ class DataRecord:
 @dataclass(frozen=True)
 class TrainingRecord:
     model_dir: Path
-    name: str
+    architecture: str  # the network it is: "mlp" or "cnn" (a fine-tuned model keeps its source's)
     class_names: tuple[str, ...]
     preprocessing: str  # "digit" (the MNIST recipe) or "plain" (resize only)
     test_accuracy: float | None
@@ -68,7 +68,7 @@ def read_record(model_dir: str | os.PathLike) -> TrainingRecord:
     data = metrics.get("data")
     return TrainingRecord(
         model_dir=model_dir,
-        name=str(metrics.get("model") or model_dir.name),
+        architecture=str(metrics.get("model") or model_dir.name),
         class_names=names,
         preprocessing=metrics.get("preprocessing") or default_preprocessing(names),
         test_accuracy=metrics.get("test_accuracy"),

@@ -22,7 +22,7 @@ from mnist_edge.data import IMAGE_SIZE, Dataset, scale_images, split_train_valid
 from mnist_edge.errors import require
 from mnist_edge.files import atomic_write_text, sha256_file
 from mnist_edge.trainer.models import RECIPES, build_model
-from mnist_edge.trainer.record import MODEL_FILE, DataRecord, default_preprocessing
+from mnist_edge.trainer.record import METRICS_FILE, MODEL_FILE, DataRecord, default_preprocessing
 
 VALIDATION_FRACTION = 0.1
 DEFAULT_SEED = 42
@@ -156,6 +156,21 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def run_fit(model, fit_ds, val_ds, epochs: int, steps_per_epoch: int, callbacks: list) -> dict:
+    """model.fit on our tf.data pipelines; the history as plain floats per epoch."""
+    with warnings.catch_warnings():
+        # Keras warns that it cannot shuffle a tf.data pipeline; ours shuffles itself.
+        warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+        fit = model.fit(
+            fit_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks, verbose=0,
+        )
+    history = {key: [float(v) for v in values] for key, values in fit.history.items()}
+    if "learning_rate" not in history and "lr" in history:
+        history["learning_rate"] = history.pop("lr")
+    return history
+
+
 def fit_model(dataset: Dataset, config: TrainConfig, *, stream=sys.stdout):
     """Build and fit the model. Returns (model, history dict, train_seconds, best_epoch, the
     resolved config)."""
@@ -195,18 +210,8 @@ def fit_model(dataset: Dataset, config: TrainConfig, *, stream=sys.stdout):
         flush=True,
     )
     start = time.monotonic()
-    with warnings.catch_warnings():
-        # Keras warns that it cannot shuffle a tf.data pipeline; ours shuffles itself.
-        warnings.filterwarnings("ignore", message=".*shuffle=True.*")
-        fit = model.fit(
-            fit_ds, validation_data=val_ds, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
-            callbacks=callbacks, verbose=0,
-        )
+    history = run_fit(model, fit_ds, val_ds, config.epochs, steps_per_epoch, callbacks)
     train_seconds = time.monotonic() - start
-
-    history = {key: [float(v) for v in values] for key, values in fit.history.items()}
-    if "learning_rate" not in history and "lr" in history:
-        history["learning_rate"] = history.pop("lr")
     best_epoch = int(np.argmin(history["val_loss"])) + 1
     return model, history, train_seconds, best_epoch, config
 
@@ -216,10 +221,24 @@ def predict_probabilities(model, images_uint8: np.ndarray, batch_size: int = 102
     return np.asarray(model.predict(scale_images(images_uint8), batch_size=batch_size, verbose=0), dtype=np.float32)
 
 
+def save_model_folder(model_dir: Path, model, history: dict, metrics: dict, test_images: np.ndarray) -> None:
+    """Write a model folder: model.keras, history.json, metrics.json (with the model's sha256),
+    the plots and report.md. The model goes first, via a temporary name, so a crash never leaves
+    half a model.keras behind."""
+    from mnist_edge.trainer.report import write_report
+
+    tmp_model = model_dir / f".{MODEL_FILE}.tmp.keras"
+    model.save(tmp_model)
+    os.replace(tmp_model, model_dir / MODEL_FILE)
+    metrics["model_sha256"] = sha256_file(model_dir / MODEL_FILE)
+    atomic_write_text(model_dir / "history.json", json.dumps(history, indent=2) + "\n")
+    atomic_write_text(model_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+    write_report(model_dir, metrics, history, test_images)
+
+
 def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, stream=sys.stdout) -> dict:
     """Train, evaluate on the test set, and write DIR/<model>/ with model, metrics, plots and report."""
     from mnist_edge.trainer.analysis import analyse
-    from mnist_edge.trainer.report import write_report
 
     model_dir = Path(out_dir) / config.model
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -248,15 +267,7 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
         class_names=list(dataset.class_names),
     )
 
-    # The model first, via a temporary name, so a crash never leaves half a model.keras behind.
-    tmp_model = model_dir / f".{MODEL_FILE}.tmp.keras"
-    model.save(tmp_model)
-    os.replace(tmp_model, model_dir / MODEL_FILE)
-    metrics["model_sha256"] = sha256_file(model_dir / MODEL_FILE)
-
-    atomic_write_text(model_dir / "history.json", json.dumps(history, indent=2) + "\n")
-    atomic_write_text(model_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    write_report(model_dir, metrics, history, dataset.test.images)
+    save_model_folder(model_dir, model, history, metrics, dataset.test.images)
     print(
         f"{config.model}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}, "
         f"{metrics['epochs_run']} epochs (best {best_epoch}) in {train_seconds:.0f}s -> {model_dir}",

@@ -18,6 +18,11 @@ def register(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=positive_int, default=7860, help="port (default: 7860)")
     p.add_argument("--share", action="store_true", help="also ask Gradio for a public share link (off by default)")
+    p.add_argument(
+        "--collect", type=Path, metavar="FOLDER",
+        help="let the page save drawings and uploads as labelled examples in FOLDER/<class>/ "
+        "(for `mnist-edge evaluate` and `finetune`)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -25,5 +30,5 @@ def run(args: argparse.Namespace) -> int:
     ensure_installed("gradio")
     from mnist_edge.demo.app import launch
 
-    launch(args.model, host=args.host, port=args.port, share=args.share)
+    launch(args.model, host=args.host, port=args.port, share=args.share, collect=args.collect)
     return 0

@@ -10,8 +10,8 @@ from pathlib import Path
 from mnist_edge import formats
 from mnist_edge.cli.common import one_export, positive_int
 from mnist_edge.errors import MnistEdgeError
+from mnist_edge.imagefolder import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pnm"}
 PATH_COLUMN = (20, 60)  # the table's path column: at least, at most this wide
 
 

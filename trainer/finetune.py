@@ -1,0 +1,309 @@
+"""Teach a trained model someone's own handwriting without forgetting MNIST.
+
+    mnist-edge finetune artifacts/cnn --data my-digits/ --out artifacts/cnn-mine
+
+1. Read the person's labelled folder (mnist_edge.imagefolder) and prepare every image exactly as
+   the runtime will at prediction time; an unreadable or blank file stops here, nothing written.
+2. Hold out a stratified, seeded share of it: the before/after figure is measured on digits the
+   fine-tuning never saw.
+3. Train from the trained weights on the person's samples (each seen several times per epoch,
+   augmented) mixed with MNIST training images (replay, so it does not forget), at a tenth of the
+   model's own learning rate, for a few epochs.
+4. Measure the held-out samples and the MNIST test set, before and after. If MNIST test accuracy
+   fell by more than the limit, refuse: nothing is written and the source model is untouched.
+   Otherwise write a normal model folder (model.keras, metrics.json, report.md, plots) that
+   `export`, `verify`, `predict`, the demo and the web app take like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mnist_edge.data import Dataset, scale_images, split_train_validation
+from mnist_edge.errors import MnistEdgeError, require
+from mnist_edge.files import atomic_write_text
+from mnist_edge.imagefolder import ImageFolder, read_image_folder
+from mnist_edge.manifest import InputSpec
+from mnist_edge.trainer.models import RECIPES
+from mnist_edge.trainer.record import METRICS_FILE, MODEL_FILE, DataRecord, TrainingRecord, load_training_data, read_record
+
+DEFAULT_EPOCHS = 5
+DEFAULT_HOLDOUT = 0.3
+MAX_MNIST_DROP = 0.003  # 0.3 points of MNIST test accuracy
+PERSONAL_REPEATS = 8  # each of the person's training images is seen this often per epoch, augmented anew
+REPLAY_RATIO = 4  # MNIST training images per personal image in each epoch...
+MIN_REPLAY = 6000  # ...and at least this many
+LEARNING_RATE_SHARE = 0.1  # of the model's own recipe: adjust the weights, do not retrain them
+PROBLEMS_SHOWN = 3
+
+
+class FinetuneError(MnistEdgeError):
+    """The fine-tuning cannot start: bad data, too few samples, a bad destination."""
+
+    exit_code = 2
+
+
+class FinetuneRefused(MnistEdgeError):
+    """The fine-tuned model forgot too much of MNIST; nothing was published."""
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    epochs: int = DEFAULT_EPOCHS
+    holdout: float = DEFAULT_HOLDOUT
+    max_mnist_drop: float = MAX_MNIST_DROP
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class Personal:
+    """The person's samples as model inputs, with the held-out part marked."""
+
+    x: np.ndarray  # float32 [N, H, W]
+    y: np.ndarray  # int [N]
+    paths: tuple[Path, ...]
+    held_out: np.ndarray  # bool [N]
+
+
+# --- the person's data ---------------------------------------------------------------------------
+
+
+def prepare_folder(folder: ImageFolder, spec: InputSpec) -> tuple[np.ndarray, np.ndarray, tuple[Path, ...]]:
+    """Every sample as the runtime prepares it for this model; any unreadable or blank file is an error."""
+    from mnist_edge.runtime import PreprocessError
+    from mnist_edge.runtime.preprocess import preparer
+
+    prepare = preparer(spec)
+    inputs, problems = [], []
+    for sample in folder.samples:
+        try:
+            inputs.append(prepare(sample.path))
+        except PreprocessError as exc:
+            problems.append(str(exc))
+    if problems:
+        more = f" (and {len(problems) - PROBLEMS_SHOWN} more)" if len(problems) > PROBLEMS_SHOWN else ""
+        raise FinetuneError(
+            f"{len(problems)} of {len(folder.samples)} files in {folder.root} cannot be used: "
+            + "; ".join(problems[:PROBLEMS_SHOWN]) + more + "; fix or remove them (nothing was written)"
+        )
+    return np.stack(inputs), np.array([s.label for s in folder.samples]), tuple(s.path for s in folder.samples)
+
+
+def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A seeded mask holding out `fraction` of each class (rounded), never a class's only sample."""
+    if not 0 < fraction < 1:
+        raise FinetuneError(f"--holdout must be between 0 and 1, got {fraction}")
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(labels), bool)
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        held[idx[: min(len(idx) - 1, int(round(len(idx) * fraction)))]] = True
+    return held
+
+
+def load_personal(folder: ImageFolder, spec: InputSpec, config: FinetuneConfig) -> Personal:
+    x, y, paths = prepare_folder(folder, spec)
+    held = stratified_holdout(y, config.holdout, config.seed)
+    if not held.any() or held.all():
+        raise FinetuneError(
+            f"{folder.root}: {len(y)} images are too few to hold {config.holdout:.0%} out for the before/after "
+            "figure and still train on the rest; add more (a few per class at least) or change --holdout"
+        )
+    return Personal(x, y, paths, held)
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
+    probabilities = model.predict(x, batch_size=1024, verbose=0)
+    return float((probabilities.argmax(axis=1) == y).mean())
+
+
+def _training_set(personal: Personal, dataset: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray, Dataset]:
+    """The person's training images repeated, mixed with a seeded sample of MNIST training images;
+    and MNIST's own validation hold-out for the curves."""
+    fit_split, val_split = split_train_validation(dataset.train, 0.1, seed)
+    mine_x = np.repeat(personal.x[~personal.held_out], PERSONAL_REPEATS, axis=0)
+    mine_y = np.repeat(personal.y[~personal.held_out], PERSONAL_REPEATS, axis=0)
+    replay = min(len(fit_split), max(MIN_REPLAY, REPLAY_RATIO * len(mine_x)))
+    pick = np.random.default_rng(seed).choice(len(fit_split), replay, replace=False)
+    x = np.concatenate([mine_x, scale_images(fit_split.images[pick])])
+    y = np.concatenate([mine_y, fit_split.labels[pick]])
+    return x.astype(np.float32), y, val_split
+
+
+def fit(model, record: TrainingRecord, personal: Personal, dataset: Dataset, config: FinetuneConfig, stream):
+    """Fine-tune `model` in place; returns (history, seconds, the replay size, the learning rate)."""
+    from mnist_edge.trainer.train import TrainConfig, _datasets, _epoch_logger, run_fit, seed_everything
+
+    keras = require("keras")
+    seed_everything(config.seed)
+    architecture = record.architecture if record.architecture in RECIPES else "cnn"
+    recipe = RECIPES[architecture]
+    x, y, val_split = _training_set(personal, dataset, config.seed)
+    classes = len(record.class_names)
+    pipeline_config = TrainConfig(model=architecture, epochs=config.epochs, seed=config.seed, augment=True).resolved()
+    fit_ds, val_ds, steps = _datasets(
+        x, keras.utils.to_categorical(y, classes),
+        scale_images(val_split.images), keras.utils.to_categorical(val_split.labels, classes),
+        pipeline_config,
+    )
+    learning_rate = recipe.learning_rate * LEARNING_RATE_SHARE
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy", metrics=["accuracy"])
+    print(
+        f"Fine-tuning {record.model_dir.name}: {int((~personal.held_out).sum())} of your images "
+        f"(x{PERSONAL_REPEATS} per epoch, augmented) with {len(x) - PERSONAL_REPEATS * int((~personal.held_out).sum()):,} "
+        f"MNIST training images, {config.epochs} epochs at learning rate {learning_rate:g}",
+        file=stream,
+        flush=True,
+    )
+    start = time.monotonic()
+    history = run_fit(model, fit_ds, val_ds, config.epochs, steps, [_epoch_logger(config.epochs, stream)])
+    history.setdefault("learning_rate", [learning_rate] * config.epochs)
+    return history, time.monotonic() - start, len(x) - PERSONAL_REPEATS * int((~personal.held_out).sum()), learning_rate
+
+
+# --- the whole loop ------------------------------------------------------------------------------
+
+
+def finetune(
+    source: str | os.PathLike,
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    config: FinetuneConfig = FinetuneConfig(),
+    *,
+    data_dir: str | os.PathLike | None = None,
+    stream=sys.stdout,
+) -> dict:
+    """Fine-tune the model in `source` on the labelled folder `data`; publish it to `out` unless
+    it forgot MNIST. Returns the new model's metrics."""
+    source, out = Path(source), Path(out)
+    if not (source / MODEL_FILE).is_file():
+        raise FinetuneError(f"{source / MODEL_FILE}: no trained model here")
+    if out.resolve() == source.resolve():
+        raise FinetuneError(f"--out {out} is the source model's folder; choose another (e.g. {source}-mine)")
+    record = read_record(source)
+    folder = read_image_folder(data, record.class_names)
+    keras = require("keras")
+    model = keras.models.load_model(source / MODEL_FILE, compile=False)
+    spec = InputSpec.for_images("image", *(int(d) for d in model.input_shape[1:]), record.preprocessing)
+    personal = load_personal(folder, spec, config)
+    dataset = load_training_data(record, data_dir)
+    test_x = scale_images(dataset.test.images)
+    held_x, held_y = personal.x[personal.held_out], personal.y[personal.held_out]
+
+    before = {"personal": _accuracy(model, held_x, held_y), "mnist": _accuracy(model, test_x, dataset.test.labels)}
+    history, seconds, replay, learning_rate = fit(model, record, personal, dataset, config, stream)
+    after = {"personal": _accuracy(model, held_x, held_y), "mnist": _accuracy(model, test_x, dataset.test.labels)}
+    drop = before["mnist"] - after["mnist"]
+    figures = (
+        f"your held-out images {before['personal']:.2%} -> {after['personal']:.2%}, "
+        f"MNIST test {before['mnist']:.2%} -> {after['mnist']:.2%}"
+    )
+    if drop > config.max_mnist_drop:
+        raise FinetuneRefused(
+            f"fine-tuned model not published: MNIST test accuracy fell {drop * 100:.2f} points, more than the "
+            f"limit {config.max_mnist_drop * 100:.2f} ({figures}); {source} is untouched"
+        )
+    summary = {
+        "source": str(source),
+        "source_sha256": json.loads((source / METRICS_FILE).read_text()).get("model_sha256"),
+        "data": str(folder.root),
+        "images": len(personal.y),
+        "held_out": int(personal.held_out.sum()),
+        "holdout_fraction": config.holdout,
+        "per_class": folder.counts(),
+        "before": {k: round(v, 6) for k, v in before.items()},
+        "after": {k: round(v, 6) for k, v in after.items()},
+        "mnist_drop": round(drop, 6),
+        "max_mnist_drop": config.max_mnist_drop,
+        "epochs": config.epochs,
+        "learning_rate": learning_rate,
+        "personal_repeats": PERSONAL_REPEATS,
+        "replay_images": replay,
+        "config": asdict(config),
+    }
+    metrics = publish(model, record, dataset, history, seconds, summary, out)
+    print(f"{out.name}: {figures}; published to {out}", file=stream, flush=True)
+    return metrics
+
+
+def publish(model, record: TrainingRecord, dataset: Dataset, history: dict, seconds: float, summary: dict, out: Path) -> dict:
+    """Write the fine-tuned model folder next to `out` and swap it in whole."""
+    from mnist_edge.trainer.analysis import analyse
+    from mnist_edge.trainer.train import predict_probabilities, save_model_folder
+
+    metrics = analyse(
+        probabilities=predict_probabilities(model, dataset.test.images),
+        labels=dataset.test.labels,
+        history=history,
+        class_names=record.class_names,
+    )
+    metrics.update(
+        model=record.architecture,
+        params=int(model.count_params()),
+        train_seconds=round(seconds, 2),
+        epochs_run=len(history["loss"]),
+        best_epoch=len(history["loss"]),
+        config=summary["config"],
+        data_source=dataset.source,
+        data=DataRecord.of(dataset).as_dict(),
+        preprocessing=record.preprocessing,
+        train_images=summary["replay_images"] + summary["images"] - summary["held_out"],
+        test_images=len(dataset.test),
+        class_names=list(record.class_names),
+        finetune=summary,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.finetune-", dir=out.parent))
+    try:
+        save_model_folder(staging, model, history, metrics, dataset.test.images)
+        report = staging / "report.md"
+        atomic_write_text(report, render_finetune_section(out.name, summary) + "\n" + report.read_text())
+        os.chmod(staging, 0o755)
+        previous = out.with_name(out.name + ".previous")
+        shutil.rmtree(previous, ignore_errors=True)
+        if out.exists():
+            os.replace(out, previous)
+        os.replace(staging, out)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return metrics
+
+
+def render_finetune_section(name: str, summary: dict) -> str:
+    before, after = summary["before"], summary["after"]
+    trained = summary["images"] - summary["held_out"]
+    return "\n".join(
+        [
+            f"# {name}: fine-tuned on {Path(summary['data']).name}",
+            "",
+            f"Started from `{summary['source']}` and trained {summary['epochs']} more epochs on {trained} of your "
+            f"{summary['images']} images (each seen {summary['personal_repeats']} times per epoch, augmented) mixed with "
+            f"{summary['replay_images']:,} MNIST training images, so that it learns your handwriting without forgetting "
+            f"MNIST. {summary['held_out']} of your images ({summary['holdout_fraction']:.0%} of each class, chosen "
+            "at random with a fixed seed) were held out and never trained on: they give the honest before/after figure.",
+            "",
+            "| accuracy | before | after | change |",
+            "|---|---|---|---|",
+            f"| your held-out images ({summary['held_out']}) | {before['personal']:.2%} | {after['personal']:.2%} "
+            f"| {(after['personal'] - before['personal']) * 100:+.2f} points |",
+            f"| MNIST test set (10,000) | {before['mnist']:.2%} | {after['mnist']:.2%} "
+            f"| {(after['mnist'] - before['mnist']) * 100:+.2f} points |",
+            "",
+            f"A drop of more than {summary['max_mnist_drop'] * 100:.2f} points on MNIST would have stopped the "
+            "model from being published. The report of the fine-tuned model on MNIST follows.",
+            "",
+        ]
+    )
