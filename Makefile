@@ -41,10 +41,10 @@ pipeline: venv
 demo: venv
 	$(BIN)/mnist-edge demo --model $(ARTIFACTS) --host $(HOST) --port $(PORT)
 
-# Train, export and verify (reusing what is already done), then serve the demo.
+# Train, export and verify (reusing what is already done); the demo serves the first model as
+# soon as it is published, picks up the others as they come, and keeps serving (Ctrl+C stops).
 run: venv
-	$(BIN)/mnist-edge pipeline --out $(ARTIFACTS)
-	$(BIN)/mnist-edge demo --model $(ARTIFACTS) --host $(HOST) --port $(PORT)
+	$(BIN)/mnist-edge pipeline --out $(ARTIFACTS) --serve --host $(HOST) --port $(PORT)
 
 test: venv system-deps
 	$(BIN)/python -m pytest

@@ -44,6 +44,7 @@ CONCURRENCY = 4  # predictions running at once; sessions are small and single-th
 MAX_DRAWING_PIXELS = 4_000_000
 
 NOTHING_DRAWN = "Draw a digit first (or upload an image)."
+REFRESH_SECONDS = 5  # how often an open page looks for newly published models
 
 
 # --- the models on offer -----------------------------------------------------------------------
@@ -57,6 +58,7 @@ class ModelChoice:
     export_dir: Path
     precisions: dict[str, tuple[str, ...]]  # engine -> precisions, in formats.PRECISIONS order
     test_accuracy: float | None = None
+    created: str = ""  # when the export was made: a re-published model is a new choice
 
     @property
     def engines(self) -> tuple[str, ...]:
@@ -88,7 +90,7 @@ def find_models(root: Path) -> dict[str, ModelChoice]:
         if not precisions:
             continue
         name = manifest.name if manifest.name not in models else str(export_dir.parent)
-        models[name] = ModelChoice(name, export_dir, precisions, manifest.model.test_accuracy)
+        models[name] = ModelChoice(name, export_dir, precisions, manifest.model.test_accuracy, manifest.created)
     if not models:
         raise MnistEdgeError(f"no exported model under {root}; run mnist-edge pipeline")
     order = {name: i for i, name in enumerate(DEFAULT_MODEL_ORDER)}
@@ -106,6 +108,7 @@ class DigitDemo:
 
     models: dict[str, ModelChoice]
     collect: Path | None = None  # where "this is a N" saves samples (mnist-edge demo --collect)
+    root: Path | None = None  # the folder the models were found in, looked at again by refresh()
     _predictors: dict[tuple[str, str, str], tuple[runtime.Predictor, contextlib.AbstractContextManager]] = field(
         default_factory=dict, repr=False
     )
@@ -113,7 +116,44 @@ class DigitDemo:
 
     @classmethod
     def from_root(cls, root: Path, collect: Path | None = None) -> "DigitDemo":
-        return cls(find_models(Path(root)), collect=Path(collect) if collect else None)
+        return cls(find_models(Path(root)), collect=Path(collect) if collect else None, root=Path(root))
+
+    def refresh(self) -> bool:
+        """Pick up models published, re-published or removed since the page started (a pipeline
+        still at work publishes them one by one). True when the menu changed."""
+        if self.root is None:
+            return False
+        try:
+            found = find_models(self.root)
+        except MnistEdgeError:  # e.g. an export folder half-way through being replaced
+            return False
+        if found == self.models:
+            return False
+        with self._loading:
+            stale = {name for name, choice in self.models.items() if found.get(name) != choice}
+            self._predictors = {key: value for key, value in self._predictors.items() if key[0] not in stale}
+            self.models = found
+        return True
+
+    def pending_notice(self) -> str:
+        """What the page says while a pipeline is still making models, or nothing."""
+        import json
+
+        from mnist_edge.pipeline import STATUS_FILE
+
+        try:
+            status = json.loads((self.root / STATUS_FILE).read_text())
+            os.kill(int(status["pid"]), 0)  # a pipeline that was killed leaves a stale file behind
+        except (OSError, ValueError, KeyError, TypeError):
+            return ""
+        pending = [name for name in status.get("pending", []) if name not in self.models]
+        if not pending:
+            return ""
+        doing = f" (now {status['stage']} {status['current']})" if status.get("current") else ""
+        return (
+            f"⏳ Still being made{doing}: **{', '.join(pending)}**. It will appear in the Model menu by itself "
+            "when it has been exported and verified."
+        )
 
     def class_names(self, model: str) -> tuple[str, ...]:
         choice = self.models.get(model) or next(iter(self.models.values()))
@@ -182,6 +222,8 @@ class DigitDemo:
         file data of an event with preprocess=False), a numpy array or PIL image, or None. Files
         reach the runtime undecoded, so its size limits apply before any pixel is decoded. Bad
         input is reported in the status line, never raised."""
+        if model not in self.models and not (self.refresh() and model in self.models):  # published since?
+            return None, None, f"Cannot run the model: unknown model {model!r}; choose from {', '.join(self.models)}"
         source, shown_name, drawn = _image_source(image)
         if source is None:
             return None, None, NOTHING_DRAWN
@@ -356,6 +398,7 @@ def build_app(
                     label="What the model sees (28x28)", type="numpy", interactive=False, format="png", elem_id="model-input"
                 )
                 status = gr.Textbox(label="Status", interactive=False, lines=2, elem_id="status")
+                pending = gr.Markdown(demo.pending_notice(), elem_id="pending")
                 model = gr.Dropdown(
                     [(model_label(demo.models[n]), n) for n in model_names], value=first.name, label="Model"
                 )
@@ -432,6 +475,24 @@ def build_app(
         model.input(
             lambda name: (gr.Dropdown(choices=list(demo.class_names(name)), value=None), demo.counter(name)),
             model, [true_label, collected], api_visibility="private", queue=False,
+        )
+        def menu_version() -> tuple:
+            return tuple((name, choice.created) for name, choice in demo.models.items())
+
+        shown = gr.State(menu_version())  # what this page's menu lists
+
+        def on_tick(shown_version):
+            """New models appear in the menu; the notice says what is still to come."""
+            demo.refresh()
+            current = menu_version()
+            menu = (
+                gr.Dropdown(choices=[(model_label(demo.models[n]), n) for n in demo.models])
+                if current != tuple(map(tuple, shown_version)) else gr.skip()
+            )
+            return menu, current, demo.pending_notice()
+
+        gr.Timer(REFRESH_SECONDS).tick(
+            on_tick, shown, [model, shown, pending], api_visibility="private", queue=False
         )
         app.load(on_model, [model, engine, precision], [engine, precision], api_visibility="private")
         refresh(draw_tab.select(lambda: "draw", None, source, queue=False, api_visibility="private").then)

@@ -4,6 +4,7 @@ and print one summary table. `make run` calls it before starting the demo."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,49 @@ def _export_is_current(model_dir: Path) -> bool:
     )
 
 
+STATUS_FILE = "pipeline-status.json"  # in the artifacts folder while a pipeline runs: what is still to come
+SERVE_TIMEOUT = 120  # seconds the demo may take to answer after it is started
+
+
+@dataclass(frozen=True)
+class Serve:
+    """Where `run_pipeline(serve=...)` serves the demo as soon as the first model is published."""
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+
+class PipelineStatus:
+    """artifacts/pipeline-status.json: the models still to come, read by the demo to tell visitors
+    that a better model is on its way. Removed when the pipeline ends, however it ends."""
+
+    def __init__(self, out: Path, models: tuple[str, ...]):
+        self.path = out / STATUS_FILE
+        self.pending = list(models)
+        self.current: str | None = None
+        self.stage = ""
+
+    def update(self, model: str, stage: str) -> None:
+        self.current, self.stage = model, stage
+        self._write()
+
+    def done(self, model: str) -> None:
+        self.pending.remove(model)
+        self.current, self.stage = None, ""
+        self._write()
+
+    def _write(self) -> None:
+        import json
+
+        from mnist_edge.files import atomic_write_text
+
+        status = {"pid": os.getpid(), "pending": self.pending, "current": self.current, "stage": self.stage}
+        atomic_write_text(self.path, json.dumps(status) + "\n")
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def run_pipeline(
     out: str | os.PathLike = "artifacts",
     *,
@@ -34,35 +78,112 @@ def run_pipeline(
     retrain: bool = False,
     data_dir: str | os.PathLike | None = None,
     seed: int = 42,
+    serve: Serve | None = None,
     stream=sys.stdout,
 ) -> list["SummaryRow"]:
-    """Train, export and verify each model; return one summary row per model."""
+    """Train, export and verify each model, in order; return one summary row per model.
+
+    With `serve`, the demo starts as soon as the first model is published (it picks up the later
+    ones by itself) and the pipeline waits for it once everything is done, until Ctrl+C."""
     from mnist_edge.data import load_dataset
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = load_dataset(data_dir)
+    status = PipelineStatus(out, models)
+    rows, server = [], None
+    try:
+        for name in models:
+            rows.append(build_model(out / name, name, dataset, retrain=retrain, seed=seed, status=status, stream=stream))
+            status.done(name)
+            if serve and server is None:
+                server = start_demo(out, serve, stream)
+        status.remove()
+        print_summary(rows, stream)
+        if server:
+            print(f"mnist-edge: every model is ready; the demo keeps serving at {server.url} (Ctrl+C to stop)", file=stream)
+            server.process.wait()
+    finally:
+        status.remove()
+        if server:
+            server.stop()
+    return rows
+
+
+def build_model(model_dir: Path, name: str, dataset, *, retrain: bool, seed: int, status: PipelineStatus, stream):
+    """Train (unless trained), export (unless current) and verify one model."""
     from mnist_edge.export.exporter import export_model
     from mnist_edge.export.verify import VerifyFailed, verify_export
     from mnist_edge.trainer.record import MODEL_FILE
     from mnist_edge.trainer.train import TrainConfig, train
 
-    out = Path(out)
-    dataset = load_dataset(data_dir)
-    rows = []
-    for name in models:
-        model_dir = out / name
-        if retrain or not (model_dir / MODEL_FILE).is_file():
-            train(dataset, TrainConfig(model=name, seed=seed), out, stream=stream)
-        else:
-            print(f"{name}: reusing the trained model in {model_dir} (--retrain to train again)", file=stream)
-        if _export_is_current(model_dir):
-            print(f"{name}: export is up to date with model.keras; not exporting again", file=stream)
-        else:
-            export_model(model_dir, dataset=dataset, stream=stream)
-        checks = verify_export(model_dir / EXPORT_DIR, data_dir=dataset.source)
-        failed = [c for c in checks if not c.ok]
-        if failed:
-            raise VerifyFailed(f"{name}: verify failed: " + "; ".join(f"{c.file}: {c.detail}" for c in failed))
-        rows.append(SummaryRow(name, read_training_metrics(model_dir), read_manifest(model_dir / EXPORT_DIR)))
-    print_summary(rows, stream)
-    return rows
+    if retrain or not (model_dir / MODEL_FILE).is_file():
+        status.update(name, "training")
+        train(dataset, TrainConfig(model=name, seed=seed), model_dir.parent, stream=stream)
+    else:
+        print(f"{name}: reusing the trained model in {model_dir} (--retrain to train again)", file=stream)
+    if _export_is_current(model_dir):
+        print(f"{name}: export is up to date with model.keras; not exporting again", file=stream)
+    else:
+        status.update(name, "exporting")
+        export_model(model_dir, dataset=dataset, stream=stream)
+    status.update(name, "verifying")
+    checks = verify_export(model_dir / EXPORT_DIR, data_dir=dataset.source)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        raise VerifyFailed(f"{name}: verify failed: " + "; ".join(f"{c.file}: {c.detail}" for c in failed))
+    return SummaryRow(name, read_training_metrics(model_dir), read_manifest(model_dir / EXPORT_DIR))
+
+
+@dataclass
+class DemoServer:
+    process: "subprocess.Popen"
+    url: str
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()  # the demo closes its server on SIGTERM, as on Ctrl+C
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_demo(out: Path, serve: Serve, stream) -> DemoServer:
+    """`mnist-edge demo` on the artifacts folder, in a process of its own; returns once it answers."""
+    import time
+    import urllib.request
+
+    from mnist_edge.errors import MnistEdgeError
+
+    command = [sys.executable, "-m", "mnist_edge", "demo", "--model", str(out), "--host", serve.host, "--port", str(serve.port)]
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://{serve.host}:{serve.port}/"
+    deadline = time.monotonic() + SERVE_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            lines = process.stderr.read().strip().splitlines()
+            raise MnistEdgeError(f"the demo did not start: {lines[-1] if lines else f'exit code {process.returncode}'}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            DemoServer(process, url).stop()
+            raise MnistEdgeError(f"the demo did not answer on {url} within {SERVE_TIMEOUT} s")
+        time.sleep(0.5)
+    import threading
+
+    def relay():  # whatever the demo prints later goes to our stderr (and never fills the pipe)
+        for line in process.stderr:
+            sys.stderr.write(line)
+
+    threading.Thread(target=relay, daemon=True).start()
+    print(f"mnist-edge: the demo is serving the first model at {url} while the others are made", file=stream, flush=True)
+    return DemoServer(process, url)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 
 def _pipeline(out) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -51,3 +53,81 @@ def test_pipeline_rejects_an_unknown_model(tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 1 and "unknown model resnet" in result.stderr
+
+
+def test_serve_starts_the_demo_with_the_first_model_and_picks_up_the_next(mlp_export, trained_cnn, tmp_path):
+    """`pipeline --serve`: the demo answers as soon as the MLP is published, while the CNN is still
+    being exported; once the CNN is done the same server predicts with it; SIGTERM stops both."""
+    import json
+    import os
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(mlp_export.parent, artifacts / "mlp")
+    shutil.copytree(trained_cnn, artifacts / "cnn", ignore=shutil.ignore_patterns("export*"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
+    log = (tmp_path / "pipeline.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mnist_edge", "pipeline", "--out", str(artifacts), "--serve", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 900
+        while "every model is ready" not in (tmp_path / "pipeline.log").read_text():
+            assert process.poll() is None, (tmp_path / "pipeline.log").read_text()[-3000:]
+            assert time.monotonic() < deadline
+            time.sleep(1)
+        output = (tmp_path / "pipeline.log").read_text()
+        # The demo was up before the CNN's export began.
+        assert output.index("the demo is serving the first model") < output.index("Exporting cnn")
+        assert not (artifacts / "pipeline-status.json").exists()
+
+        def predict(model: str):
+            body = json.dumps({"data": [None, model, "fp32", "onnxruntime"]}).encode()
+            request = urllib.request.Request(f"{url}gradio_api/call/predict_upload", body, {"Content-Type": "application/json"})
+            event = json.loads(urllib.request.urlopen(request, timeout=60).read())["event_id"]
+            stream = urllib.request.urlopen(f"{url}gradio_api/call/predict_upload/{event}", timeout=60).read().decode()
+            return json.loads(next(line[5:] for line in stream.splitlines() if line.startswith("data:")))
+
+        # No image: the answer names the model's situation without predicting; an unknown model says so.
+        assert "Draw a digit first" in predict("cnn")[2]
+        assert "unknown model" in predict("resnet")[2]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        log.close()
+    assert process.returncode == 128 + signal.SIGTERM
+    time.sleep(1)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url, timeout=5)  # the demo went down with the pipeline
+
+
+def test_the_demo_picks_up_new_models_and_says_what_is_pending(mlp_export, trained_cnn, tmp_path, mnist):
+    import json
+    import os
+
+    from mnist_edge.demo.app import DigitDemo
+    from mnist_edge.export.exporter import export_model
+    from mnist_edge.pipeline import STATUS_FILE
+
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(mlp_export.parent, artifacts / "mlp")
+    (artifacts / STATUS_FILE).write_text(json.dumps({"pid": os.getpid(), "pending": ["cnn"], "current": "cnn", "stage": "training"}))
+    demo = DigitDemo.from_root(artifacts)
+    assert list(demo.models) == ["mlp"] and not demo.refresh()
+    assert "Still being made (now training cnn): **cnn**" in demo.pending_notice()
+    shutil.copytree(trained_cnn, artifacts / "cnn", ignore=shutil.ignore_patterns("export*"))
+    export_model(artifacts / "cnn", families=("onnx",), precisions=("fp32",), dataset=mnist, stream=open(os.devnull, "w"))
+    assert demo.refresh() and list(demo.models) == ["cnn", "mlp"]
+    assert demo.pending_notice() == ""  # the pending model is here now
+    labels, _, status = demo.predict(255 - mnist.test.images[0], "cnn", "fp32", "onnxruntime")
+    assert labels is not None and "cnn/model.onnx" in status, status
+    (artifacts / STATUS_FILE).write_text(json.dumps({"pid": 999999999, "pending": ["other"], "current": None, "stage": ""}))
+    assert demo.pending_notice() == ""  # a pipeline that died leaves no promise behind

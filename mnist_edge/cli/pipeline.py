@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mnist_edge.cli.common import add_data_args, csv
+from mnist_edge.cli.common import add_data_args, csv, positive_int
 from mnist_edge.cli.train import MODEL_CHOICES
 from mnist_edge.errors import MnistEdgeError, ensure_installed
 
 
 def register(sub) -> None:
+    from mnist_edge.pipeline import Serve
     from mnist_edge.trainer.train import DEFAULT_SEED
 
     p = sub.add_parser(
@@ -22,13 +23,20 @@ def register(sub) -> None:
     )
     p.add_argument("--retrain", action="store_true", help="train again even if a trained model exists")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed for training (default: {DEFAULT_SEED})")
+    p.add_argument(
+        "--serve", action="store_true",
+        help="serve the demo as soon as the first model is published (it picks up the others as they come), "
+        "and keep serving once all are done",
+    )
+    p.add_argument("--host", default=Serve.host, help=f"with --serve: address (default: {Serve.host})")
+    p.add_argument("--port", type=positive_int, default=Serve.port, help=f"with --serve: port (default: {Serve.port})")
     add_data_args(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     ensure_installed("tensorflow", "keras", "matplotlib", "tf2onnx", "onnx", "ai_edge_litert")
-    from mnist_edge.pipeline import run_pipeline
+    from mnist_edge.pipeline import Serve, run_pipeline
 
     models = csv(args.models)
     unknown = [m for m in models if m not in MODEL_CHOICES]
@@ -36,5 +44,8 @@ def run(args: argparse.Namespace) -> int:
         raise MnistEdgeError(
             f"--models: unknown model {', '.join(unknown) or '(none)'}; choose from {', '.join(MODEL_CHOICES)}"
         )
-    run_pipeline(args.out, models=models, retrain=args.retrain, data_dir=args.data_dir, seed=args.seed)
+    serve = Serve(args.host, args.port) if args.serve else None
+    if serve:
+        ensure_installed("gradio")
+    run_pipeline(args.out, models=models, retrain=args.retrain, data_dir=args.data_dir, seed=args.seed, serve=serve)
     return 0
