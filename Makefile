@@ -12,7 +12,7 @@ PORT ?= 7860
 MNIST_DATA_DIR ?= $(abspath ../shared/data/mnist)
 export MNIST_DATA_DIR
 
-.PHONY: run test venv system-deps pipeline demo bench bench-accuracy runtime-venv clean
+.PHONY: run test venv system-deps pipeline demo bench bench-accuracy bench-handwriting runtime-venv clean
 
 # The venv is (re)built when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -23,11 +23,14 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
-# Debian packages the tests use: chromium (browser test of the demo) and Fashion-MNIST.
+# Debian packages the tests use: chromium (browser tests), Fashion-MNIST, and the TrueType fonts
+# that print the "new writer" digits of the handwriting tests and benchmark.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing="$$missing dataset-fashion-mnist"; \
+	[ -d /usr/share/fonts/truetype/dejavu ] || missing="$$missing fonts-dejavu-core"; \
+	[ -d /usr/share/fonts/truetype/liberation ] || missing="$$missing fonts-liberation"; \
 	if [ -n "$$missing" ]; then \
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  echo "Installing Debian packages:$$missing"; \
@@ -59,6 +62,10 @@ bench: pipeline runtime-venv
 
 bench-accuracy: venv
 	$(BIN)/python bench/accuracy.py --out bench-artifacts
+
+# The your-own-handwriting loop on a new writer (printed digits): evaluate, fine-tune, export, verify.
+bench-handwriting: pipeline system-deps
+	$(BIN)/python bench/handwriting.py --model $(ARTIFACTS)/cnn --out bench-artifacts/handwriting
 
 clean:
 	rm -rf $(ARTIFACTS) bench-artifacts test-artifacts .pytest_cache

@@ -16,50 +16,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from mnist_edge.files import sha256_file
 
-FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/truetype/liberation"))
 PER_CLASS = 30
 
-
-def _fonts() -> list[Path]:
-    fonts = sorted(
-        p for d in FONT_DIRS if d.is_dir() for p in d.glob("*.ttf")
-        if not any(skip in p.name for skip in ("Oblique", "Italic", "ExtraLight", "Narrow"))
-    )
-    if len(fonts) < 4:
-        pytest.fail("TrueType fonts missing: apt-get install fonts-dejavu-core fonts-liberation")
-    return fonts
-
-
-def write_printed_digits(root: Path, per_class: int = PER_CLASS, seed: int = 0) -> Path:
-    """A labelled folder (root/<digit>/*.png|jpg) of printed digits, as a phone would photograph them."""
-    rng = np.random.default_rng(seed)
-    fonts = _fonts()
-    for digit in range(10):
-        folder = root / str(digit)
-        folder.mkdir(parents=True)
-        for k in range(per_class):
-            font = ImageFont.truetype(str(fonts[rng.integers(len(fonts))]), int(rng.integers(110, 170)))
-            page = Image.new("L", (220, 220), int(rng.integers(215, 250)))
-            pen = ImageDraw.Draw(page)
-            left, top, right, bottom = pen.textbbox((0, 0), str(digit), font=font)
-            x = int(rng.integers(10, max(11, 210 - (right - left)))) - left
-            y = int(rng.integers(10, max(11, 210 - (bottom - top)))) - top
-            pen.text((x, y), str(digit), fill=int(rng.integers(10, 70)), font=font)
-            page = page.rotate(float(rng.uniform(-8, 8)), fillcolor=int(np.median(np.asarray(page))))
-            if k % 3 == 0:
-                page.convert("RGB").save(folder / f"{k:03d}.jpg", quality=85)
-            else:
-                page.save(folder / f"{k:03d}.png")
-    return root
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from handwriting import write_printed_digits  # noqa: E402  (the benchmark's new writer, shared)
 
 
 @pytest.fixture(scope="module")
 def printed(tmp_path_factory) -> Path:
-    return write_printed_digits(tmp_path_factory.mktemp("printed") / "my-digits")
+    return write_printed_digits(tmp_path_factory.mktemp("printed") / "my-digits", PER_CLASS)
 
 
 def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
