@@ -233,7 +233,7 @@ def save_model_folder(model_dir: Path, model, history: dict, metrics: dict, test
     metrics["model_sha256"] = sha256_file(model_dir / MODEL_FILE)
     atomic_write_text(model_dir / "history.json", json.dumps(history, indent=2) + "\n")
     atomic_write_text(model_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
-    write_report(model_dir, metrics, history, test_images)
+    write_report(model_dir, metrics, history, test_images, model=model)
 
 
 def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, stream=sys.stdout) -> dict:
