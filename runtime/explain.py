@@ -28,7 +28,7 @@ from mnist_edge.runtime.errors import InvalidImageError
 # gives 13 x 13 = 169 positions, each pixel covered by up to 4 of them.
 OCCLUSION_PATCH = 4
 OCCLUSION_STRIDE = 2
-PROBABILITY_FLOOR = 1e-7  # float32 probabilities near 1 step by about 6e-8
+PROBABILITY_FLOOR = 1e-30  # a probability of exactly 0 (an int8 output, an underflow) counts as this
 
 
 def patch_positions(size: int, patch: int, stride: int) -> list[int]:
@@ -55,11 +55,14 @@ def occluded_copies(x: np.ndarray, corners: list[tuple[int, int]], patch: int, f
     return copies
 
 
-def log_odds(p: np.ndarray) -> np.ndarray:
-    """log(p / (1 - p)): unlike the probability, it keeps changing when a sure model (99.99%)
-    loses some of its evidence. Clipped so that a probability of exactly 0 or 1 stays finite."""
-    p = np.clip(np.asarray(p, np.float64), PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
-    return np.log(p) - np.log1p(-p)
+def log_odds(probabilities: np.ndarray, target: int) -> np.ndarray:
+    """log(p / (1 - p)) of class `target` for each row of `probabilities` [N, classes]: unlike the
+    probability, it keeps changing when a sure model (99.99%) loses some of its evidence. 1 - p is
+    taken as the sum of the other classes' probabilities, which float32 still holds when p itself
+    has rounded to exactly 1."""
+    p = np.asarray(probabilities, np.float64)
+    others = np.delete(p, target, axis=1).sum(axis=1)
+    return np.log(np.maximum(p[:, target], PROBABILITY_FLOOR)) - np.log(np.maximum(others, PROBABILITY_FLOOR))
 
 
 def occlusion_map(
@@ -92,7 +95,7 @@ def occlusion_map(
     probabilities = predictor.predict_array(np.concatenate([x[np.newaxis], occluded_copies(x, changed, patch, fill)]))
     if target is None:
         target = int(probabilities[0].argmax())
-    evidence = log_odds(probabilities[:, target])
+    evidence = log_odds(probabilities, target)
     total = np.zeros(x.shape, np.float64)
     for drop, (r, c) in zip(evidence[0] - evidence[1:], changed):
         total[r : r + patch, c : c + patch] += drop

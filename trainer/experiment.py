@@ -170,7 +170,7 @@ def plot_overfitting(runs: list[dict], path: Path) -> None:
     from mnist_edge.trainer.report import _plt, _save
 
     plt = _plt()
-    fig, axes = plt.subplots(2, len(runs), figsize=(4.2 * len(runs), 7), sharey="row", squeeze=False)
+    fig, axes = plt.subplots(2, len(runs), figsize=(4.2 * len(runs), 7), sharex=True, sharey="row", squeeze=False)
     for column, run in enumerate(runs):
         history, figures = run["history"], run["figures"]
         epochs = np.arange(1, len(history["loss"]) + 1)
@@ -183,16 +183,17 @@ def plot_overfitting(runs: list[dict], path: Path) -> None:
             ax.plot(epochs, history[f"val_{key}"], "-", color="tab:orange", label="validation images")
             ax.axvline(figures["turn_epoch"], color="grey", linestyle="--", linewidth=1, label=f"validation loss lowest (epoch {figures['turn_epoch']})")
             ax.grid(alpha=0.3)
-            ax.set_xlabel("epoch")
             ax.set_title(f"{run['label']}: {title}", fontsize=9)
+        axes[1, column].set_xlabel("epoch")
         if column == 0:
             axes[0, 0].set_ylabel("cross-entropy loss")
             axes[1, 0].set_ylabel("accuracy")
     axes[0, 0].set_yscale("log")
     axes[1, 0].set_ylim(max(0.9, min(min(r["history"]["val_accuracy"]) for r in runs) - 0.005), 1.0005)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles[:3], labels[:3], loc="lower center", ncol=3, fontsize=8, bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle("The same MLP trained three ways (same split, same seed)", fontsize=10)
+    fig.suptitle("The same MLP trained three ways (same split, same seed); dashed: lowest validation loss", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.legend(handles[:3], labels[:3], loc="lower center", ncol=3, fontsize=8)
     _save(fig, path)
 
 
