@@ -35,6 +35,12 @@ def region_mask() -> np.ndarray:
     return mask
 
 
+def distance_to(mask: np.ndarray) -> np.ndarray:
+    """Chebyshev distance of every pixel to the nearest True pixel of `mask`."""
+    points = np.indices(mask.shape).reshape(2, -1).T
+    return np.abs(points[:, None, :] - np.argwhere(mask)[None]).max(axis=2).min(axis=1).reshape(mask.shape)
+
+
 def share_inside(attribution: np.ndarray, mask: np.ndarray) -> float:
     magnitude = np.abs(attribution)
     return float(magnitude[mask > 0].sum() / magnitude.sum())
@@ -231,9 +237,10 @@ def test_occlusion_map_is_the_same_through_every_engine(mlp_export, mnist):
     assert runtime.load(mlp_export, engine="litert").artifact.batch == 1
     assert np.abs(maps["onnxruntime"]).max() > 0.05
     np.testing.assert_allclose(maps["litert"], maps["onnxruntime"], atol=1e-3)
-    ink = x >= 0.25
-    positive = np.maximum(maps["onnxruntime"], 0)
-    assert positive[ink].sum() > 0.6 * positive.sum()  # a 7's answer rests on its strokes
+    heat = maps["onnxruntime"]
+    distance = distance_to(x > 0)
+    assert np.all(heat[distance > 3] == 0)  # no 4x4 square around these pixels holds any ink
+    assert distance[np.unravel_index(heat.argmax(), heat.shape)] <= 1  # the answer rests on the strokes
     print("\nocclusion map of one digit (small MLP): " + ", ".join(f"{e} {t:.1f} ms" for e, t in timings.items()))
 
 
@@ -447,3 +454,116 @@ def test_overfitting_experiment_runs_with_one_command(tmp_path):
     for run in runs:
         assert f"{run['figures']['test_accuracy']:.2%}" in report
     assert "| dropout + augmentation |" in result.stdout  # the table is printed too
+
+
+# --- the demo's "what the model looked at" overlay ---------------------------------------------------
+
+from test_demo import (  # noqa: E402, F401  (model_root and server are fixtures: one demo server for this module)
+    CHROMIUM, CHROMIUM_ARGS, SEVEN, draw_lines, model_root, server, sketch_value, top_label,
+)
+
+
+def red_pixels(overlay: np.ndarray) -> np.ndarray:
+    """Where the overlay says "the model relied on this": clearly red."""
+    rgb = overlay[..., :3].astype(int)
+    return (rgb[..., 0] > 150) & (rgb[..., 0] > rgb[..., 1] + 80) & (rgb[..., 0] > rgb[..., 2] + 80)
+
+
+def near_ink(overlay: np.ndarray, model_input: np.ndarray) -> None:
+    """The overlay (224x224, 8x8 screen pixels per model pixel) is red on or right next to the
+    strokes of the model input, and nowhere far from them."""
+    red = red_pixels(overlay)[::8, ::8]
+    distance = distance_to(model_input[::8, ::8] > 64)
+    assert red.any(), "no red in the overlay"
+    assert np.all(distance[red] <= 3)  # a 4x4 square reaches 3 pixels past the ink, no further
+    assert np.mean(distance[red] <= 1) > 0.5, distance[red]
+
+
+def test_demo_explains_a_drawing_through_every_engine(model_root):
+    from mnist_edge.demo.app import DigitDemo
+
+    demo = DigitDemo.from_root(model_root)
+    drawing = sketch_value(draw_lines(SEVEN))
+    for engine, precision in (("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("litert", "fp32")):
+        labels, model_input, _ = demo.predict(drawing, "mlp", precision, engine)
+        overlay, caption = demo.explain(drawing, "mlp", precision, engine)
+        assert overlay.shape == (224, 224, 3) and overlay.dtype == np.uint8
+        assert "lowers the probability of **7**" in caption and "ms" in caption, caption
+        near_ink(overlay, model_input)
+        assert top_label(labels) == "7"
+        print(f"\n{engine} {precision}: {caption}")
+    assert demo.explain(None, "mlp", "fp32", "onnxruntime") == (None, "")
+    blank = sketch_value(np.zeros((400, 400, 4), np.uint8))
+    assert demo.explain(blank, "mlp", "fp32", "onnxruntime") == (None, "")  # predict's status says why
+    assert demo.explain(drawing, "resnet", "fp32", "onnxruntime") == (None, "")
+
+
+def test_api_returns_the_overlay_of_a_drawing(server, tmp_path):
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    drawing = tmp_path / "seven.png"
+    Image.fromarray(sketch_value(draw_lines(SEVEN))["composite"]).save(drawing)
+    value = {"background": None, "layers": [], "composite": handle_file(str(drawing)), "id": None}
+    client = Client(server, verbose=False, analytics_enabled=False, download_files=str(tmp_path / "downloads"))
+    try:
+        assert "/explain_drawing" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        labels, model_input, status = client.predict(value, "mlp", "fp32", "onnxruntime", api_name="/predict_drawing")
+        overlay, caption = client.predict(value, "mlp", "fp32", "onnxruntime", api_name="/explain_drawing")
+        assert labels["label"] == "7", status
+        assert "lowers the probability of **7**" in caption and "one batched call of model.onnx" in caption, caption
+        near_ink(np.asarray(Image.open(overlay)), np.asarray(Image.open(model_input).convert("L")))
+        # LiteRT's static batch-1 artifact explains the same drawing, looping inside its session.
+        _, caption = client.predict(value, "mlp", "fp32", "litert", api_name="/explain_drawing")
+        assert "run one image at a time by LiteRT" in caption, caption
+        # Nothing drawn: no overlay, and the server keeps serving.
+        empty = {"background": None, "layers": [], "composite": None, "id": None}
+        assert client.predict(empty, "mlp", "fp32", "onnxruntime", api_name="/explain_drawing") == (None, "")
+        print(f"\nAPI overlay: {caption}")
+    finally:
+        client.close()
+
+
+@pytest.mark.browser
+def test_browser_shows_the_overlay_next_to_the_model_input(server, test_artifacts_dir):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install it with `apt-get install chromium`")
+    from io import BytesIO
+
+    from PIL import Image
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(server, wait_until="load")
+            brush = page.locator("#sketch button[aria-label='Brush']")
+            expect(brush).to_be_visible(timeout=30_000)
+            page.wait_for_timeout(500)  # the canvas finishes setting up after the toolbar shows
+            box = page.locator("#sketch canvas").first.bounding_box()
+            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            brush.click()
+            points = [(-80, -100), (80, -100), (-10, 110)]  # a 7, as tests/test_demo.py draws it
+            page.mouse.move(x + points[0][0], y + points[0][1])
+            page.mouse.down()
+            for px, py in points[1:]:
+                page.mouse.move(x + px, y + py, steps=20)
+            page.mouse.up()
+
+            expect(page.locator("#prediction [data-testid='label-output-value']")).to_have_text("7", timeout=20_000)
+            caption = page.locator("#looked-at-caption")
+            expect(caption).to_contain_text("lowers the probability of 7", timeout=20_000)
+            expect(caption).to_contain_text("one batched call of model.onnx")
+            images = {}
+            for name in ("model-input", "looked-at"):
+                source = page.locator(f"#{name} img").get_attribute("src")
+                images[name] = np.asarray(Image.open(BytesIO(page.request.get(source).body())))
+            near_ink(images["looked-at"], images["model-input"][..., 0] if images["model-input"].ndim == 3 else images["model-input"])
+            # Side by side: the overlay sits to the right of the model input, level with it.
+            left, right = (page.locator(f"#{name}").bounding_box() for name in ("model-input", "looked-at"))
+            assert right["x"] >= left["x"] + left["width"] - 1 and abs(right["y"] - left["y"]) < 5
+            print(f"\nbrowser: {caption.inner_text()}")
+            page.screenshot(path=str(test_artifacts_dir / "demo-overlay.png"), full_page=True)
+        finally:
+            browser.close()
