@@ -130,6 +130,7 @@ def build_model(model_dir: Path, name: str, dataset, *, retrain: bool, seed: int
         if "calibration" not in read_training_metrics(model_dir):  # a report from before the maps and calibration
             from mnist_edge.trainer.report import refresh_report
 
+            print(f"{name}: writing its report again with attribution maps and calibration", file=stream, flush=True)
             refresh_report(model_dir, dataset)
     if _export_is_current(model_dir):
         print(f"{name}: export is up to date with model.keras; not exporting again", file=stream)

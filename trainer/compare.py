@@ -201,36 +201,31 @@ def side_figures(side: Side, labels: np.ndarray) -> dict:
 
 
 def plot_disagreements(images, labels, first: Side, second: Side, path: Path, shown: int = SHOWN_DISAGREEMENTS) -> None:
-    """Two rows of test images: the ones only the first model gets right, and only the second."""
-    from mnist_edge.trainer.report import _plt, _save
+    """Two panels of test images: the ones only the first model gets right, and only the second."""
+    from matplotlib.figure import Figure
 
-    plt = _plt()
+    from mnist_edge.trainer.report import article, save_figure
+
     names = first.manifest.class_names
     kinds = [
         (first, second, np.flatnonzero((first.predicted == labels) & (second.predicted != labels))),
         (second, first, np.flatnonzero((second.predicted == labels) & (first.predicted != labels))),
     ]
     columns = 8
-    rows_per_kind = [max(1, math.ceil(min(len(idx), shown) / columns)) for _, _, idx in kinds]
-    fig, axes = plt.subplots(sum(rows_per_kind), columns, figsize=(columns * 1.3, sum(rows_per_kind) * 1.7 + 0.6), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    row = 0
-    for (right, wrong, indices), rows in zip(kinds, rows_per_kind):
-        axes[row, 0].set_title(
-            f"{right.name} right, {wrong.name} wrong ({len(indices)} images" + (f", first {shown} shown)" if len(indices) > shown else ")"),
-            fontsize=9, loc="left", pad=22,
-        )
-        for k, i in enumerate(indices[:shown]):
-            ax = axes[row + k // columns, k % columns]
+    rows = [max(1, math.ceil(min(len(indices), shown) / columns)) for _, _, indices in kinds]
+    fig = Figure(figsize=(columns * 1.3, sum(rows) * 1.75 + 0.8))
+    for panel, (right, wrong, indices), count in zip(fig.subfigures(2, 1, height_ratios=rows), kinds, rows):
+        more = f", the first {shown} shown" if len(indices) > shown else ""
+        panel.suptitle(f"{right.name} right, {wrong.name} wrong: {len(indices)} images{more}", fontsize=10, x=0.02, ha="left")
+        axes = panel.subplots(count, columns, squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, i in zip(axes.flat, indices[:shown]):
             ax.imshow(images[i], cmap="gray")
-            ax.text(0.5, -0.02, f"#{i} true {names[labels[i]]}\n{wrong.name} said {names[wrong.predicted[i]]}",
-                    transform=ax.transAxes, ha="center", va="top", fontsize=7)
+            ax.set_title(f"#{i}: {article(names[labels[i]])} {names[labels[i]]}\n{wrong.name} said {names[wrong.predicted[i]]}", fontsize=7)
         if not len(indices):
-            axes[row, 0].text(0, 0.5, "none", fontsize=9)
-        row += rows
-    fig.tight_layout()
-    _save(fig, path)
+            axes[0, 0].text(0, 0.5, "none", fontsize=9)
+    save_figure(fig, path)
 
 
 def render_comparison(result: dict) -> str:

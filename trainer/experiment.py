@@ -167,10 +167,9 @@ def run_overfitting(
 
 def plot_overfitting(runs: list[dict], path: Path) -> None:
     """Loss (top) and accuracy (bottom) per epoch for each run, side by side on shared axes."""
-    from mnist_edge.trainer.report import _plt, _save
+    from mnist_edge.trainer.report import save_figure, subplots
 
-    plt = _plt()
-    fig, axes = plt.subplots(2, len(runs), figsize=(4.2 * len(runs), 7), sharex=True, sharey="row", squeeze=False)
+    fig, axes = subplots(2, len(runs), figsize=(4.2 * len(runs), 7), sharex=True, sharey="row", squeeze=False)
     for column, run in enumerate(runs):
         history, figures = run["history"], run["figures"]
         epochs = np.arange(1, len(history["loss"]) + 1)
@@ -194,7 +193,7 @@ def plot_overfitting(runs: list[dict], path: Path) -> None:
     fig.suptitle("The same MLP trained three ways (same split, same seed); dashed: lowest validation loss", fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.legend(handles[:3], labels[:3], loc="lower center", ncol=3, fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def render_table(runs: list[dict]) -> str:

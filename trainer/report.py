@@ -32,26 +32,25 @@ DIGIT_PAIR_REASONS = {
 }
 
 
-def _plt():
-    matplotlib = require("matplotlib")
-    matplotlib.use("Agg")  # no screen: draw into files
-    import matplotlib.pyplot as plt
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **options):
+    """A matplotlib Figure and its axes, made without pyplot: no global backend is switched (a
+    notebook that trains keeps its inline plots) and nothing is left open."""
+    require("matplotlib")
+    from matplotlib.figure import Figure
 
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **options)
 
 
-def _save(fig, path: Path) -> None:
-    plt = _plt()
+def save_figure(fig, path: Path) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
 
 
 def plot_curves(history: dict, best_epoch: int, path: Path) -> None:
-    plt = _plt()
     epochs = np.arange(1, len(history["loss"]) + 1)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = subplots(1, 2, figsize=(11, 4))
     for ax, key, title in ((axes[0], "loss", "Loss"), (axes[1], "accuracy", "Accuracy")):
         ax.plot(epochs, history[key], "o-", label="train", markersize=3)
         ax.plot(epochs, history[f"val_{key}"], "o-", label="validation", markersize=3)
@@ -61,15 +60,14 @@ def plot_curves(history: dict, best_epoch: int, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle("Training vs validation (training figures taken with dropout/augmentation on)", fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_confusion(matrix: np.ndarray, class_names, path: Path) -> None:
-    plt = _plt()
     matrix = np.asarray(matrix)
     errors = matrix.copy()
     np.fill_diagonal(errors, 0)  # colour the mistakes; the diagonal would drown them out
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig, ax = subplots(figsize=(7, 6))
     image = ax.imshow(errors, cmap="Reds")
     fig.colorbar(image, ax=ax, label="mistakes (diagonal not coloured)")
     n = len(class_names)
@@ -84,14 +82,13 @@ def plot_confusion(matrix: np.ndarray, class_names, path: Path) -> None:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix (test set)")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_misclassified(images: np.ndarray, worst: list[dict], path: Path, columns: int = 8) -> None:
-    plt = _plt()
     count = max(1, len(worst))
     rows = (count + columns - 1) // columns
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.4, rows * 1.7), squeeze=False)
+    fig, axes = subplots(rows, columns, figsize=(columns * 1.4, rows * 1.7), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, item in zip(axes.flat, worst):
@@ -104,15 +101,14 @@ def plot_misclassified(images: np.ndarray, worst: list[dict], path: Path, column
     if not worst:
         axes.flat[0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
     fig.suptitle("Worst mistakes: most confident first (red: confident mistakes)", fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_random_sample(images: np.ndarray, sample: dict, path: Path, columns: int = 8) -> None:
     """Random test images with the answer and its confidence; mistakes framed in red."""
-    plt = _plt()
     shown = sample["images"]
     rows = max(1, (len(shown) + columns - 1) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.55), squeeze=False)
+    fig, axes = subplots(rows, columns, figsize=(columns * 1.3, rows * 1.55), squeeze=False)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -128,7 +124,7 @@ def plot_random_sample(images: np.ndarray, sample: dict, path: Path, columns: in
                 spine.set_edgecolor("red")
                 spine.set_linewidth(2.5)
     fig.suptitle("Random test images: the answer (confidence); red frame: wrong, with the true class", fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_explained_mistakes(explained: list, path: Path, per_row: int = 2) -> None:
@@ -136,16 +132,15 @@ def plot_explained_mistakes(explained: list, path: Path, per_row: int = 2) -> No
     its true class (red: towards, blue: away), with the ink outlined."""
     from mnist_edge.trainer.explain import INK
 
-    plt = _plt()
     rows = max(1, (len(explained) + per_row - 1) // per_row)
-    fig, axes = plt.subplots(rows, 3 * per_row, figsize=(3 * per_row * 1.55, rows * 1.75), squeeze=False)
+    fig, axes = subplots(rows, 3 * per_row, figsize=(3 * per_row * 1.55, rows * 1.75), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for k, item in enumerate(explained):
         row, first = divmod(k, per_row)
         image_ax, predicted_ax, true_ax = axes[row, 3 * first : 3 * first + 3]
         image_ax.imshow(item.image, cmap="gray", vmin=0, vmax=1)
-        image_ax.set_title(f"#{item.index}: {item.true} → {item.predicted}\n{item.confidence:.1%} sure", fontsize=7)
+        image_ax.set_title(f"#{item.index}: {item.true} → {item.predicted}\n{item.confidence:.2%} sure", fontsize=7)
         limit = max(float(np.abs(item.for_predicted).max()), float(np.abs(item.for_true).max()), 1e-9)
         for ax, attribution, name in ((predicted_ax, item.for_predicted, item.predicted), (true_ax, item.for_true, item.true)):
             ax.imshow(attribution, cmap="RdBu_r", vmin=-limit, vmax=limit)
@@ -156,17 +151,16 @@ def plot_explained_mistakes(explained: list, path: Path, per_row: int = 2) -> No
         "Integrated gradients: red pixels pushed towards the class, blue ones away from it; black outline: the ink",
         fontsize=9,
     )
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_reliability(calibration: dict, path: Path, title: str = "") -> None:
     """Reliability diagram (accuracy against confidence per bin) and how many answers each bin holds."""
-    plt = _plt()
     bins = calibration["bins"]
     width = bins[0]["upper"] - bins[0]["lower"]
     filled = [b for b in bins if b["count"]]
     centres = [b["lower"] + width / 2 for b in filled]
-    fig, (ax, counts) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax, counts) = subplots(1, 2, figsize=(10, 4))
     ax.bar(centres, [b["accuracy"] for b in filled], width=width * 0.95, color="tab:blue", label="accuracy in the bin")
     ax.scatter(centres, [b["confidence"] for b in filled], marker="_", s=300, color="tab:red", zorder=3,
                label="mean confidence in the bin")
@@ -185,7 +179,7 @@ def plot_reliability(calibration: dict, path: Path, title: str = "") -> None:
     counts.set_title("How many answers fall in each bin", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _pair_reason(pair: dict, digits: bool) -> str:
@@ -300,7 +294,7 @@ def render_sample(metrics: dict) -> list[str]:
     ]
 
 
-def _article(name: str) -> str:
+def article(name: str) -> str:
     """"an 8", "an 11", "an ankle boot"; "a 7", "a shirt"."""
     return "an" if name[:1].lower() in "aeiou8" or name.startswith(("11", "18")) else "a"
 
@@ -329,7 +323,7 @@ def render_explanations(explained: list) -> list[str]:
         "",
     ]
     lines += [
-        f"- **#{item.index}, {_article(item.true)} {item.true} read as {item.predicted}** ({item.confidence:.1%} sure): "
+        f"- **#{item.index}, {article(item.true)} {item.true} read as {item.predicted}** ({item.confidence:.2%} sure): "
         f"{item.sentence}"
         for item in explained
     ]
@@ -365,7 +359,7 @@ def render_calibration(metrics: dict) -> list[str]:
         f"of the time: {direction}. The **expected calibration error** (ECE, {cal['bins_count']} equal-width "
         f"confidence bins, each bin's |confidence - accuracy| weighted by its share of the test images) is "
         f"**{cal['ece']:.4f}**: 0 would mean that among answers given with 80% confidence exactly 80% are right, "
-        "in every bin. Bars below the diagonal are bins where the model is more sure than right.",
+        "in every bin. Where a bar stops below its red mark, the model was more sure than right in that bin.",
         "",
         "Using the confidence to reject doubtful inputs (answer only at or above a threshold, ask again otherwise):",
         "",
