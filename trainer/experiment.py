@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_edge.data import Dataset, scale_images, split_train_validation
+from mnist_edge.data import IMAGE_SIZE, NUM_CLASSES, Dataset, scale_images, split_train_validation
 from mnist_edge.errors import require
 from mnist_edge.files import atomic_write_text
-from mnist_edge.trainer.train import DEFAULT_SEED, VALIDATION_FRACTION, TrainConfig, fit_model, predict_probabilities
+from mnist_edge.trainer.train import DEFAULT_SEED, TrainConfig, fit_model, predict_probabilities
 
 CLEAN_TRAIN_IMAGES = 10_000  # training images measured after each epoch, without dropout or augmentation
 LOSS_EPSILON = 1e-7
@@ -47,13 +47,13 @@ VARIANTS = (
 )
 
 
-def default_dropout() -> float:
-    """The dropout rate build_mlp uses unless told otherwise."""
+def mlp_default(option: str):
+    """What build_mlp uses for `option` (dropout, hidden_units) unless told otherwise."""
     import inspect
 
     from mnist_edge.trainer.models import build_mlp
 
-    return float(inspect.signature(build_mlp).parameters["dropout"].default)
+    return inspect.signature(build_mlp).parameters[option].default
 
 
 def clean_training_images(dataset: Dataset, config: TrainConfig, count: int = CLEAN_TRAIN_IMAGES):
@@ -91,7 +91,8 @@ def clean_tracker(images: np.ndarray, labels: np.ndarray):
 def run_variant(dataset: Dataset, variant: Variant, *, epochs: int | None, limit: int | None, seed: int, stream) -> dict:
     """Train the MLP one way; its per-epoch curves and the figures of the table."""
     config = TrainConfig(model="mlp", epochs=epochs, limit=limit, seed=seed, augment=variant.augment, dropout=variant.dropout)
-    tracker = clean_tracker(*clean_training_images(dataset, config.resolved()))
+    clean_images, clean_labels = clean_training_images(dataset, config.resolved())
+    tracker = clean_tracker(clean_images, clean_labels)
     print(f"\n== {variant.label} ==", file=stream, flush=True)
     model, history, seconds, best_epoch, resolved = fit_model(dataset, config, stream=stream, extra_callbacks=[tracker])
     history["clean_loss"], history["clean_accuracy"] = tracker.losses, tracker.accuracies
@@ -101,11 +102,12 @@ def run_variant(dataset: Dataset, variant: Variant, *, epochs: int | None, limit
     return {
         "key": variant.key,
         "label": variant.label,
-        "dropout": default_dropout() if variant.dropout is None else variant.dropout,
+        "dropout": float(mlp_default("dropout")) if variant.dropout is None else variant.dropout,
         "augment": variant.augment,
         "history": history,
         "figures": summarise(history, best_epoch, test_loss, test_accuracy, seconds),
         "epochs_planned": resolved.epochs,
+        "clean_train_images": len(clean_labels),
     }
 
 
@@ -151,7 +153,7 @@ def run_overfitting(
         "epochs": runs[0]["epochs_planned"],
         "limit": limit,
         "train_images": len(dataset.train.head(limit)),
-        "clean_train_images": min(CLEAN_TRAIN_IMAGES, round(len(dataset.train.head(limit)) * (1 - VALIDATION_FRACTION))),
+        "clean_train_images": runs[0]["clean_train_images"],
         "data_source": dataset.source,
         "runs": runs,
     }
@@ -261,12 +263,13 @@ def compare_runs(runs: list[dict]) -> list[str]:
 def render_experiment(result: dict) -> str:
     runs = result["runs"]
     rate = max(run["dropout"] for run in runs)
+    layers = " → ".join(str(n) for n in (IMAGE_SIZE * IMAGE_SIZE, *mlp_default("hidden_units"), NUM_CLASSES))
     limit = f"the first {result['train_images']:,}" if result["limit"] else f"all {result['train_images']:,}"
     return "\n".join(
         [
             "# Overfitting: what dropout and augmentation do",
             "",
-            f"The MLP (784 → 512 → 512 → 10) trained three times on {limit} MNIST training images (10% held out for "
+            f"The MLP ({layers}) trained three times on {limit} MNIST training images (10% held out for "
             f"validation), up to {result['epochs']} epochs, seed {result['seed']}, the same split each time, "
             "with early stopping on the validation loss (the kept weights are those of the epoch where validation loss "
             "was lowest; the test figures are theirs).",
