@@ -10,7 +10,6 @@ session's small trained MLP/CNN. Timings are printed, never asserted.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import subprocess
 import sys
