@@ -12,7 +12,7 @@ PORT ?= 7860
 MNIST_DATA_DIR ?= $(abspath ../shared/data/mnist)
 export MNIST_DATA_DIR
 
-.PHONY: run test venv system-deps pipeline demo bench bench-accuracy bench-handwriting runtime-venv clean
+.PHONY: run test venv system-deps pipeline demo bench bench-accuracy bench-handwriting experiment compare runtime-venv clean
 
 # The venv is (re)built when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -59,6 +59,14 @@ runtime-venv:
 
 bench: pipeline runtime-venv
 	$(BIN)/mnist-edge bench --model $(ARTIFACTS) --runtime-venv .venv-runtime --train-venv $(VENV)
+
+# The MLP trained three ways (no dropout/augmentation, dropout, both): what each does to overfitting.
+experiment: venv
+	$(BIN)/mnist-edge experiment overfitting --out $(ARTIFACTS)/experiments/overfitting
+
+# MLP vs CNN side by side (the pipeline writes it too): $(ARTIFACTS)/compare.md, with bench.json's latency if there.
+compare: pipeline
+	$(BIN)/mnist-edge compare $(ARTIFACTS)/mlp $(ARTIFACTS)/cnn --out $(ARTIFACTS)
 
 bench-accuracy: venv
 	$(BIN)/python bench/accuracy.py --out bench-artifacts

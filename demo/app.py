@@ -7,6 +7,7 @@ used, and tested, without it.
     models = find_models(Path("artifacts"))          # {"cnn": ModelChoice, "mlp": ModelChoice}
     demo = DigitDemo(models)
     demo.predict(image, "cnn", "fp32", "onnxruntime")  # (label dict, 224x224 model input, status)
+    demo.explain(image, "cnn", "fp32", "onnxruntime")  # (224x224 occlusion overlay, caption)
     launch(Path("artifacts"))                         # serves on http://127.0.0.1:7860
 """
 
@@ -256,6 +257,52 @@ class DigitDemo:
         return labels, enlarge(x), status
 
 
+    def explain(self, image, model: str, precision: str, engine: str):
+        """What the model looked at: (the model input with its occlusion map laid over it, uint8
+        RGB [PREVIEW_SIZE, PREVIEW_SIZE, 3], or None; a caption). Computed through the runtime
+        (runtime.explain.occlusion_map: one batched call of the same artifact). Input the
+        prediction could not read gives (None, ""): predict's status line already says why."""
+        from mnist_edge.runtime.explain import OCCLUSION_PATCH, occlusion_map
+
+        source, _, drawn = _image_source(image)
+        if source is None or (model not in self.models and not (self.refresh() and model in self.models)):
+            return None, ""
+        try:
+            predictor, guard = self.predictor(model, engine, precision)
+            x = predictor.prepare(source, max_pixels=MAX_DRAWING_PIXELS if drawn else None)
+            start = time.perf_counter()
+            with guard:
+                target = int(predictor.predict_array(x[np.newaxis])[0].argmax())
+                heat = occlusion_map(predictor, x, target)
+            elapsed = time.perf_counter() - start
+        except MnistEdgeError:
+            return None, ""
+        name = predictor.class_names[target]
+        if not np.any(heat):
+            said = (
+                f"Covering any {OCCLUSION_PATCH}x{OCCLUSION_PATCH} square left the probability of **{name}** where it was"
+                + (" (this int8 model's output moves in steps of 1/256)" if predictor.artifact.integer_io else "")
+            )
+        else:
+            said = (
+                f"**Red**: covering these pixels ({OCCLUSION_PATCH}x{OCCLUSION_PATCH} squares of background) lowers the "
+                f"probability of **{name}**: the model relied on them. **Blue**: covering them raises it"
+            )
+        how = "one batched call" + (", run one image at a time by LiteRT," if getattr(predictor.session, "static_batch", False) else "")
+        return occlusion_overlay(x, heat), f"{said}. Computed in {elapsed * 1000:.0f} ms, {how} of {predictor.artifact.file}."
+
+
+def occlusion_overlay(x: np.ndarray, heat: np.ndarray, size: int = PREVIEW_SIZE) -> np.ndarray:
+    """The model input in grey with `heat` laid over it, red where positive and blue where
+    negative (strongest at the largest |heat|), enlarged to uint8 RGB [size, size, 3]."""
+    scale = float(np.abs(heat).max()) or 1.0
+    towards = np.clip(heat / scale, 0, 1)[..., None]
+    away = np.clip(-heat / scale, 0, 1)[..., None]
+    grey = (0.15 + 0.55 * np.clip(x, 0, 1))[..., None] * np.ones(3)
+    rgb = grey * (1 - towards - away) + towards * np.array([0.95, 0.1, 0.1]) + away * np.array([0.15, 0.35, 1.0])
+    return _blow_up(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8), size)
+
+
 def _encoded(source) -> tuple[bytes, str]:
     """The bytes to save for an image source, and their file suffix: a file as it is, anything
     else (an array from the API) as PNG."""
@@ -299,9 +346,13 @@ def _image_source(image) -> tuple[object | None, str | None, bool]:
 
 def enlarge(x: np.ndarray, size: int = PREVIEW_SIZE) -> np.ndarray:
     """A float [28, 28] model input as uint8 [size, size], nearest neighbour: each pixel a square."""
-    pixels = np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
+    return _blow_up(np.round(np.clip(x, 0, 1) * 255).astype(np.uint8), size)
+
+
+def _blow_up(pixels: np.ndarray, size: int) -> np.ndarray:
+    """uint8 [h, w] or [h, w, channels] enlarged about to `size` by whole pixels (squares)."""
     factor = max(1, size // pixels.shape[0])
-    return np.kron(pixels, np.ones((factor, factor), np.uint8))
+    return np.kron(pixels, np.ones((factor, factor) + (1,) * (pixels.ndim - 2), np.uint8))
 
 
 # --- example uploads --------------------------------------------------------------------------
@@ -394,9 +445,16 @@ def build_app(
                 predict_button = gr.Button("Predict", variant="primary", elem_id="predict")
             with gr.Column(scale=2):
                 label = gr.Label(num_top_classes=3, label="Prediction", elem_id="prediction")
-                model_input = gr.Image(
-                    label="What the model sees (28x28)", type="numpy", interactive=False, format="png", elem_id="model-input"
-                )
+                with gr.Row():
+                    model_input = gr.Image(
+                        label="What the model sees (28x28)", type="numpy", interactive=False, format="png",
+                        elem_id="model-input",
+                    )
+                    looked_at = gr.Image(
+                        label="What the model looked at", type="numpy", interactive=False, format="png",
+                        elem_id="looked-at",
+                    )
+                looked_caption = gr.Markdown(elem_id="looked-at-caption")
                 status = gr.Textbox(label="Status", interactive=False, lines=2, elem_id="status")
                 pending = gr.Markdown(demo.pending_notice(), elem_id="pending")
                 model = gr.Dropdown(
@@ -420,33 +478,44 @@ def build_app(
                     collected = gr.Markdown(demo.counter(first.name), elem_id="collect-counter")
 
         outputs = [label, model_input, status]
+        explained = [looked_at, looked_caption]
         choices = [model, precision, engine]
         shared = {"concurrency_id": "predict", "concurrency_limit": concurrency}
         # Drawings and uploads reach the runtime undecoded (preprocess=False): its header-first
         # size limits and error messages apply before any pixel is decoded, and a file that is not
-        # an image becomes a message rather than a failed request.
+        # an image becomes a message rather than a failed request. The occlusion overlay follows
+        # each prediction as its own step, so the answer shows without waiting for it.
         sketch.change(
             demo.predict, [sketch, *choices], outputs, api_name="predict_drawing", preprocess=False,
             trigger_mode="always_last", show_progress="hidden", **shared,
+        ).then(
+            demo.explain, [sketch, *choices], explained, api_name="explain_drawing", preprocess=False,
+            show_progress="hidden", **shared,
         )
         upload.change(
             demo.predict, [upload, *choices], outputs, api_name="predict_upload", preprocess=False, **shared
+        ).then(
+            demo.explain, [upload, *choices], explained, api_name="explain_upload", preprocess=False,
+            show_progress="hidden", **shared,
         )
 
-        def predict_if(tab: str):
+        def if_in_front(tab: str, answer):
             def run(current, image, model_name, precision_name, engine_name):
                 if current != tab:
                     return gr.skip()
-                return demo.predict(image, model_name, precision_name, engine_name)
+                return answer(image, model_name, precision_name, engine_name)
 
             return run
 
         def refresh(listen):
-            """Predict again, on whichever input is in front, when `listen` fires."""
+            """Predict again, on whichever input is in front, when `listen` fires; then explain."""
             for tab, image in (("draw", sketch), ("upload", upload)):
+                inputs = [source, image, *choices]
                 listen(
-                    predict_if(tab), [source, image, *choices], outputs, preprocess=False,
-                    api_visibility="private", **shared,
+                    if_in_front(tab, demo.predict), inputs, outputs, preprocess=False, api_visibility="private", **shared
+                ).then(
+                    if_in_front(tab, demo.explain), inputs, explained, preprocess=False, api_visibility="private",
+                    show_progress="hidden", **shared,
                 )
 
         def on_model(model_name: str, engine_name: str, precision_name: str):

@@ -30,6 +30,7 @@ def _export_is_current(model_dir: Path) -> bool:
 
 STATUS_FILE = "pipeline-status.json"  # in the artifacts folder while a pipeline runs: what is still to come
 SERVE_TIMEOUT = 120  # seconds the demo may take to answer after it is started
+COMPARED = ("mlp", "cnn")  # compare.md is written when both are trained and exported
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,10 @@ def run_pipeline(
                 server = start_demo(out, serve, stream)
         status.remove()
         print_summary(rows, stream)
+        if all(_export_is_current(out / name) for name in COMPARED):
+            from mnist_edge.trainer.compare import write_comparison
+
+            write_comparison(*(out / name for name in COMPARED), out, dataset=dataset, stream=stream)
         if server:
             print(f"mnist-edge: every model is ready; the demo keeps serving at {server.url} (Ctrl+C to stop)", file=stream)
             server.process.wait()
@@ -122,6 +127,11 @@ def build_model(model_dir: Path, name: str, dataset, *, retrain: bool, seed: int
         train(dataset, TrainConfig(model=name, seed=seed), model_dir.parent, stream=stream)
     else:
         print(f"{name}: reusing the trained model in {model_dir} (--retrain to train again)", file=stream)
+        if "calibration" not in read_training_metrics(model_dir):  # a report from before the maps and calibration
+            from mnist_edge.trainer.report import refresh_report
+
+            print(f"{name}: writing its report again with attribution maps and calibration", file=stream, flush=True)
+            refresh_report(model_dir, dataset)
     if _export_is_current(model_dir):
         print(f"{name}: export is up to date with model.keras; not exporting again", file=stream)
     else:

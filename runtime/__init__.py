@@ -12,11 +12,12 @@ optional engine.
 
 - `runtime.load(path, engine, precision, format=, file=, threads=) -> Predictor`
 - `runtime.preprocess.to_mnist(image)`: any digit image in MNIST form (docs/preprocessing.md)
+- `runtime.explain.occlusion_map(predictor, x)`: what the model looked at, [28, 28] (docs/explain.md)
 - `runtime.errors`: what the runtime refuses, and why
 - The manifest it reads is `mnist_edge.manifest`; the engines it can use, `mnist_edge.formats`.
 """
 
-from mnist_edge.runtime import preprocess
+from mnist_edge.runtime import explain, preprocess
 from mnist_edge.runtime.errors import (
     ImageTooLargeError,
     IntegrityError,
@@ -35,6 +36,7 @@ __all__ = [
     "Predictor",
     "Prediction",
     "preprocess",
+    "explain",
     "MnistRuntimeError",
     "ManifestError",
     "IntegrityError",

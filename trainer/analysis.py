@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mnist_edge.trainer.calibration import calibration_summary
+
 # A mistake made with at least this confidence is "confident"; below AMBIGUOUS_CONFIDENCE, or
 # with the runner-up this close, it is "ambiguous": the image honestly looks like two classes.
 CONFIDENT = 0.9
@@ -20,6 +22,11 @@ LOSS_EPSILON = 1e-7
 OVERFIT_ACCURACY_GAP = 0.01  # train above validation accuracy by more than one point
 OVERFIT_LOSS_RISE = 0.15  # validation loss at the last epoch 15% above its best
 UNDERFIT_ACCURACY = 0.9
+
+# The "right and wrong" grid: random test images (fixed seed), this many right and wrong ones.
+SAMPLE_RIGHT = 24
+SAMPLE_WRONG = 8
+SAMPLE_SEED = 0
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
@@ -161,6 +168,35 @@ def overfitting(history: dict) -> dict:
     }
 
 
+def random_sample(probabilities: np.ndarray, labels: np.ndarray, class_names, *, right: int = SAMPLE_RIGHT,
+                  wrong: int = SAMPLE_WRONG, seed: int = SAMPLE_SEED) -> dict:
+    """Random test images (seeded) with the model's answer: `right` drawn from the correct answers
+    and `wrong` from the mistakes, shuffled together. The picture shows mistakes as they come,
+    not only the worst ones; the real share of mistakes is stated next to it."""
+    rng = np.random.default_rng(seed)
+    predicted = probabilities.argmax(axis=1)
+    hits = np.flatnonzero(predicted == labels)
+    misses = np.flatnonzero(predicted != labels)
+    chosen = np.concatenate([
+        rng.choice(hits, min(right, len(hits)), replace=False),
+        rng.choice(misses, min(wrong, len(misses)), replace=False),
+    ]).astype(np.int64)
+    rng.shuffle(chosen)
+    return {
+        "seed": seed,
+        "images": [
+            {
+                "index": int(i),
+                "true": class_names[labels[i]],
+                "predicted": class_names[predicted[i]],
+                "confidence": round(float(probabilities[i].max()), 4),
+                "correct": bool(predicted[i] == labels[i]),
+            }
+            for i in chosen
+        ],
+    }
+
+
 def analyse(probabilities: np.ndarray, labels: np.ndarray, history: dict, class_names) -> dict:
     """Every test-set and training-history figure that goes into metrics.json."""
     class_names = list(class_names)
@@ -177,4 +213,6 @@ def analyse(probabilities: np.ndarray, labels: np.ndarray, history: dict, class_
         "most_confused": most_confused_pairs(matrix, class_names),
         "mistakes": mistakes(probabilities, labels, class_names),
         "overfitting": overfitting(history),
+        "calibration": calibration_summary(probabilities, labels),
+        "sample": random_sample(probabilities, labels, class_names),
     }

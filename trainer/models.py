@@ -84,7 +84,8 @@ def build_cnn(filters: tuple[int, int, int, int] = (32, 64, 64, 128), dropout: f
 BUILDERS = {"mlp": build_mlp, "cnn": build_cnn}
 
 
-def build_model(name: str):
+def build_model(name: str, **options):
+    """The named model; `options` (e.g. dropout=0.0) go to its builder."""
     if name not in BUILDERS:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
-    return BUILDERS[name]()
+    return BUILDERS[name](**options)

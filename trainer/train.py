@@ -44,6 +44,7 @@ class TrainConfig:
     validation_fraction: float = VALIDATION_FRACTION
     augment: bool | None = None  # None: the model's recipe
     preprocessing: str | None = None  # what runtimes do to images: "digit" or "plain"; None: by class names
+    dropout: float | None = None  # None: the model builder's default
 
     def resolved(self) -> "TrainConfig":
         recipe = RECIPES[self.model]
@@ -56,6 +57,7 @@ class TrainConfig:
             validation_fraction=self.validation_fraction,
             augment=recipe.augment if self.augment is None else self.augment,
             preprocessing=self.preprocessing,
+            dropout=self.dropout,
         )
 
 
@@ -171,9 +173,9 @@ def run_fit(model, fit_ds, val_ds, epochs: int, steps_per_epoch: int, callbacks:
     return history
 
 
-def fit_model(dataset: Dataset, config: TrainConfig, *, stream=sys.stdout):
+def fit_model(dataset: Dataset, config: TrainConfig, *, stream=sys.stdout, extra_callbacks=()):
     """Build and fit the model. Returns (model, history dict, train_seconds, best_epoch, the
-    resolved config)."""
+    resolved config). `extra_callbacks` (Keras callbacks) watch the fit, e.g. the overfitting experiment's."""
     config = config.resolved()
     keras = require("keras")
     seed_everything(config.seed)
@@ -188,7 +190,7 @@ def fit_model(dataset: Dataset, config: TrainConfig, *, stream=sys.stdout):
     fit_ds, val_ds, steps_per_epoch = _datasets(fit_x, fit_y, val_x, val_y, config)
 
     recipe = RECIPES[config.model]
-    model = build_model(config.model)
+    model = build_model(config.model, **({} if config.dropout is None else {"dropout": config.dropout}))
     model.compile(
         optimizer=keras.optimizers.Adam(recipe.learning_rate),
         loss="categorical_crossentropy",
@@ -201,6 +203,7 @@ def fit_model(dataset: Dataset, config: TrainConfig, *, stream=sys.stdout):
         keras.callbacks.LearningRateScheduler(cosine_schedule(recipe.learning_rate, config.epochs)),
         early_stop,
         _epoch_logger(config.epochs, stream),
+        *extra_callbacks,
     ]
     print(
         f"Training {config.model}: {model.count_params():,} parameters, {len(fit_x):,} training and "
@@ -233,7 +236,7 @@ def save_model_folder(model_dir: Path, model, history: dict, metrics: dict, test
     metrics["model_sha256"] = sha256_file(model_dir / MODEL_FILE)
     atomic_write_text(model_dir / "history.json", json.dumps(history, indent=2) + "\n")
     atomic_write_text(model_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
-    write_report(model_dir, metrics, history, test_images)
+    write_report(model_dir, metrics, history, test_images, model=model)
 
 
 def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, stream=sys.stdout) -> dict:

@@ -19,7 +19,9 @@ from mnist_edge import __version__
 from mnist_edge.errors import MnistEdgeError
 
 # Subcommands, in the order `--help` lists them.
-COMMANDS = ("train", "export", "verify", "predict", "evaluate", "finetune", "pipeline", "bench", "demo")
+COMMANDS = (
+    "train", "export", "verify", "predict", "evaluate", "finetune", "pipeline", "bench", "demo", "experiment", "compare",
+)
 
 
 class Terminated(KeyboardInterrupt):
