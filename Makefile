@@ -71,7 +71,7 @@ compare: pipeline
 bench-accuracy: venv
 	$(BIN)/python bench/accuracy.py --out bench-artifacts
 
-# The your-own-handwriting loop on a new writer (printed digits): evaluate, fine-tune, export, verify.
+# The your-own-handwriting loop on a new writer (seven-segment digits): evaluate, fine-tune, export, verify.
 bench-handwriting: pipeline system-deps
 	$(BIN)/python bench/handwriting.py --model $(ARTIFACTS)/cnn --out bench-artifacts/handwriting
 
