@@ -33,6 +33,7 @@ import os
 import stat
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -340,13 +341,54 @@ def _count_median(values: np.ndarray) -> float:
     return (int(low) + int(high)) / 2
 
 
-def _background(sample: np.ndarray, shape: tuple[int, int], sigma: float) -> np.ndarray | float:
+@dataclass(frozen=True)
+class _Surface:
+    """A paper level varying over the image as c0 + c_x x + c_y y + c_xx x² + c_xy xy + c_yy y²,
+    with x and y running from -1 to 1 across it (uneven lighting, vignetting)."""
+
+    coef: tuple[np.float32, ...]  # c0, c_x, c_y, c_xx, c_xy, c_yy
+    shape: tuple[int, int]
+
+    def window(self, box: tuple[slice, slice]) -> np.ndarray:
+        """The level over a window of the image, float32: each value the same, to the bit, as in
+        the whole image's surface."""
+        c0, c_x, c_y, c_xx, c_xy, c_yy = self.coef
+        y = np.linspace(-1, 1, self.shape[0], dtype=np.float32)[box[0], None]
+        x = np.linspace(-1, 1, self.shape[1], dtype=np.float32)[None, box[1]]
+        return (c0 + c_y * y + c_yy * y * y) + (c_x * x + c_xx * x * x) + c_xy * y * x
+
+    def floor(self, bands: int) -> np.ndarray:
+        """A lower bound of the level, float64 [height, width], constant over `bands` bands of
+        columns in each row: the minimum of the row's quadratic in x over the band (the float32
+        values of `window` differ from it by far less than a byte level)."""
+        c0, c_x, c_y, c_xx, c_xy, c_yy = (float(c) for c in self.coef)
+        height, width = self.shape
+        y = np.linspace(-1, 1, height)[:, np.newaxis]
+        a, b, c = c_xx, c_x + c_xy * y, c0 + c_y * y + c_yy * y * y  # the row: a x² + b x + c
+        edges = np.unique(np.linspace(0, width, bands + 1).round().astype(int))
+        x = np.linspace(-1, 1, width)
+        low, high = x[edges[:-1]], x[edges[1:] - 1]  # each band's first and last column
+        floor = np.minimum(a * low * low + b * low + c, a * high * high + b * high + c)
+        if a > 0:  # a valley: its bottom counts where it lies inside the band
+            bottom = -b / (2 * a)
+            floor = np.where((bottom > low) & (bottom < high), c - b * b / (4 * a), floor)
+        return floor, np.diff(edges)
+
+
+EVERYWHERE = (slice(None), slice(None))
+SURFACE_BANDS = 16  # column bands in which an uneven paper level is bounded below, to find the ink on the bytes
+
+
+def _level(background: float | _Surface, box: tuple[slice, slice]):
+    return background if isinstance(background, float) else background.window(box)
+
+
+def _background(sample: np.ndarray, shape: tuple[int, int], sigma: float) -> float | _Surface:
     """The paper's level in a light-on-dark image of `shape`, from an evenly strided `sample` of it:
     one number when flat, else a smooth surface (uneven lighting, vignetting).
 
     Medians of coarse cells, then a quadratic surface fitted to the cells that are paper: the first
     fit sees every cell, later fits drop the cells standing above it (their median is ink)."""
-    height, width = shape
     if max(shape) <= SMALL_IMAGE:  # canvases and thumbnails: no lighting to correct
         return _median(sample)
     cell = max(2, math.ceil(max(sample.shape) / BACKGROUND_GRID))
@@ -366,10 +408,7 @@ def _background(sample: np.ndarray, shape: tuple[int, int], sigma: float) -> np.
     fitted = design @ coef
     if float(fitted.max() - fitted.min()) < FLAT_BACKGROUND:
         return _median(levels[paper])
-    c0, c_x, c_y, c_xx, c_xy, c_yy = (np.float32(c) for c in coef)
-    y = np.linspace(-1, 1, height, dtype=np.float32)[:, None]
-    x = np.linspace(-1, 1, width, dtype=np.float32)[None, :]
-    return (c0 + c_y * y + c_yy * y * y) + (c_x * x + c_xx * x * x) + c_xy * y * x
+    return _Surface(tuple(np.float32(c) for c in coef), shape)
 
 
 def _medians(values: np.ndarray) -> np.ndarray:
@@ -412,20 +451,11 @@ def _ink(grey: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     invert = _paper_is_light(grey, sample)
     sigma = _noise_sigma(grey)
     background = _background(1 - sample if invert else sample, grey.shape, sigma)
-    even_bytes = grey.dtype == np.uint8 and isinstance(background, float)
-    if even_bytes:  # one paper level: the strongest ink is the darkest (or lightest) byte
-        values = None
-        peak = float(_paper_to_ink(_unit(grey.min() if invert else grey.max()), background, invert))
+    if grey.dtype == np.uint8:  # find where the ink can be on the bytes, then compute only there
+        box, values, threshold = _ink_window(grey, background, invert, sigma, step)
     else:
-        values = _paper_to_ink(_unit(grey), background, invert)
-        peak = float(values.max())
-    if peak < MIN_INK_CONTRAST or peak < NOISE_SIGMAS * sigma:
-        raise NoDigitError(f"no digit found: the image is blank (strongest ink contrast {peak:.2f})")
-    threshold = max(NOISE_SIGMAS * sigma, INK_FLOOR * peak)
-    if even_bytes:
-        box = _bounding_box(_byte_candidates(grey, background, threshold, invert))
-        values = _paper_to_ink(_unit(grey[box]), background, invert) if box else None
-    else:
+        values = _ink_strength(grey, background, invert, EVERYWHERE)
+        threshold = _ink_threshold(float(values.max()), sigma)
         box = _bounding_box(values > threshold)
         values = values[box] if box else None
     is_ink = values > threshold if box else np.zeros((0, 0), bool)
@@ -443,17 +473,60 @@ def _ink(grey: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     return np.minimum(crop, 1, out=crop)
 
 
-def _paper_to_ink(grey, background, invert: bool):
-    """Ink strength: how far each [0, 1] pixel stands out of the paper, towards the ink."""
-    return (1 - background) - grey if invert else grey - background
+def _ink_strength(grey: np.ndarray, background: float | _Surface, invert: bool, box: tuple[slice, slice]) -> np.ndarray:
+    """How far each pixel of a window of the image stands out of the paper, towards the ink."""
+    paper = _level(background, box)
+    values = _unit(grey[box])
+    return (1 - paper) - values if invert else values - paper
 
 
-def _byte_candidates(grey: np.ndarray, background: float, threshold: float, invert: bool) -> np.ndarray:
-    """Every uint8 pixel that might be ink: the float test (`_paper_to_ink` > threshold) moved to
-    the byte scale, one level looser so float rounding cannot leave a pixel out."""
-    if invert:  # ink is darker than 255 * (1 - background - threshold)
-        return grey <= min(255, math.ceil(255 * (1 - background - threshold)) + 1)
-    return grey >= max(0, math.floor(255 * (background + threshold)) - 1)
+def _ink_threshold(peak: float, sigma: float) -> float:
+    """The ink strength a pixel must pass to be ink. Raises NoDigitError when even the strongest
+    ink does not stand out of the paper."""
+    if peak < MIN_INK_CONTRAST or peak < NOISE_SIGMAS * sigma:
+        raise NoDigitError(f"no digit found: the image is blank (strongest ink contrast {peak:.2f})")
+    return max(NOISE_SIGMAS * sigma, INK_FLOOR * peak)
+
+
+def _ink_window(grey: np.ndarray, background: float | _Surface, invert: bool, sigma: float, step: int):
+    """For a uint8 image: (window, ink strength over it, ink threshold), the window holding every
+    pixel that passes the threshold (None if none does), computed without turning the whole image
+    into floats."""
+    if isinstance(background, float):  # one paper level: the strongest ink is the darkest (or lightest) byte
+        extreme = grey.min() if invert else grey.max()
+        peak = float(_ink_strength(extreme[np.newaxis, np.newaxis], background, invert, EVERYWHERE)[0, 0])
+        threshold = _ink_threshold(peak, sigma)
+        box = _bounding_box(_byte_candidates(grey, background, threshold, invert))
+        return box, (_ink_strength(grey, background, invert, box) if box else None), threshold
+    # The strongest ink is at least what the strided sample reaches, so the threshold is at least
+    # `lowest`: every pixel that may pass it, the strongest included, is in the window.
+    reached = float(_ink_strength(grey, background, invert, (slice(None, None, step),) * 2).max())
+    lowest = max(NOISE_SIGMAS * sigma, INK_FLOOR * reached)
+    box = _bounding_box(_byte_candidates(grey, background, lowest, invert))
+    values = _ink_strength(grey, background, invert, box if box else EVERYWHERE)
+    threshold = _ink_threshold(float(values.max()) if box else float("-inf"), sigma)
+    return box, values, threshold
+
+
+def _byte_candidates(grey: np.ndarray, background: float | _Surface, threshold: float, invert: bool) -> np.ndarray:
+    """Every uint8 pixel whose ink strength might pass `threshold`: the float test moved to the
+    byte scale against the lowest paper level near the pixel (in its row, in a band of columns),
+    one level looser so float rounding cannot leave a pixel out."""
+    if isinstance(background, float):
+        level, widths = background, None
+    else:
+        level, widths = background.floor(SURFACE_BANDS)
+    if invert:  # ink is darker than 255 * (1 - level - threshold)
+        limit = _clip_byte(np.ceil(255 * (1 - level - threshold)) + 1)
+    else:
+        limit = _clip_byte(np.floor(255 * (level + threshold)) - 1)
+    if widths is not None:  # each band's limit, for every column of it
+        limit = np.repeat(limit, widths, axis=1)
+    return grey <= limit if invert else grey >= limit
+
+
+def _clip_byte(values):
+    return np.clip(values, 0, 255).astype(np.uint8)
 
 
 def _bounding_box(mask: np.ndarray) -> tuple[slice, slice] | None:
