@@ -2,7 +2,7 @@
 
 A handful of files is prepared right here, one after another: no worker to start, so one image
 answers fast. From PARALLEL_FILES files on, `--jobs` worker processes decode and prepare them
-(processes, as decoding holds the GIL for part of its work), in chunks of CHUNK_FILES, with at
+(spawned processes, as decoding holds the GIL for part of its work), in chunks of CHUNK_FILES, with at
 most CHUNKS_PER_JOB chunks per worker in flight, so memory stays flat for a folder of any size.
 Inference runs in batches of INFERENCE_BATCH; rows are printed in input order as soon as their
 batch is done; an image that cannot be read is one error row, and the others are still
@@ -27,7 +27,9 @@ from mnist_edge.errors import MnistEdgeError
 from mnist_edge.imagefolder import IMAGE_SUFFIXES
 
 PATH_COLUMN = (20, 60)  # the table's path column: at least, at most this wide
-PARALLEL_FILES = 64  # from this many files on, worker processes prepare them (and a bar may show)
+# From this many files on, worker processes prepare them (and a bar may show): starting a worker
+# costs about 0.4 s of CPU, what preparing 200 small files costs in this process.
+PARALLEL_FILES = 200
 CHUNK_FILES = 32  # files a worker prepares per task: few round trips, and results come in steadily
 CHUNKS_PER_JOB = 2  # tasks in flight per worker: it never waits for work, and memory stays bounded
 INFERENCE_BATCH = 256
@@ -137,33 +139,23 @@ def prepared_in_workers(spec, paths: list[Path], jobs: int) -> Iterator[tuple[Pa
     by the manifest input `spec`'s preprocessing."""
     starts = range(0, len(paths), CHUNK_FILES)
     chunks = (paths[start : start + CHUNK_FILES] for start in starts)
-    results = ordered_map(
-        _prepare_chunk, chunks, jobs=jobs, initializer=_start_worker, initargs=(spec,),
-        preload=("mnist_edge.runtime.preprocess",),
-    )
+    results = ordered_map(_prepare_chunk, chunks, jobs=jobs, initializer=_start_worker, initargs=(spec,))
     for start, prepared in zip(starts, results):
         yield from zip(paths[start : start + CHUNK_FILES], prepared)
 
 
-def ordered_map(
-    function: Callable, items: Iterable, *, jobs: int, initializer=None, initargs=(), preload: tuple[str, ...] = ()
-) -> Iterator:
+def ordered_map(function: Callable, items: Iterable, *, jobs: int, initializer=None, initargs=()) -> Iterator:
     """function(item) for each item, run by `jobs` worker processes and yielded in input order.
 
     Items are drawn lazily, at most jobs * CHUNKS_PER_JOB ahead of the one being yielded, so
-    neither the inputs nor the results pile up. Workers start fresh, never as a fork of this
-    process and its inference threads: forked from a clean server that imported the `preload`
-    modules once (forkserver), or spawned where there is no forkserver. `function` must be
-    importable by name."""
+    neither the inputs nor the results pile up. The workers are spawned (fresh interpreters,
+    never a fork of this process and its inference threads) and joined at the end, so their CPU
+    time is counted as this process's children's. `function` must be importable by name."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(list(preload))
-    else:
-        context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=initializer, initargs=initargs)
     items = iter(items)
     try:
