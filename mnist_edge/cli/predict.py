@@ -1,9 +1,9 @@
 """`mnist-edge predict`: read images with an exported model, the runtime only (no TensorFlow).
 
-A handful of files is prepared right here, one after another: no worker to start, so one image
-answers fast. From PARALLEL_FILES files on, `--jobs` worker processes decode and prepare them
-(spawned processes, as decoding holds the GIL for part of its work), in chunks of CHUNK_FILES, with at
-most CHUNKS_PER_JOB chunks per worker in flight, so memory stays flat for a folder of any size.
+Up to PARALLEL_FILES files are prepared right here, one after another: no worker to start, so
+one image answers fast. From PARALLEL_FILES files on, `--jobs` worker processes (processes, as
+decoding holds the GIL for part of its work) decode and prepare them in chunks of CHUNK_FILES,
+at most CHUNKS_PER_JOB chunks per worker in flight, so memory stays flat for a folder of any size.
 Inference runs in batches of INFERENCE_BATCH; rows are printed in input order as soon as their
 batch is done; an image that cannot be read is one error row, and the others are still
 predicted. On a terminal, long runs draw a progress bar on stderr (never into a pipe or a log).
