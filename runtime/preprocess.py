@@ -76,6 +76,7 @@ NOISE_SIGMAS = 5.0  # ink must stand this many noise standard deviations out of 
 INK_FLOOR = 0.05
 INK_PEAK_PERCENTILE = 95  # ink at or above this percentile of the ink pixels becomes 1.0
 MIN_INK_PIXELS = 10  # fewer ink pixels than this is a speck, not a digit
+SURFACE_BANDS = 16  # column bands in which an uneven paper level is bounded below, to find the ink on the bytes
 SPECK_MASS = 0.01  # ink cut off from the digit and under this share of its mass is a speck, left out of the crop
 
 # Thin strokes. Widths are in pixels of the 20x20 box; MNIST's median stroke (at half intensity) is
@@ -84,6 +85,8 @@ MIN_STROKE = 1.0
 TARGET_STROKE = 2.0  # measured after the whole pipeline, thin-pen drawings come out at 1.94 (median)
 WORK_FACTOR = 4  # large crops are reduced to about this many times the box before the final resize
 RESAMPLE = Image.Resampling.LANCZOS
+
+EVERYWHERE = (slice(None), slice(None))  # the whole image, as a window
 
 EncodedImage = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Image.Image]
 ImageSource = Union[EncodedImage, np.ndarray]
@@ -357,10 +360,10 @@ class _Surface:
         x = np.linspace(-1, 1, self.shape[1], dtype=np.float32)[None, box[1]]
         return (c0 + c_y * y + c_yy * y * y) + (c_x * x + c_xx * x * x) + c_xy * y * x
 
-    def floor(self, bands: int) -> np.ndarray:
-        """A lower bound of the level, float64 [height, width], constant over `bands` bands of
-        columns in each row: the minimum of the row's quadratic in x over the band (the float32
-        values of `window` differ from it by far less than a byte level)."""
+    def floor(self, bands: int) -> tuple[np.ndarray, np.ndarray]:
+        """A lower bound of the level in `bands` bands of columns: float64 [height, bands], for
+        each row the minimum of its quadratic in x over the band (the float32 values of `window`
+        differ from it by far less than a byte level); and the bands' widths in columns."""
         c0, c_x, c_y, c_xx, c_xy, c_yy = (float(c) for c in self.coef)
         height, width = self.shape
         y = np.linspace(-1, 1, height)[:, np.newaxis]
@@ -373,10 +376,6 @@ class _Surface:
             bottom = -b / (2 * a)
             floor = np.where((bottom > low) & (bottom < high), c - b * b / (4 * a), floor)
         return floor, np.diff(edges)
-
-
-EVERYWHERE = (slice(None), slice(None))
-SURFACE_BANDS = 16  # column bands in which an uneven paper level is bounded below, to find the ink on the bytes
 
 
 def _level(background: float | _Surface, box: tuple[slice, slice]):
@@ -513,9 +512,8 @@ def _ink_window(grey: np.ndarray, background: float | _Surface, invert: bool, si
     reached = float(_ink_strength(grey, background, invert, (slice(None, None, step),) * 2).max())
     lowest = max(NOISE_SIGMAS * sigma, INK_FLOOR * reached)
     box = _bounding_box(_byte_candidates(grey, background, lowest, invert))
-    values = _ink_strength(grey, background, invert, box if box else EVERYWHERE)
-    threshold = _ink_threshold(float(values.max()) if box else float("-inf"), sigma)
-    return box, values, threshold
+    values = _ink_strength(grey, background, invert, box if box else EVERYWHERE)  # no box: blank, say how blank
+    return box, values, _ink_threshold(float(values.max()), sigma)
 
 
 def _byte_candidates(grey: np.ndarray, background: float | _Surface, threshold: float, invert: bool) -> np.ndarray:

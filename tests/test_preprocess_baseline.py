@@ -77,7 +77,16 @@ def test_same_output_as_before_below_twice_the_work_side(baseline, mnist):
     assert max(worst.values()) <= SAME, worst
 
 
-@pytest.mark.parametrize("image", BLANKS.values(), ids=BLANKS.keys())
+def _unevenly_lit_page(noise: float) -> np.ndarray:
+    """A blank page under a lamp on the left: the paper level is a surface, not one number."""
+    light = np.linspace(240, 150, 800)[None, :] * np.linspace(1, 0.85, 600)[:, None]
+    return np.clip(light + np.random.default_rng(5).normal(0, noise, light.shape), 0, 255).astype(np.uint8)
+
+
+SAME_BLANKS = {**BLANKS, "unevenly lit page": _unevenly_lit_page(0), "unevenly lit noisy page": _unevenly_lit_page(3)}
+
+
+@pytest.mark.parametrize("image", SAME_BLANKS.values(), ids=SAME_BLANKS.keys())
 def test_same_error_as_before_for_blank_images(baseline, image):
     with pytest.raises(PreprocessError) as before:
         baseline.to_mnist(image)
