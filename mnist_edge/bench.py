@@ -5,10 +5,19 @@ For every artifact (and the Keras model when TensorFlow is installed): single-im
 p50/p99, batch throughput, cold start of a fresh process, size on disk. Also the overhead of
 `Predictor.predict_array` over a bare `InferenceSession.run`, the cold start of the
 `mnist-edge predict` command, and the install footprint of the runtime vs the training venv.
+
+Preprocessing by input kind (a 28x28 array, a 400x400 canvas drawing, a 1000x1000 scan, a 12 MP
+JPEG photo, all made from one MNIST test digit) next to inference, for the current
+implementation and the previous one (bench/preprocess_baseline.py, frozen, in the source
+checkout), timed in the same run; and `mnist-edge predict` on a folder of PNG files with one
+worker process and with every core.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import io
 import json
 import os
 import platform
@@ -26,6 +35,12 @@ WARMUP_RUNS = 50
 THROUGHPUT_BATCH = 256
 THROUGHPUT_SECONDS = 2.0
 COLD_START_RUNS = 5
+# Preprocessing: timed runs per input kind (the photo is slow in the previous implementation).
+PREPROCESS_RUNS = {"28x28 array": 300, "400x400 drawing": 100, "1000x1000 scan": 30, "12 MP JPEG photo": 7}
+PREPROCESS_WARMUP = 2
+FOLDER_FILES = 2000  # PNG files in the folder-throughput run
+SECTIONS = ("artifacts", "preprocessing", "folder")  # what `mnist-edge bench --only` may pick
+BASELINE_PREPROCESS = Path(__file__).resolve().parents[1] / "bench" / "preprocess_baseline.py"
 
 
 def _percentiles(samples_ns: list[int]) -> tuple[float, float]:
@@ -169,6 +184,176 @@ def bench_overhead(export_dir: Path, images: np.ndarray, threads: int) -> dict:
     }
 
 
+# --- preprocessing and folder throughput ---------------------------------------------------------
+
+
+def load_baseline_preprocess(path: Path = BASELINE_PREPROCESS):
+    """The previous preprocessing module (a frozen copy in the source checkout), or None where
+    there is none (an installed package)."""
+    if not Path(path).is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("mnist_edge_preprocess_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def placed_ink(digit: np.ndarray, shape: tuple[int, int], side: int, rng: np.random.Generator) -> np.ndarray:
+    """Ink in [0, 1] on a page of `shape` (height, width): the digit scaled to side x side at a random place."""
+    from PIL import Image
+
+    big = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC), np.float32) / 255
+    height, width = shape
+    top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
+    ink = np.zeros(shape, np.float32)
+    ink[top : top + side, left : left + side] = np.clip(big, 0, 1)
+    return ink
+
+
+def _encoded(array: np.ndarray, format: str, **options) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(np.round(array), 0, 255).astype(np.uint8)).save(buffer, format, **options)
+    return buffer.getvalue()
+
+
+def drawing_png(digit: np.ndarray, side: int = 400, seed: int = 0) -> bytes:
+    """A canvas export: the digit drawn in black on a transparent side x side canvas, so that the
+    alpha channel is the ink; PNG."""
+    ink = placed_ink(digit, (side, side), side * 3 // 4, np.random.default_rng(seed))
+    rgba = np.zeros((side, side, 4), np.float32)
+    rgba[..., 3] = ink * 255
+    return _encoded(rgba, "PNG")
+
+
+def scan_png(digit: np.ndarray, side: int = 1000, seed: int = 0) -> bytes:
+    """A scan: dark ink on white paper, sensor noise, light falling off across the page; grey PNG."""
+    rng = np.random.default_rng(seed)
+    ink = placed_ink(digit, (side, side), side * 3 // 5, rng)
+    light = np.linspace(240, 215, side, dtype=np.float32)[None, :]
+    return _encoded(light * (1 - 0.85 * ink) + 4 * rng.standard_normal((side, side), dtype=np.float32), "PNG")
+
+
+def photo_jpeg(digit: np.ndarray, size: tuple[int, int] = (3000, 4000), seed: int = 0, quality: int = 90) -> bytes:
+    """A phone photo, 12 MP by default (size is height, width): the digit dark on paper that fills
+    the frame, the light uneven across it, sensor noise, a warm tint; RGB JPEG."""
+    rng = np.random.default_rng(seed)
+    height, width = size
+    ink = placed_ink(digit, size, int(min(size) * rng.uniform(0.4, 0.8)), rng)
+    light = np.linspace(235, 160, width, dtype=np.float32)[None, :] * np.linspace(1, 0.85, height, dtype=np.float32)[:, None]
+    grey = light * (1 - 0.8 * ink) + 3 * rng.standard_normal(size, dtype=np.float32)
+    return _encoded(np.stack([grey, grey * 0.96, grey * 0.88], axis=-1), "JPEG", quality=quality)
+
+
+def preprocess_inputs(digit: np.ndarray) -> dict[str, np.ndarray | bytes]:
+    """The input kinds of the preprocessing table, made from one MNIST test digit (uint8 28x28)."""
+    return {
+        "28x28 array": digit,
+        "400x400 drawing": drawing_png(digit),
+        "1000x1000 scan": scan_png(digit),
+        "12 MP JPEG photo": photo_jpeg(digit),
+    }
+
+
+def interleaved_ms(calls: dict, runs: int, warmup: int = PREPROCESS_WARMUP) -> dict[str, float]:
+    """Median milliseconds of each call, the calls taking turns run after run, so that a busy
+    machine slows them all alike: `<name>` is the calling thread's CPU time (what the work costs,
+    and its wall-clock time on a quiet machine), `<name>_wall` the wall-clock time."""
+    for fn in calls.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[int]] = {key: [] for name in calls for key in (name, f"{name}_wall")}
+    for _ in range(runs):
+        for name, fn in calls.items():
+            cpu, wall = time.thread_time_ns(), time.perf_counter_ns()
+            fn()
+            samples[f"{name}_wall"].append(time.perf_counter_ns() - wall)
+            samples[name].append(time.thread_time_ns() - cpu)
+    return {key: round(statistics.median(ns) / 1e6, 3) for key, ns in samples.items()}
+
+
+def _read_and_predict(predictor, preprocess, source):
+    """Read, preprocess (with the `preprocess` module given) and predict one image."""
+    return predictor.to_prediction(predictor.predict_array(preprocess.to_mnist(source)[np.newaxis])[0])
+
+
+def bench_preprocessing(predictor, digit: np.ndarray, baseline=None, runs: dict[str, int] = PREPROCESS_RUNS) -> list[dict]:
+    """For each input kind, median milliseconds of decoding, of preprocessing (decoding included)
+    and of read + preprocess + predict, for the current implementation and, when `baseline` (the
+    previous preprocess module) is given, the previous one, timed in turns; and inference alone."""
+    from mnist_edge.runtime import preprocess
+
+    ready = preprocess.to_mnist(digit)[np.newaxis]
+    inference = interleaved_ms({"inference_ms": lambda: predictor.predict_array(ready)}, LATENCY_RUNS)
+    implementations = {"new": preprocess, **({"previous": baseline} if baseline else {})}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, source in preprocess_inputs(digit).items():
+            if isinstance(source, bytes):  # read from a file, as `mnist-edge predict` does
+                path = Path(tmp) / ("input.jpg" if "JPEG" in kind else "input.png")
+                path.write_bytes(source)
+                source = path
+            calls = {}
+            for name, module in implementations.items():
+                if isinstance(source, Path):
+                    # The current decoder reduces large photos while decoding; the previous one did not.
+                    options = {"work_side": module.WORK_SIDE} if hasattr(module, "WORK_SIDE") else {}
+                    calls[f"{name}_decode_ms"] = functools.partial(module.load_image, source, **options)
+                calls[f"{name}_preprocess_ms"] = functools.partial(module.to_mnist, source)
+                calls[f"{name}_end_to_end_ms"] = functools.partial(_read_and_predict, predictor, module, source)
+            rows.append({"input": kind, "runs": runs[kind], **inference, **interleaved_ms(calls, runs[kind])})
+    return rows
+
+
+def bench_folder(export_dir: Path, digits: np.ndarray, files: int = FOLDER_FILES, baseline=None) -> list[dict]:
+    """Images per second on a folder of `files` PNGs (MNIST test digits as 200x200 dark-on-white
+    images): `mnist-edge predict` with one process and with every core (process start and model
+    load included), and in-process loops of the current and previous preprocessing with one
+    batched inference call (no start-up). With the wall-clock seconds, the CPU seconds of all the
+    processes: on a busy machine parallel runs cannot show their speed, their CPU cost still shows."""
+    import resource
+
+    from PIL import Image
+
+    from mnist_edge import runtime
+    from mnist_edge.cli.predict import available_cores
+    from mnist_edge.runtime import preprocess
+
+    def children_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "digits"
+        folder.mkdir()
+        for i in range(files):
+            Image.fromarray(255 - digits[i % len(digits)]).resize((200, 200)).save(folder / f"{i:05d}.png")
+        paths = sorted(folder.iterdir())
+        predictor = runtime.load(export_dir)
+        loops = {"current preprocessing, in-process loop": preprocess}
+        if baseline:
+            loops = {"previous preprocessing, in-process loop": baseline, **loops}
+        for how, module in loops.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            predictor.predict_array(np.stack([module.to_mnist(path) for path in paths]))
+            rows.append({"how": how, "processes": 1, "seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu})
+        for jobs in sorted({1, available_cores()}):
+            command = [sys.executable, "-m", "mnist_edge", "predict", "--model", str(export_dir), "--json", "--jobs", str(jobs), str(folder)]
+            wall, cpu = time.perf_counter(), children_cpu()
+            result = subprocess.run(command, capture_output=True, text=True)
+            seconds, cpu_seconds = time.perf_counter() - wall, children_cpu() - cpu
+            if result.returncode != 0 or len(result.stdout.splitlines()) != files:
+                raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()[-300:]}")
+            rows.append({"how": f"`mnist-edge predict --jobs {jobs}`", "processes": jobs, "seconds": seconds, "cpu_seconds": cpu_seconds})
+    for row in rows:
+        row["files"] = files
+        row["images_per_s"] = round(files / row["seconds"])
+        row["seconds"], row["cpu_seconds"] = round(row["seconds"], 2), round(row["cpu_seconds"], 2)
+    return rows
+
+
 def run_bench(
     model_root: Path,
     *,
@@ -177,8 +362,12 @@ def run_bench(
     runtime_venv: Path | None = None,
     train_venv: Path | None = None,
     out: Path | None = Path("bench.json"),
+    sections: tuple[str, ...] = SECTIONS,
+    folder_files: int = FOLDER_FILES,
     stream=sys.stdout,
 ) -> dict:
+    """Run the `sections` (all by default) and print their tables."""
+    from mnist_edge import runtime
     from mnist_edge.data import load_dataset
     from mnist_edge.errors import MnistEdgeError
     from mnist_edge.manifest import find_exports
@@ -196,13 +385,29 @@ def run_bench(
         "overhead": [],
         "cli_cold_start": [],
         "footprint": {},
+        "preprocessing": {},
+        "folder": [],
     }
+    # The CNN's inference next to preprocessing when there is one: the model worth its cost.
+    main_export = next((e for e in exports if e.parent.name == "cnn"), exports[0])
+    baseline = load_baseline_preprocess()
+    if "preprocessing" in sections:
+        print(f"benchmarking preprocessing with {main_export} ...", file=stream, flush=True)
+        predictor = runtime.load(main_export, threads=threads)
+        results["preprocessing"] = {
+            "model": f"{main_export.parent.name}/{predictor.artifact.file}",
+            "baseline": str(BASELINE_PREPROCESS) if baseline else None,
+            "rows": bench_preprocessing(predictor, dataset.test.images[0], baseline),
+        }
+    if "folder" in sections:
+        print(f"benchmarking `mnist-edge predict` on {folder_files} files ...", file=stream, flush=True)
+        results["folder"] = bench_folder(main_export, dataset.test.images, folder_files, baseline)
     with tempfile.TemporaryDirectory() as tmp:
         digit_file = Path(tmp) / "digit.png"
         from PIL import Image
 
         Image.fromarray(255 - dataset.test.images[0]).resize((200, 200)).save(digit_file)
-        for export_dir in exports:
+        for export_dir in exports if "artifacts" in sections else ():
             print(f"benchmarking {export_dir} ...", file=stream, flush=True)
             results["artifacts"] += bench_artifacts(export_dir, images, digit_file, threads)
             keras_row = bench_keras(export_dir.parent, images, dataset.test.images[0].astype(np.float32) / 255)
@@ -230,12 +435,13 @@ def run_bench(
 
 
 def render_tables(results: dict) -> str:
-    lines = [
-        f"\nthreads={results['threads']}, {results['machine']['cpu_count']} CPUs, Python {results['machine']['python']}",
-        "",
-        "| model | artifact | engine | size KiB | test acc | p50 ms | p99 ms | images/s (batch 256) | cold start s |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = [f"\nthreads={results['threads']}, {results['machine']['cpu_count']} CPUs, Python {results['machine']['python']}"]
+    if results["artifacts"]:
+        lines += [
+            "",
+            "| model | artifact | engine | size KiB | test acc | p50 ms | p99 ms | images/s (batch 256) | cold start s |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
     for r in results["artifacts"]:
         if "error" in r:
             lines.append(f"| {r['model']} | {r['artifact']} | - | - | - | - | - | - | {r['error']} |")
@@ -245,7 +451,8 @@ def render_tables(results: dict) -> str:
             f"| {r['model']} | {r['artifact']} | {r['engine']} | {r['bytes'] / 1024:,.1f} | {acc} | "
             f"{r['latency_p50_ms']:.3f} | {r['latency_p99_ms']:.3f} | {r['throughput_per_s']:,} | {r['cold_start_s']:.2f} |"
         )
-    lines += ["", "| model | bare InferenceSession.run p50 ms | Predictor.predict_array p50 ms | ratio |", "|---|---|---|---|"]
+    if results["overhead"]:
+        lines += ["", "| model | bare InferenceSession.run p50 ms | Predictor.predict_array p50 ms | ratio |", "|---|---|---|---|"]
     lines += [
         f"| {o['model']} | {o['bare_session_p50_ms']:.4f} | {o['predict_array_p50_ms']:.4f} | {o['ratio']:.2f}x |"
         for o in results["overhead"]
@@ -259,4 +466,48 @@ def render_tables(results: dict) -> str:
         lines += [f"| {name} venv | {size / 1e6:,.0f} MB |" for name, size in fp.items() if name != "ratio"]
         if "ratio" in fp:
             lines.append(f"| runtime / train | {fp['ratio']:.1%} (1/{1 / fp['ratio']:.1f}) |")
+    if results["preprocessing"]:
+        lines += render_preprocessing(results["preprocessing"])
+    if results["folder"]:
+        lines += [
+            "",
+            "| a folder of PNG files | processes | files | seconds | images/s | CPU seconds, all processes |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['how']} | {r['processes']} | {r['files']:,} | {r['seconds']:.2f} | {r['images_per_s']:,} | {r['cpu_seconds']:.2f} |"
+            for r in results["folder"]
+        ]
     return "\n".join(lines)
+
+
+def render_preprocessing(section: dict) -> list[str]:
+    """The preprocessing table: median ms per input kind, previous and current side by side."""
+
+    def ms(row: dict, key: str) -> str:
+        return f"{row[key]:.2f}" if key in row else "-"
+
+    def ratio(row: dict, what: str) -> str:
+        if f"previous_{what}_ms" not in row:
+            return "-"
+        return f"{row[f'previous_{what}_ms'] / row[f'new_{what}_ms']:.1f}x"
+
+    inference = section["rows"][0]["inference_ms"]
+    lines = [
+        "",
+        f"Preprocessing, median CPU ms of the calling thread (wall-clock medians: *_wall in the JSON); "
+        f"inference alone, {section['model']}: {inference:.3f} ms. "
+        + ("Previous: bench/preprocess_baseline.py, timed in turns with the current one." if section["baseline"] else "No previous implementation here (not a source checkout)."),
+        "",
+        "| input | decode: previous | decode: now | preprocess (with decode): previous | now | speed-up "
+        "| now, beyond decoding | file to prediction: previous | now | speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in section["rows"]:
+        beyond = row["new_preprocess_ms"] - row.get("new_decode_ms", 0)
+        lines.append(
+            f"| {row['input']} | {ms(row, 'previous_decode_ms')} | {ms(row, 'new_decode_ms')} | "
+            f"{ms(row, 'previous_preprocess_ms')} | {ms(row, 'new_preprocess_ms')} | {ratio(row, 'preprocess')} | "
+            f"{beyond:.2f} | {ms(row, 'previous_end_to_end_ms')} | {ms(row, 'new_end_to_end_ms')} | {ratio(row, 'end_to_end')} |"
+        )
+    return lines

@@ -4,13 +4,21 @@ MNIST digits are light ink on a dark background, scaled so the digit fits a 20x2
 (aspect ratio kept), then placed in a 28x28 field with the ink's centre of mass at the
 centre. `to_mnist` makes a photo, a scan, a canvas drawing or an array look like that:
 
-    decode (size limits first, EXIF orientation) -> grey + alpha -> ink: polarity, paper
-    level (uneven lighting), noise and artefacts to 0 -> crop to the ink at full resolution
-    -> thicken strokes too thin to survive the downscale -> fit the 20x20 box -> centre the
-    mass in 28x28 -> float32 in [0, 1]
+    decode (size limits first, EXIF orientation; a large JPEG at a reduced scale) -> grey +
+    alpha (8-bit images stay uint8) -> a large image reduced to under 2 x WORK_SIDE -> ink:
+    polarity, paper level (uneven lighting), noise and artefacts to 0 -> crop to the ink ->
+    thicken strokes too thin to survive the downscale -> fit the 20x20 box -> centre the mass
+    in 28x28 -> float32 in [0, 1]
 
 A real MNIST test digit goes through unchanged apart from its faintest pixels
 (tests/test_preprocess.py measures it). Depends on numpy and pillow only.
+
+Cost: the statistics (polarity, noise, paper level) come from a strided sample; with an even
+paper level the ink's bounding box is found on the 8-bit pixels, and only that box is turned
+into floats. Images up to WORK_SIDE x 2 (drawings, scans) are read at full resolution; larger
+ones are first reduced by an integer factor (an area average: the JPEG decoder's own DCT
+scaling, then Pillow's box reduce), which keeps thin strokes, as their contrast falls no faster
+than the paper's noise (bench/preprocess_baseline.py is the version that did neither).
 
 Not handled: photos where the paper does not fill the frame (the desk around it looks like
 ink), and several digits in one image (they are read as one).
@@ -18,12 +26,14 @@ ink), and several digits in one image (they are read as one).
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
 import stat
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -31,12 +41,18 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
 from mnist_edge.manifest import digit_box
-from mnist_edge.runtime.errors import ImageTooLargeError, InvalidImageError, NoDigitError
+from mnist_edge.runtime.errors import ImageTooLargeError, InvalidImageError, NoDigitError, PreprocessError
 
 # MNIST's own geometry: the defaults of to_mnist. A Predictor takes the sizes from its manifest.
 SIZE = 28  # the input is SIZE x SIZE
 BOX = digit_box(SIZE)  # the digit's longer side: 20, as in MNIST
 MAX_INK_WIDTH_RATIO = 5  # ink wider than this many times its height is a line, not a digit
+
+# Images at least twice this long (pixels, longer side) are reduced by an integer factor, to a longer
+# side from WORK_SIDE to 2 x WORK_SIDE, before any float work: a 12 MP photo is read at 1000x750.
+# At 1000 px a digit filling a tenth of the frame still spans 100 px, more than the 4 x 20 px the
+# final resize starts from (WORK_FACTOR); drawings and scans up to 1999 px are read at full size.
+WORK_SIDE = 1000
 
 # Input limits: checked before any pixel is decoded.
 MAX_PIXELS = 40_000_000
@@ -60,6 +76,7 @@ NOISE_SIGMAS = 5.0  # ink must stand this many noise standard deviations out of 
 INK_FLOOR = 0.05
 INK_PEAK_PERCENTILE = 95  # ink at or above this percentile of the ink pixels becomes 1.0
 MIN_INK_PIXELS = 10  # fewer ink pixels than this is a speck, not a digit
+SURFACE_BANDS = 16  # column bands in which an uneven paper level is bounded below, to find the ink on the bytes
 SPECK_MASS = 0.01  # ink cut off from the digit and under this share of its mass is a speck, left out of the crop
 
 # Thin strokes. Widths are in pixels of the 20x20 box; MNIST's median stroke (at half intensity) is
@@ -69,6 +86,8 @@ TARGET_STROKE = 2.0  # measured after the whole pipeline, thin-pen drawings come
 WORK_FACTOR = 4  # large crops are reduced to about this many times the box before the final resize
 RESAMPLE = Image.Resampling.LANCZOS
 
+EVERYWHERE = (slice(None), slice(None))  # the whole image, as a window
+
 EncodedImage = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Image.Image]
 ImageSource = Union[EncodedImage, np.ndarray]
 
@@ -76,12 +95,13 @@ ImageSource = Union[EncodedImage, np.ndarray]
 # --- decoding --------------------------------------------------------------------------------
 
 
-def load_image(source: EncodedImage, *, max_pixels: int | None = None) -> Image.Image:
+def load_image(source: EncodedImage, *, max_pixels: int | None = None, work_side: int | None = None) -> Image.Image:
     """Decode a path, encoded bytes, a binary file object or a PIL image, with the size limits
     (`max_pixels`, default MAX_PIXELS) checked before any pixel is decoded and the EXIF
-    orientation applied."""
+    orientation applied. With `work_side`, a JPEG at least twice that long is decoded in grey at
+    1/2, 1/4 or 1/8 scale (the decoder's DCT scaling), its longer side still at least `work_side`."""
     if isinstance(source, Image.Image):
-        return _loaded(source, "image", max_pixels)
+        return _loaded(source, "image", max_pixels, work_side)
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), "image bytes"
     elif isinstance(source, (str, os.PathLike)):
@@ -113,7 +133,7 @@ def load_image(source: EncodedImage, *, max_pixels: int | None = None) -> Image.
         raise InvalidImageError(
             f"{name}: not a readable image (expected one of {', '.join(IMAGE_FORMATS)})"
         ) from exc
-    return _loaded(image, name, max_pixels)
+    return _loaded(image, name, max_pixels, work_side)
 
 
 def _read_file(path: Path) -> bytes:
@@ -144,9 +164,21 @@ def _check_pixels(width: int, height: int, name: str, max_pixels: int | None = N
         raise InvalidImageError(f"{name}: image is empty ({width}x{height})")
 
 
-def _loaded(image: Image.Image, name: str, max_pixels: int | None) -> Image.Image:
+def _reduction(size: tuple[int, int], work_side: int | None) -> int:
+    """The integer factor that brings an image of `size` to a longer side from work_side to twice
+    that (1: keep it as it is)."""
+    return max(1, max(size) // work_side) if work_side else 1
+
+
+def _loaded(image: Image.Image, name: str, max_pixels: int | None, work_side: int | None = None) -> Image.Image:
     """Check the header's size, then decode the pixels (a truncated file raises) and orient."""
     _check_pixels(*image.size, name, max_pixels)
+    factor = _reduction(image.size, work_side)
+    if factor > 1 and image.format == "JPEG":
+        # Grey straight from the luma channel, scaled in the DCT domain: the decoder picks the
+        # largest of 1/8, 1/4, 1/2 that keeps at least size // factor, and skips the colour work.
+        width, height = image.size
+        image.draft("L", (max(1, width // factor), max(1, height // factor)))
     try:
         image.load()
     except Image.DecompressionBombError as exc:
@@ -163,7 +195,8 @@ def _loaded(image: Image.Image, name: str, max_pixels: int | None) -> Image.Imag
 
 
 def _image_to_arrays(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Grey float32 [H, W] in [0, 1], and the alpha channel the same way (None when opaque)."""
+    """Grey [H, W] and the alpha channel (None when opaque): uint8 for 8-bit images, else float32
+    in [0, 1] (`_unit` turns either into the float)."""
     if image.mode.startswith("I;16"):  # 16-bit grey (PNG, TIFF): 0-65535
         return _unit_range(np.asarray(image).astype(np.uint16)), None
     if image.mode in ("I", "F"):
@@ -174,19 +207,20 @@ def _image_to_arrays(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]
             array = array.astype(np.uint16)
         return _array_to_arrays(array)
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or image.info.get("transparency") is not None:
-        la = image.convert("LA") if image.mode in ("RGBA", "LA") else image.convert("RGBA").convert("LA")
-        array = np.asarray(la, dtype=np.float32) * np.float32(1 / 255)
-        return array[..., 0], array[..., 1]
+        if image.mode not in ("RGBA", "LA"):
+            image = image.convert("RGBA")
+        # Luma of the colour, as convert("LA") gives it, without interleaving the channels.
+        return np.asarray(image.convert("L")), np.asarray(image.getchannel("A"))
     if image.mode != "L":
         try:
             image = image.convert("L")
         except ValueError:  # modes without a direct route to L (HSV, LAB)
             image = image.convert("RGB").convert("L")
-    return np.asarray(image, dtype=np.float32) * np.float32(1 / 255), None
+    return np.asarray(image), None
 
 
 def _array_to_arrays(array: np.ndarray, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """A numpy image (HxW, HxWx1, HxWx2, HxWx3, HxWx4) as grey and alpha floats in [0, 1]."""
+    """A numpy image (HxW, HxWx1, HxWx2, HxWx3, HxWx4) as grey and alpha, as `_image_to_arrays`."""
     if not isinstance(array, np.ndarray):
         raise InvalidImageError(f"expected a numpy array, got {type(array).__name__}")
     if array.ndim == 3 and array.shape[2] == 1:
@@ -198,10 +232,17 @@ def _array_to_arrays(array: np.ndarray, max_pixels: int | None = None) -> tuple[
     height, width = array.shape[:2]
     _check_pixels(width, height, f"array of shape {array.shape}", max_pixels)
 
+    if array.dtype.kind in "iu" and array.dtype not in (np.uint8, np.uint16):
+        low, high = array.min(), array.max()
+        if low < 0 or high > 255:
+            raise InvalidImageError(
+                f"integer array ({array.dtype}) with values {low}..{high}: expected 0-255 (or dtype uint16)"
+            )
+        array = array.astype(np.uint8)
     if array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] in (3, 4):
         # PIL's luma conversion is exact for 8 bits and several times faster than numpy here.
         return _image_to_arrays(Image.fromarray(np.ascontiguousarray(array), "RGB" if array.shape[2] == 3 else "RGBA"))
-    values = _unit_range(array)
+    values = array if array.dtype == np.uint8 else _unit_range(array)
     if values.ndim == 2:
         return values, None
     channels = values.shape[2]
@@ -218,16 +259,9 @@ def _unit_range(array: np.ndarray) -> np.ndarray:
     if kind == "b":
         return array.astype(np.float32)
     if array.dtype == np.uint8:
-        return array.astype(np.float32) * np.float32(1 / 255)
+        return _unit(array)
     if array.dtype == np.uint16:
         return array.astype(np.float32) * np.float32(1 / 65535)
-    if kind in "iu":
-        low, high = array.min(), array.max()
-        if low < 0 or high > 255:
-            raise InvalidImageError(
-                f"integer array ({array.dtype}) with values {low}..{high}: expected 0-255 (or dtype uint16)"
-            )
-        return array.astype(np.float32) * np.float32(1 / 255)
     if kind == "f":
         values = array.astype(np.float32)
         if not np.isfinite(values).all():
@@ -239,6 +273,17 @@ def _unit_range(array: np.ndarray) -> np.ndarray:
             values *= np.float32(1 / 255)
         return np.clip(values, 0, 1, out=values)
     raise InvalidImageError(f"array of dtype {array.dtype}: expected uint8, uint16 or float pixels")
+
+
+def _unit(values: np.ndarray) -> np.ndarray:
+    """Pixels as float32 in [0, 1]: uint8 divided by 255 (as the float path always did), floats as they are."""
+    return values.astype(np.float32) * np.float32(1 / 255) if values.dtype == np.uint8 else values
+
+
+def _reduce(values: np.ndarray, factor: int) -> np.ndarray:
+    """Area average over factor x factor blocks (partial blocks at the edges average what they hold)."""
+    mode = "L" if values.dtype == np.uint8 else "F"
+    return np.asarray(Image.fromarray(np.ascontiguousarray(values), mode).reduce(factor))
 
 
 # --- the ink map -----------------------------------------------------------------------------
@@ -259,18 +304,19 @@ def _strokes_in_alpha(grey: np.ndarray, alpha: np.ndarray) -> bool:
     pixels hide arbitrary colours) while the alpha channel is exactly the drawing. Strokes are one
     colour, or cover under half the image; otherwise this is something opaque (a scanned page)
     with a transparent margin, and its pixels hold the digit."""
-    if np.median(_border(alpha)) > 0.05:
+    border = _border(alpha)
+    if (_count_median(border) / 255 if alpha.dtype == np.uint8 else _median(border)) > 0.05:
         return False
-    opaque = grey[alpha > 0.5]
-    return opaque.size < grey.size / 2 or float(opaque.std()) < 0.1
+    is_opaque = _unit(alpha) > 0.5 if alpha.dtype != np.uint8 else alpha > 127  # 128/255 > 0.5
+    return np.count_nonzero(is_opaque) < grey.size / 2 or float(_unit(grey[is_opaque]).std()) < 0.1
 
 
 def _paper_is_light(grey: np.ndarray, sample: np.ndarray) -> bool:
     """Dark ink on light paper (to be inverted)? The border is mostly paper, and asking whether it
     sits at the light or the dark end of this image's range is robust to exposure and grey paper.
     The range comes from every pixel (a thin stroke may be all the ink), the border from `sample`."""
-    low, high = float(grey.min()), float(grey.max())
-    return float(np.median(_border(sample))) > (low + high) / 2
+    low, high = float(_unit(grey.min())), float(_unit(grey.max()))
+    return _median(_border(sample)) > (low + high) / 2
 
 
 def _noise_sigma(values: np.ndarray) -> float:
@@ -278,32 +324,77 @@ def _noise_sigma(values: np.ndarray) -> float:
     if values.shape[1] < 2:
         return 0.0
     step = max(1, max(values.shape) // BACKGROUND_SAMPLES)
-    rows = values[::step]
-    diffs = (rows[:, 1:] - rows[:, :-1])[:, ::step].ravel()
-    mad = np.median(np.abs(diffs - np.median(diffs)))
+    # Every step-th row, and in it the difference of every step-th pixel from its right neighbour.
+    right, left = values[::step, 1::step], values[::step, :-1:step]
+    if values.dtype == np.uint8:  # in whole half-levels, whose medians a histogram gives
+        doubled = 2 * (right.astype(np.int32) - left).ravel()  # -510..510, doubled: medians stay whole
+        centre = int(_count_median(doubled + 1020)) - 1020
+        mad = _count_median(np.abs(doubled - centre)) / 2 / 255
+    else:
+        diffs = (right - left).ravel()
+        mad = _median(np.abs(diffs - _median(diffs)))
     return float(1.4826 * mad / math.sqrt(2))
 
 
-def _background(sample: np.ndarray, shape: tuple[int, int], sigma: float) -> np.ndarray | float:
+def _count_median(values: np.ndarray) -> float:
+    """np.median of non-negative integers below a few thousand (bytes, byte differences), from their histogram."""
+    counts = np.cumsum(np.bincount(values.ravel()))
+    n = int(counts[-1])
+    low, high = np.searchsorted(counts, [(n - 1) // 2 + 1, n // 2 + 1])
+    return (int(low) + int(high)) / 2
+
+
+@dataclass(frozen=True)
+class _Surface:
+    """A paper level varying over the image as c0 + c_x x + c_y y + c_xx x² + c_xy xy + c_yy y²,
+    with x and y running from -1 to 1 across it (uneven lighting, vignetting)."""
+
+    coef: tuple[np.float32, ...]  # c0, c_x, c_y, c_xx, c_xy, c_yy
+    shape: tuple[int, int]
+
+    def window(self, box: tuple[slice, slice]) -> np.ndarray:
+        """The level over a window of the image, float32: each value the same, to the bit, as in
+        the whole image's surface."""
+        c0, c_x, c_y, c_xx, c_xy, c_yy = self.coef
+        y = np.linspace(-1, 1, self.shape[0], dtype=np.float32)[box[0], None]
+        x = np.linspace(-1, 1, self.shape[1], dtype=np.float32)[None, box[1]]
+        return (c0 + c_y * y + c_yy * y * y) + (c_x * x + c_xx * x * x) + c_xy * y * x
+
+    def floor(self, bands: int) -> tuple[np.ndarray, np.ndarray]:
+        """A lower bound of the level in `bands` bands of columns: float64 [height, bands], for
+        each row the minimum of its quadratic in x over the band (the float32 values of `window`
+        differ from it by far less than a byte level); and the bands' widths in columns."""
+        c0, c_x, c_y, c_xx, c_xy, c_yy = (float(c) for c in self.coef)
+        height, width = self.shape
+        y = np.linspace(-1, 1, height)[:, np.newaxis]
+        a, b, c = c_xx, c_x + c_xy * y, c0 + c_y * y + c_yy * y * y  # the row: a x² + b x + c
+        edges = np.unique(np.linspace(0, width, bands + 1).round().astype(int))
+        x = np.linspace(-1, 1, width)
+        low, high = x[edges[:-1]], x[edges[1:] - 1]  # each band's first and last column
+        floor = np.minimum(a * low * low + b * low + c, a * high * high + b * high + c)
+        if a > 0:  # a valley: its bottom counts where it lies inside the band
+            bottom = -b / (2 * a)
+            floor = np.where((bottom > low) & (bottom < high), c - b * b / (4 * a), floor)
+        return floor, np.diff(edges)
+
+
+def _level(background: float | _Surface, box: tuple[slice, slice]):
+    return background if isinstance(background, float) else background.window(box)
+
+
+def _background(sample: np.ndarray, shape: tuple[int, int], sigma: float) -> float | _Surface:
     """The paper's level in a light-on-dark image of `shape`, from an evenly strided `sample` of it:
     one number when flat, else a smooth surface (uneven lighting, vignetting).
 
     Medians of coarse cells, then a quadratic surface fitted to the cells that are paper: the first
     fit sees every cell, later fits drop the cells standing above it (their median is ink)."""
-    height, width = shape
     if max(shape) <= SMALL_IMAGE:  # canvases and thumbnails: no lighting to correct
-        return float(np.median(sample))
+        return _median(sample)
     cell = max(2, math.ceil(max(sample.shape) / BACKGROUND_GRID))
     rows, cols = math.ceil(sample.shape[0] / cell), math.ceil(sample.shape[1] / cell)
     padded = np.pad(sample, ((0, rows * cell - sample.shape[0]), (0, cols * cell - sample.shape[1])), mode="edge")
-    medians = np.median(padded.reshape(rows, cell, cols, cell).transpose(0, 2, 1, 3).reshape(rows, cols, -1), axis=2)
-
-    # Cell centres, in coordinates running from -1 to 1 across the image.
-    y = np.minimum((np.arange(rows) + 0.5) * cell / sample.shape[0], 1) * 2 - 1
-    x = np.minimum((np.arange(cols) + 0.5) * cell / sample.shape[1], 1) * 2 - 1
-    cy, cx = np.meshgrid(y, x, indexing="ij")
-    design = np.stack([np.ones_like(cx), cx, cy, cx * cx, cx * cy, cy * cy], axis=-1).reshape(-1, 6)
-    levels = medians.ravel()
+    levels = _medians(padded.reshape(rows, cell, cols, cell).transpose(0, 2, 1, 3).reshape(rows * cols, -1))
+    design = _quadratic_design(rows, cols, cell, sample.shape)
     # A paper cell's median wanders by about 1.25 sigma / sqrt(cell pixels); allow four times that.
     tolerance = max(FLAT_BACKGROUND, 5 * sigma / cell)
     paper = np.ones(levels.size, bool)
@@ -315,34 +406,68 @@ def _background(sample: np.ndarray, shape: tuple[int, int], sigma: float) -> np.
         paper = below
     fitted = design @ coef
     if float(fitted.max() - fitted.min()) < FLAT_BACKGROUND:
-        return float(np.median(levels[paper]))
-    c0, c_x, c_y, c_xx, c_xy, c_yy = (np.float32(c) for c in coef)
-    y = np.linspace(-1, 1, height, dtype=np.float32)[:, None]
-    x = np.linspace(-1, 1, width, dtype=np.float32)[None, :]
-    return (c0 + c_y * y + c_yy * y * y) + (c_x * x + c_xx * x * x) + c_xy * y * x
+        return _median(levels[paper])
+    return _Surface(tuple(np.float32(c) for c in coef), shape)
+
+
+def _medians(values: np.ndarray) -> np.ndarray:
+    """np.median(values, axis=1), without its overhead (the middle two averaged the same way)."""
+    n = values.shape[1]
+    middle = np.partition(values, [(n - 1) // 2, n // 2], axis=1)
+    return (middle[:, (n - 1) // 2] + middle[:, n // 2]) / 2
+
+
+def _percentile(values: np.ndarray, q: float) -> float:
+    """np.percentile(values, q) (linear between the two nearest ranks), without its overhead."""
+    position = (values.size - 1) * q / 100
+    below = math.floor(position)
+    above = min(below + 1, values.size - 1)
+    ranked = np.partition(values, [below, above])
+    low, high = float(ranked[below]), float(ranked[above])
+    return low + (high - low) * (position - below)
+
+
+def _median(values: np.ndarray) -> float:
+    return float(_medians(values.reshape(1, -1))[0])
+
+
+@functools.lru_cache(maxsize=64)
+def _quadratic_design(rows: int, cols: int, cell: int, shape: tuple[int, int]) -> np.ndarray:
+    """The terms 1, x, y, x², xy, y² at the centre of each cell (row-major), with coordinates
+    running from -1 to 1 across the image. Cached: it depends only on the geometry."""
+    y = np.minimum((np.arange(rows) + 0.5) * cell / shape[0], 1) * 2 - 1
+    x = np.minimum((np.arange(cols) + 0.5) * cell / shape[1], 1) * 2 - 1
+    cy, cx = np.meshgrid(y, x, indexing="ij")
+    design = np.stack([np.ones_like(cx), cx, cy, cx * cx, cx * cy, cy * cy], axis=-1).reshape(-1, 6)
+    design.flags.writeable = False
+    return design
 
 
 def _ink(grey: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     """The digit's ink cropped to its bounding box: light on a zero background, float32 in [0, 1],
-    with paper, noise and compression artefacts set to exactly 0. Raises NoDigitError."""
-    if alpha is not None and float(alpha.min()) < 1:
+    with paper, noise and compression artefacts set to exactly 0. Raises NoDigitError.
+
+    `grey` and `alpha` are uint8 or float32 in [0, 1] (as `_image_to_arrays` gives them)."""
+    if alpha is not None and float(_unit(alpha.min())) < 1:
         if _strokes_in_alpha(grey, alpha):
             grey = alpha  # light strokes on a dark (transparent) ground already
         else:  # a transparent image of something on paper: flatten it onto white paper
+            grey, alpha = _unit(grey), _unit(alpha)
             grey = grey * alpha + (1 - alpha)
-    # Estimate on a strided sample, then invert and subtract in one pass over the full image.
+    # Estimate on a strided sample; then only the ink's bounding box is needed as floats.
     step = max(1, max(grey.shape) // BACKGROUND_SAMPLES)
-    sample = grey[::step, ::step]
+    sample = _unit(grey[::step, ::step])
     invert = _paper_is_light(grey, sample)
     sigma = _noise_sigma(grey)
     background = _background(1 - sample if invert else sample, grey.shape, sigma)
-    values = (1 - background) - grey if invert else grey - background
-
-    peak = float(values.max())
-    if peak < MIN_INK_CONTRAST or peak < NOISE_SIGMAS * sigma:
-        raise NoDigitError(f"no digit found: the image is blank (strongest ink contrast {peak:.2f})")
-    threshold = max(NOISE_SIGMAS * sigma, INK_FLOOR * peak)
-    is_ink = values > threshold
+    if grey.dtype == np.uint8:  # find where the ink can be on the bytes, then compute only there
+        box, values, threshold = _ink_window(grey, background, invert, sigma, step)
+    else:
+        values = _ink_strength(grey, background, invert, EVERYWHERE)
+        threshold = _ink_threshold(float(values.max()), sigma)
+        box = _bounding_box(values > threshold)
+        values = values[box] if box else None
+    is_ink = values > threshold if box else np.zeros((0, 0), bool)
     count = int(np.count_nonzero(is_ink))
     if count < MIN_INK_PIXELS:
         raise NoDigitError(f"no digit found: the image is blank ({count} ink pixels)")
@@ -352,9 +477,72 @@ def _ink(grey: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     left, right = _ink_span(ink.sum(axis=0))
     crop = ink[top:bottom, left:right]
     # Scale so the ink's core is 1.0, as in MNIST; a few JPEG overshoots must not set the scale.
-    full = float(np.percentile(crop[crop > 0], INK_PEAK_PERCENTILE))
+    full = _percentile(crop[crop > 0], INK_PEAK_PERCENTILE)
     crop = crop * np.float32(1 / full)
     return np.minimum(crop, 1, out=crop)
+
+
+def _ink_strength(grey: np.ndarray, background: float | _Surface, invert: bool, box: tuple[slice, slice]) -> np.ndarray:
+    """How far each pixel of a window of the image stands out of the paper, towards the ink."""
+    paper = _level(background, box)
+    values = _unit(grey[box])
+    return (1 - paper) - values if invert else values - paper
+
+
+def _ink_threshold(peak: float, sigma: float) -> float:
+    """The ink strength a pixel must pass to be ink. Raises NoDigitError when even the strongest
+    ink does not stand out of the paper."""
+    if peak < MIN_INK_CONTRAST or peak < NOISE_SIGMAS * sigma:
+        raise NoDigitError(f"no digit found: the image is blank (strongest ink contrast {peak:.2f})")
+    return max(NOISE_SIGMAS * sigma, INK_FLOOR * peak)
+
+
+def _ink_window(grey: np.ndarray, background: float | _Surface, invert: bool, sigma: float, step: int):
+    """For a uint8 image: (window, ink strength over it, ink threshold), the window holding every
+    pixel that passes the threshold (None if none does), computed without turning the whole image
+    into floats."""
+    if isinstance(background, float):  # one paper level: the strongest ink is the darkest (or lightest) byte
+        extreme = grey.min() if invert else grey.max()
+        peak = float(_ink_strength(extreme[np.newaxis, np.newaxis], background, invert, EVERYWHERE)[0, 0])
+        threshold = _ink_threshold(peak, sigma)
+        box = _bounding_box(_byte_candidates(grey, background, threshold, invert))
+        return box, (_ink_strength(grey, background, invert, box) if box else None), threshold
+    # The strongest ink is at least what the strided sample reaches, so the threshold is at least
+    # `lowest`: every pixel that may pass it, the strongest included, is in the window.
+    reached = float(_ink_strength(grey, background, invert, (slice(None, None, step),) * 2).max())
+    lowest = max(NOISE_SIGMAS * sigma, INK_FLOOR * reached)
+    box = _bounding_box(_byte_candidates(grey, background, lowest, invert))
+    values = _ink_strength(grey, background, invert, box if box else EVERYWHERE)  # no box: blank, say how blank
+    return box, values, _ink_threshold(float(values.max()), sigma)
+
+
+def _byte_candidates(grey: np.ndarray, background: float | _Surface, threshold: float, invert: bool) -> np.ndarray:
+    """Every uint8 pixel whose ink strength might pass `threshold`: the float test moved to the
+    byte scale against the lowest paper level near the pixel (in its row, in a band of columns),
+    one level looser so float rounding cannot leave a pixel out."""
+    if isinstance(background, float):
+        level, widths = background, None
+    else:
+        level, widths = background.floor(SURFACE_BANDS)
+    if invert:  # ink is darker than 255 * (1 - level - threshold)
+        limit = _clip_byte(np.ceil(255 * (1 - level - threshold)) + 1)
+    else:
+        limit = _clip_byte(np.floor(255 * (level + threshold)) - 1)
+    if widths is not None:  # each band's limit, for every column of it
+        limit = np.repeat(limit, widths, axis=1)
+    return grey <= limit if invert else grey >= limit
+
+
+def _clip_byte(values):
+    return np.clip(values, 0, 255).astype(np.uint8)
+
+
+def _bounding_box(mask: np.ndarray) -> tuple[slice, slice] | None:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
 
 
 # --- geometry --------------------------------------------------------------------------------
@@ -392,7 +580,14 @@ def _block_max(ink: np.ndarray, factor: int) -> np.ndarray:
     height, width = ink.shape
     rows, cols = math.ceil(height / factor), math.ceil(width / factor)
     padded = np.pad(ink, ((0, rows * factor - height), (0, cols * factor - width)))
-    return padded.reshape(rows, factor, cols * factor).max(axis=1).reshape(rows, cols, factor).max(axis=2)
+    # factor - 1 elementwise maxima of strided slices: far faster than a max over a short axis.
+    out = padded[::factor].copy()
+    for i in range(1, factor):
+        np.maximum(out, padded[i::factor], out=out)
+    result = out[:, ::factor].copy()
+    for i in range(1, factor):
+        np.maximum(result, out[:, i::factor], out=result)
+    return result
 
 
 def _dilate(ink: np.ndarray, radius: int) -> np.ndarray:
@@ -462,10 +657,19 @@ def _check_digit_shape(crop: np.ndarray) -> None:
         )
 
 
-def _grey_and_alpha(image: ImageSource, max_pixels: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+def _grey_and_alpha(
+    image: ImageSource, max_pixels: int | None, work_side: int | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Grey and alpha (uint8, or float32 in [0, 1]); with `work_side`, an image at least twice that
+    long reduced by an integer factor (a JPEG already while decoding)."""
     if isinstance(image, np.ndarray):
-        return _array_to_arrays(image, max_pixels)
-    return _image_to_arrays(load_image(image, max_pixels=max_pixels))
+        grey, alpha = _array_to_arrays(image, max_pixels)
+    else:
+        grey, alpha = _image_to_arrays(load_image(image, max_pixels=max_pixels, work_side=work_side))
+    factor = _reduction(grey.shape, work_side)
+    if factor > 1:
+        grey, alpha = _reduce(grey, factor), (None if alpha is None else _reduce(alpha, factor))
+    return grey, alpha
 
 
 # --- public ----------------------------------------------------------------------------------
@@ -475,7 +679,7 @@ def to_mnist(image: ImageSource, *, size: int = SIZE, box: int = BOX, max_pixels
     """Any digit image (path, encoded bytes, PIL image or numpy array) as MNIST: float32
     [size, size] in [0, 1], light ink on dark, fit in box x box and mass-centred (docs/preprocessing.md).
     Raises PreprocessError subclasses."""
-    crop = _ink(*_grey_and_alpha(image, max_pixels))
+    crop = _ink(*_grey_and_alpha(image, max_pixels, WORK_SIDE))
     _check_digit_shape(crop)
     return _centre(_fit_box(crop, box), size)
 
@@ -487,8 +691,9 @@ def to_plain(image: ImageSource, *, size: tuple[int, int] = (SIZE, SIZE), max_pi
     fit `size` keeping its aspect ratio (area averaging), centred, padded with 0; transparency is
     flattened onto black, the background of such data sets."""
     grey, alpha = _grey_and_alpha(image, max_pixels)
+    grey = _unit(grey)
     if alpha is not None:
-        grey = grey * alpha
+        grey = grey * _unit(alpha)
     height, width = size
     scale = min(height / grey.shape[0], width / grey.shape[1])
     fitted = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from mnist_edge.bench import placed_ink
 from mnist_edge.errors import MnistEdgeError
 from mnist_edge.runtime import preprocess
 from mnist_edge.runtime.errors import ImageTooLargeError, InvalidImageError, NoDigitError, PreprocessError
@@ -78,13 +79,7 @@ def to_uint8(values: np.ndarray) -> np.ndarray:
 
 def placed(digit: np.ndarray, rng: np.random.Generator, canvas=(360, 480)) -> np.ndarray:
     """The 28x28 digit scaled up 4-10x and put at a random place on a larger canvas: ink in [0, 1]."""
-    side = int(rng.integers(4 * 28, 10 * 28 + 1))
-    big = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC), np.float32) / 255
-    height, width = canvas
-    top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
-    out = np.zeros(canvas, np.float32)
-    out[top : top + side, left : left + side] = np.clip(big, 0, 1)
-    return out
+    return placed_ink(digit, canvas, int(rng.integers(4 * 28, 10 * 28 + 1)), rng)
 
 
 def jpeg_bytes(grey: np.ndarray, quality: int = 75) -> bytes:
