@@ -311,3 +311,84 @@ def publish(staging: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         staging.rename(out)
+
+
+# --- the whole build --------------------------------------------------------------------------
+
+PROOF_MODES = ("auto", "on", "off")  # auto: prove when Chromium is there; on: fail without it
+
+
+@dataclass(frozen=True)
+class SiteBuild:
+    out: Path
+    models: list[BundledModel]
+    report: object  # web_proofs.ProofReport
+    first_visit_bytes: int  # what the service worker keeps on the first visit, uncompressed
+
+
+def build_site(
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    names: tuple[str, ...] = (),
+    precisions: tuple[str, ...] = DEFAULT_PRECISIONS,
+    proofs: str = "auto",
+    data_dir: str | os.PathLike | None = None,
+    cache: Path | None = None,
+    screenshots: Path | None = None,
+    log=print,
+) -> SiteBuild:
+    """Build, prove and publish the site at `out`. A failed build or a failed proof leaves the
+    previous site in place."""
+    from mnist_edge.demo import web_proofs
+
+    if proofs not in PROOF_MODES:
+        raise WebBuildError(f"--proofs {proofs!r}: choose from {', '.join(PROOF_MODES)}")
+    out = Path(out)
+    check_out(out)
+    models = choose_models(root, tuple(names), tuple(precisions))
+    log(f"mnist-edge web: bundling {', '.join(m.id for m in models)}")
+    node_modules = npm_modules(cache)
+    staging = stage_site(models, out, node_modules)
+    try:
+        report = prove(staging, models, node_modules, proofs, data_dir, screenshots, log)
+        manifests = list({m.name: m.manifest for m in models}.values())
+        web_proofs.write_report(staging, report, manifests)
+        write_service_worker(staging, models)  # the manifests now hold the browser proofs
+        failures = report.failures()
+        if failures:
+            raise web_proofs.BrowserProofFailed(
+                "a browser proof failed, the site was not published: " + "; ".join(failures)
+            )
+        precached = precache_files(staging, models)[1:]
+        first_visit = sum((staging / name).stat().st_size for name in precached)
+        publish(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return SiteBuild(out, models, report, first_visit)
+
+
+def prove(staging: Path, models: list[BundledModel], node_modules: Path, proofs: str, data_dir, screenshots, log):
+    """Run the browser proofs on the staged site, or say why they did not run."""
+    from mnist_edge.data import fingerprint, load_dataset
+    from mnist_edge.demo import web_proofs
+
+    if proofs == "off":
+        return web_proofs.ProofReport(not_run="skipped with --proofs off")
+    if proofs == "auto" and web_proofs.find_chromium() is None:
+        return web_proofs.ProofReport(not_run="no Chromium on this machine (install it, or set $MNIST_EDGE_CHROMIUM)")
+    dataset = load_dataset(data_dir, download=False)
+    for manifest in {m.name: m.manifest for m in models}.values():
+        if fingerprint(dataset.test) != manifest.test_set.sha256:
+            raise WebBuildError(
+                f"the test set at {dataset.source} is not the one {manifest.name} was measured on "
+                f"({manifest.test_set.source}); point --data-dir at it, or build with --proofs off"
+            )
+    log(f"mnist-edge web: proving the site in Chromium ({len(dataset.test):,} test images per artifact and engine)")
+    try:
+        return web_proofs.run_proofs(staging, models, node_modules, dataset, screenshots=screenshots)
+    except web_proofs.BrowserUnavailable as exc:
+        if proofs == "on":
+            raise
+        return web_proofs.ProofReport(not_run=str(exc))

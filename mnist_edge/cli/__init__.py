@@ -19,7 +19,7 @@ from mnist_edge import __version__
 from mnist_edge.errors import MnistEdgeError
 
 # Subcommands, in the order `--help` lists them.
-COMMANDS = ("train", "export", "verify", "predict", "evaluate", "finetune", "pipeline", "bench", "demo")
+COMMANDS = ("train", "export", "verify", "predict", "evaluate", "finetune", "pipeline", "bench", "demo", "web")
 
 
 class Terminated(KeyboardInterrupt):

@@ -16,8 +16,11 @@ const state = {
   model: null, // a loaded Model, or null
   loading: null, // Promise of the model being loaded
   last: null, // the last prediction {label, probabilities, input, timing}
-  predictions: 0,
+  predictions: 0, // drawings read
+  answered: 0, // predict() calls finished, a prediction or a message
 };
+
+let queue = Promise.resolve(); // one prediction at a time: strokes can end faster than a model runs
 
 const sketch = new Sketch($('pad'), { onStroke: () => predict() });
 
@@ -64,8 +67,15 @@ async function choose(id) {
 
 // --- predicting ----------------------------------------------------------------------------
 
-/** Preprocess the drawing and run the model; shows the result or a message. Returns the result. */
-async function predict() {
+/** Preprocess the drawing and run the model; shows the result or a message. Resolves to the
+ *  result (null with a message). Calls run one after another. */
+function predict() {
+  const result = queue.then(predictNow).finally(() => (state.answered += 1));
+  queue = result.catch(() => {});
+  return result;
+}
+
+async function predictNow() {
   const model = state.model;
   state.last = null;
   $('collect').disabled = true;
