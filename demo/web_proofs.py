@@ -73,19 +73,24 @@ def find_chromium() -> str | None:
     return next((path for path in map(shutil.which, CHROMIUM_NAMES) if path), None)
 
 
-@contextlib.contextmanager
-def chromium():
-    """A headless Chromium driven by Playwright; BrowserUnavailable says what is missing."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        raise BrowserUnavailable("Playwright for Python is not installed (pip install 'mnist-edge[dev]')") from None
+def launch(playwright):
+    """A headless Chromium (never Playwright's own download); BrowserUnavailable says what is missing."""
     executable = find_chromium()
     if executable is None:
         where = os.environ.get(CHROMIUM_ENV) or "PATH (" + ", ".join(CHROMIUM_NAMES) + ")"
         raise BrowserUnavailable(f"no Chromium found in {where}; install it (Debian: apt-get install chromium)")
+    return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+
+
+@contextlib.contextmanager
+def chromium():
+    """`launch` inside its own Playwright session, closed afterwards."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise BrowserUnavailable("Playwright for Python is not installed (pip install 'mnist-edge[dev]')") from None
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         try:
             yield browser
         finally:
@@ -492,10 +497,34 @@ class PageUse:
     drawn: list[tuple[str, str]]  # (label, what the page showed), mouse
     offline_drawn: list[tuple[str, str]]  # the same after a reload with the network off
     service_worker: bool
+    outside_requests: list[str]  # requests to any host but the site's: must stay empty (no CDN)
 
     @property
     def passed(self) -> bool:
-        return self.service_worker and all(a == b for a, b in self.drawn + self.offline_drawn) and bool(self.offline_drawn)
+        return (
+            self.service_worker
+            and bool(self.offline_drawn)
+            and all(a == b for a, b in self.drawn + self.offline_drawn)
+            and not self.outside_requests
+        )
+
+
+def only_this_host(context, url: str) -> list[str]:
+    """Block every request to another host in `context`; returns the list they are recorded in."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).netloc
+    outside: list[str] = []
+
+    def route(route):
+        if urlsplit(route.request.url).netloc == host or route.request.url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", route)
+    return outside
 
 
 def wait_for_service_worker(page) -> bool:
@@ -509,6 +538,7 @@ def wait_for_service_worker(page) -> bool:
 def prove_page_use(browser, url: str, digits: list[tuple[str, list[dict]]], *, screenshots: Path | None = None) -> PageUse:
     """Draw `digits` with the mouse in a fresh browser profile, then reload offline and draw again."""
     context = browser.new_context(viewport={"width": 900, "height": 1000})
+    outside = only_this_host(context, url)
     try:
         page = context.new_page()
         open_app(page, url)
@@ -527,7 +557,7 @@ def prove_page_use(browser, url: str, digits: list[tuple[str, list[dict]]], *, s
                     page.screenshot(path=str(screenshots / "web-offline.png"), full_page=True)
             finally:
                 context.set_offline(False)
-        return PageUse(drawn, offline, worker)
+        return PageUse(drawn, offline, worker, outside)
     finally:
         context.close()
 
@@ -562,8 +592,9 @@ class ProofReport:
                 f"{p.same_prediction:.2%} (limit {MIN_SAME_PREDICTION:.1%}), {p.no_digit_one_side} drawings refused by one side only"
             )
         if self.page_use and not self.page_use.passed:
-            problems.append(f"page use: drawn {self.page_use.drawn}, offline {self.page_use.offline_drawn}, "
-                            f"service worker {'active' if self.page_use.service_worker else 'never took control'}")
+            use = self.page_use
+            problems.append(f"page use: drawn {use.drawn}, offline {use.offline_drawn}, service worker "
+                            f"{'active' if use.service_worker else 'never took control'}, requests elsewhere {use.outside_requests}")
         return problems
 
     def to_dict(self) -> dict:
@@ -700,6 +731,7 @@ def _page_use_lines(use: PageUse | None) -> list[str]:
         "",
         f"- Mouse strokes on the pad: {drawn}.",
         f"- Reload with the network off (service worker {'in control' if use.service_worker else 'never took control'}): {offline}.",
+        f"- Requests to any other host than the site's: {len(use.outside_requests)}.",
         f"- Result: {'passed' if use.passed else 'FAILED'}.",
         "",
     ]

@@ -60,6 +60,7 @@ async function choose(id) {
     await renderCounts();
   } catch (error) {
     if (state.loading !== loading) return;
+    state.loading = null;
     showStatus(`The model could not be loaded: ${error.message}`, 'error');
     throw error;
   }

@@ -135,7 +135,7 @@ function ink(grey, alpha, width, height) {
   let peak = -Infinity;
   for (let i = 0; i < n; i++) if (level[i] > peak) peak = level[i];
   if (peak < MIN_INK_CONTRAST || peak < NOISE_SIGMAS * sigma) {
-    throw new NoDigitError(`no digit found: the image is blank (strongest ink contrast ${peak.toFixed(2)})`);
+    throw new NoDigitError(`no digit found: the image is blank (strongest ink contrast ${pythonFixed(peak, 2)})`);
   }
   const threshold = f32(Math.max(NOISE_SIGMAS * sigma, INK_FLOOR * peak));
   let count = 0;
@@ -151,16 +151,18 @@ function ink(grey, alpha, width, height) {
   const cw = right - left;
   const ch = bottom - top;
   const crop = new Float32Array(cw * ch);
-  const inked = [];
+  let inkedCount = 0;
   for (let y = 0; y < ch; y++) {
     for (let x = 0; x < cw; x++) {
       const v = level[(top + y) * width + left + x];
       crop[y * cw + x] = v;
-      if (v > 0) inked.push(v);
+      if (v > 0) inkedCount++;
     }
   }
+  const inked = new Float32Array(inkedCount);
+  for (let i = 0, k = 0; i < crop.length; i++) if (crop[i] > 0) inked[k++] = crop[i];
   // Scale so the ink's core is 1.0, as in MNIST.
-  const full = percentile(Float32Array.from(inked), INK_PEAK_PERCENTILE);
+  const full = percentile(inked, INK_PEAK_PERCENTILE);
   const scale = f32(1 / full);
   for (let i = 0; i < crop.length; i++) crop[i] = Math.min(f32(crop[i] * scale), 1);
   return { data: crop, width: cw, height: ch };
@@ -296,7 +298,7 @@ function inkSpan(mass) {
 function checkDigitShape({ width, height }) {
   if (width > MAX_INK_WIDTH_RATIO * height) {
     throw new NoDigitError(
-      `no digit found: the ink is ${width}x${height} px, ${Math.round(width / height)} times wider than tall; ` +
+      `no digit found: the ink is ${width}x${height} px, ${pythonFixed(width / height, 0)} times wider than tall; ` +
         'a digit is at most about twice as wide as it is tall',
     );
   }
@@ -436,6 +438,13 @@ function pairwiseSum(data, start, n) {
   let half = Math.floor(n / 2);
   half -= half % 8;
   return f32(pairwiseSum(data, start, half) + pairwiseSum(data, start + half, n - half));
+}
+
+/** Python's f"{x:.{digits}f}": like toFixed, but an exact half goes to the even neighbour. */
+function pythonFixed(x, digits) {
+  const scaled = x * 10 ** digits;
+  if (Math.abs(scaled % 1) === 0.5) return (roundHalfEven(scaled) / 10 ** digits).toFixed(digits);
+  return x.toFixed(digits);
 }
 
 function clip01(v) {
