@@ -12,7 +12,7 @@ PORT ?= 7860
 MNIST_DATA_DIR ?= $(abspath ../shared/data/mnist)
 export MNIST_DATA_DIR
 
-.PHONY: run test venv system-deps pipeline demo bench bench-accuracy runtime-venv clean
+.PHONY: run test venv system-deps pipeline demo web serve-web bench bench-accuracy bench-web runtime-venv clean
 
 # The venv is (re)built when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -23,10 +23,13 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
-# Debian packages the tests use: chromium (browser test of the demo) and Fashion-MNIST.
+# Debian packages the tests use: chromium (browser tests of the demo and the web app), Fashion-MNIST,
+# and Node.js + npm (the web app's runtime files come from npm at build time).
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing="$$missing dataset-fashion-mnist"; \
 	if [ -n "$$missing" ]; then \
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
@@ -46,6 +49,15 @@ demo: venv
 run: venv
 	$(BIN)/mnist-edge pipeline --out $(ARTIFACTS) --serve --host $(HOST) --port $(PORT)
 
+# The web app: a static site where the model runs in the browser, offline; proven in Chromium.
+SITE ?= site
+WEB_PORT ?= 8000
+web: venv system-deps
+	$(BIN)/mnist-edge web $(ARTIFACTS) --out $(SITE)
+
+serve-web: venv system-deps
+	$(BIN)/mnist-edge web $(ARTIFACTS) --out $(SITE) --serve --host $(HOST) --port $(WEB_PORT)
+
 test: venv system-deps
 	$(BIN)/python -m pytest
 
@@ -60,5 +72,9 @@ bench: pipeline runtime-venv
 bench-accuracy: venv
 	$(BIN)/python bench/accuracy.py --out bench-artifacts
 
+# First-visit transfer size, load-to-first-prediction time and per-drawing latency of the web app.
+bench-web: venv system-deps
+	$(BIN)/python bench/web.py --artifacts $(ARTIFACTS) --out bench-artifacts
+
 clean:
-	rm -rf $(ARTIFACTS) bench-artifacts test-artifacts .pytest_cache
+	rm -rf $(ARTIFACTS) bench-artifacts test-artifacts .pytest_cache $(SITE)

@@ -20,16 +20,19 @@ export class ModelLoadError extends Error {
  * @returns {Promise<Model>}
  */
 export async function loadModel(entry, runtime) {
-  const manifestUrl = new URL(entry.manifest, document.baseURI);
-  const manifest = await fetchJson(manifestUrl);
-  const artifact = (manifest.artifacts || []).find((a) => a.file === entry.file);
-  if (!artifact) throw new ModelLoadError(`${entry.file} is not listed in ${manifestUrl.pathname}`);
-  const bytes = await fetchBytes(new URL(artifact.file, manifestUrl));
-  await checkBytes(bytes, artifact);
   const open = ENGINES[entry.engine];
   if (!open) throw new ModelLoadError(`no engine ${entry.engine} in this page (it has ${Object.keys(ENGINES).join(', ')})`);
+  // The engine's module, the manifest and the model file load at the same time; the bytes are
+  // checked against the manifest before the engine sees them.
+  const engine = import(runtime.module);
+  engine.catch(() => {}); // reported below, once it is awaited
+  const manifestUrl = new URL(entry.manifest, document.baseURI);
+  const [manifest, bytes] = await Promise.all([fetchJson(manifestUrl), fetchBytes(new URL(entry.file, manifestUrl))]);
+  const artifact = (manifest.artifacts || []).find((a) => a.file === entry.file);
+  if (!artifact) throw new ModelLoadError(`${entry.file} is not listed in ${manifestUrl.pathname}`);
+  await checkBytes(bytes, artifact);
   try {
-    const session = await open(bytes, runtime, manifest, artifact);
+    const session = await open(await engine, bytes, runtime, manifest, artifact);
     return new Model(manifest, artifact, entry.engine, session);
   } catch (error) {
     if (error instanceof ModelLoadError) throw error;
@@ -112,8 +115,7 @@ const ENGINES = {
   'litert-js': openLiteRt,
 };
 
-async function openOnnxRuntime(bytes, runtime, manifest) {
-  const ort = await import(runtime.module);
+async function openOnnxRuntime(ort, bytes, runtime, manifest) {
   ort.env.wasm.wasmPaths = new URL('./', runtime.module).href;
   ort.env.wasm.numThreads = 1; // small models: one thread, no cross-origin isolation needed
   ort.env.logLevel = 'error';
@@ -136,8 +138,7 @@ async function openOnnxRuntime(bytes, runtime, manifest) {
 
 let liteRtLoading = null;
 
-async function openLiteRt(bytes, runtime, manifest, artifact) {
-  const litert = await import(runtime.module);
+async function openLiteRt(litert, bytes, runtime, manifest, artifact) {
   liteRtLoading ??= litert.loadLiteRt(runtime.wasm);
   await liteRtLoading;
   const model = await litert.loadAndCompile(bytes, { accelerator: 'wasm' });

@@ -53,6 +53,9 @@ async function choose(id) {
   state.loading = loading;
   try {
     const model = await loading;
+    // One inference on a blank input: the engine's first run is several times slower, and is
+    // better spent now than on the visitor's first drawing.
+    await model.run(new Float32Array(model.pixels), 1);
     if (state.loading !== loading) return; // another model was chosen meanwhile
     state.model = model;
     showStatus(`${entry.title} ready · ${entry.engine} ${runtime.version}`);
