@@ -180,22 +180,35 @@ function strided(values, width, height, step) {
 function border({ data, width, height }) {
   const dy = Math.max(1, roundHalfEven(height * BORDER_FRACTION));
   const dx = Math.max(1, roundHalfEven(width * BORDER_FRACTION));
-  const out = [];
-  const rows = (from, to) => {
-    for (let y = Math.max(0, from); y < Math.min(height, to); y++) out.push(...data.subarray(y * width, (y + 1) * width));
-  };
-  rows(0, dy);
-  rows(height - dy, height);
-  for (let y = dy; y < height - dy; y++) out.push(...data.subarray(y * width, y * width + Math.min(dx, width)));
-  for (let y = dy; y < height - dy; y++) out.push(...data.subarray(y * width + Math.max(0, width - dx), (y + 1) * width));
-  return Float32Array.from(out);
+  const parts = [];
+  const top = Math.min(dy, height);
+  parts.push(data.subarray(0, top * width), data.subarray(Math.max(0, height - dy) * width, height * width));
+  for (let y = dy; y < height - dy; y++) parts.push(data.subarray(y * width, y * width + Math.min(dx, width)));
+  for (let y = dy; y < height - dy; y++) parts.push(data.subarray(y * width + Math.max(0, width - dx), (y + 1) * width));
+  const out = new Float32Array(parts.reduce((n, part) => n + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }
 
 function strokesInAlpha(grey, alpha, width, height) {
   if (median(border({ data: alpha, width, height })) > 0.05) return false;
-  const opaque = [];
-  for (let i = 0; i < grey.length; i++) if (alpha[i] > 0.5) opaque.push(grey[i]);
-  return opaque.length < grey.length / 2 || std(opaque) < 0.1;
+  let count = 0;
+  let sum = 0;
+  for (let i = 0; i < grey.length; i++) {
+    if (alpha[i] > 0.5) {
+      count++;
+      sum += grey[i];
+    }
+  }
+  if (count < grey.length / 2) return true;
+  const mean = sum / count;
+  let squares = 0;
+  for (let i = 0; i < grey.length; i++) if (alpha[i] > 0.5) squares += (grey[i] - mean) ** 2;
+  return Math.sqrt(squares / count) < 0.1;
 }
 
 function paperIsLight(values, sample) {
@@ -232,14 +245,15 @@ function paperLevel(sample, width, height, sigma) {
   const cols = Math.ceil(sample.width / cell);
   const levels = [];
   const design = [];
+  const block = new Float32Array(cell * cell);
   for (let r = 0; r < rows; r++) {
     const cy = Math.min(((r + 0.5) * cell) / sample.height, 1) * 2 - 1;
     for (let c = 0; c < cols; c++) {
       const cx = Math.min(((c + 0.5) * cell) / sample.width, 1) * 2 - 1;
-      const block = [];
+      let k = 0;
       for (let y = r * cell; y < (r + 1) * cell; y++) {
         const sy = Math.min(y, sample.height - 1); // numpy's edge padding
-        for (let x = c * cell; x < (c + 1) * cell; x++) block.push(sample.data[sy * sample.width + Math.min(x, sample.width - 1)]);
+        for (let x = c * cell; x < (c + 1) * cell; x++) block[k++] = sample.data[sy * sample.width + Math.min(x, sample.width - 1)];
       }
       levels.push(median(block));
       design.push([1, cx, cy, cx * cx, cx * cy, cy * cy]);
@@ -490,27 +504,21 @@ function select(a, k) {
   return a[k];
 }
 
-function std(values) {
-  if (values.length === 0) return NaN;
-  let mean = 0;
-  for (const v of values) mean += v;
-  mean /= values.length;
-  let sum = 0;
-  for (const v of values) sum += (v - mean) ** 2;
-  return Math.sqrt(sum / values.length);
-}
-
 /** numpy.percentile's default (linear) method, on float32 values. */
 function percentile(values, q) {
-  const sorted = values.sort();
-  const n = sorted.length;
+  const n = values.length;
   const quantile = q / 100;
   const index = n * quantile + (1 + quantile * (1 - 1 - 1)) - 1; // numpy's _compute_virtual_index
   const lo = Math.min(Math.max(Math.floor(index), 0), n - 1);
-  const hi = Math.min(lo + 1, n - 1);
+  const low = select(values, lo); // the lo-th smallest; larger values now follow it
+  let high = low;
+  if (lo + 1 < n) {
+    high = Infinity;
+    for (let i = lo + 1; i < n; i++) if (values[i] < high) high = values[i];
+  }
   const t = index - Math.floor(index);
-  const diff = f32(sorted[hi] - sorted[lo]);
-  return f32(t >= 0.5 ? sorted[hi] - diff * (1 - t) : sorted[lo] + diff * t);
+  const diff = f32(high - low);
+  return f32(t >= 0.5 ? high - diff * (1 - t) : low + diff * t);
 }
 
 function dot(a, b) {
