@@ -12,7 +12,7 @@ PORT ?= 7860
 MNIST_DATA_DIR ?= $(abspath ../shared/data/mnist)
 export MNIST_DATA_DIR
 
-.PHONY: run test venv system-deps pipeline demo bench bench-accuracy bench-handwriting experiment compare runtime-venv clean
+.PHONY: run test venv system-deps pipeline demo web serve-web bench bench-accuracy bench-handwriting bench-web experiment compare runtime-venv clean
 
 # The venv is (re)built when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -23,11 +23,14 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
-# Debian packages the tests use: chromium (browser tests), Fashion-MNIST, and the TrueType fonts
+# Debian packages the tests use: chromium (browser tests of the demo and the web app), Fashion-MNIST,
+# Node.js + npm (the web app's runtime files come from npm at build time), and the TrueType fonts
 # that print the "new writer" digits of the handwriting tests and benchmark.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing="$$missing dataset-fashion-mnist"; \
 	[ -d /usr/share/fonts/truetype/dejavu ] || missing="$$missing fonts-dejavu-core"; \
 	[ -d /usr/share/fonts/truetype/liberation ] || missing="$$missing fonts-liberation"; \
@@ -48,6 +51,15 @@ demo: venv
 # soon as it is published, picks up the others as they come, and keeps serving (Ctrl+C stops).
 run: venv
 	$(BIN)/mnist-edge pipeline --out $(ARTIFACTS) --serve --host $(HOST) --port $(PORT)
+
+# The web app: a static site where the model runs in the browser, offline; proven in Chromium.
+SITE ?= site
+WEB_PORT ?= 8000
+web: venv system-deps
+	$(BIN)/mnist-edge web $(ARTIFACTS) --out $(SITE)
+
+serve-web: venv system-deps
+	$(BIN)/mnist-edge web $(ARTIFACTS) --out $(SITE) --serve --host $(HOST) --port $(WEB_PORT)
 
 test: venv system-deps
 	$(BIN)/python -m pytest
@@ -75,5 +87,9 @@ bench-accuracy: venv
 bench-handwriting: pipeline system-deps
 	$(BIN)/python bench/handwriting.py --model $(ARTIFACTS)/cnn --out bench-artifacts/handwriting
 
+# First-visit transfer size, load-to-first-prediction time and per-drawing latency of the web app.
+bench-web: venv system-deps
+	$(BIN)/python bench/web.py --artifacts $(ARTIFACTS) --out bench-artifacts
+
 clean:
-	rm -rf $(ARTIFACTS) bench-artifacts test-artifacts .pytest_cache
+	rm -rf $(ARTIFACTS) bench-artifacts test-artifacts .pytest_cache $(SITE)

@@ -36,6 +36,10 @@ class BrowserEngine:
     name: str
     label: str
     npm_package: str
+    reference: str  # the Python engine (a key of ENGINES) whose run of the same file it is compared with
+    formats: tuple[str, ...]  # the file formats its proof tries (kinds list it in browser_engines where it runs)
+    files: tuple[str, ...]  # what a page loads, relative to node_modules: the entry module first
+    bundled: bool  # shipped in the site; False: loaded only by the build's proofs
 
 
 ENGINES = {
@@ -49,8 +53,22 @@ ENGINES = {
 }
 
 BROWSER_ENGINES = {
-    "onnxruntime-web": BrowserEngine("onnxruntime-web", "onnxruntime-web", "onnxruntime-web"),
-    "litert-js": BrowserEngine("litert-js", "LiteRT.js", "@litertjs/core"),
+    # The wasm-only build: the default ort.min.mjs would pull a 28 MB WebGPU build instead.
+    "onnxruntime-web": BrowserEngine(
+        "onnxruntime-web", "onnxruntime-web", "onnxruntime-web", "onnxruntime", ("onnx", "ort"),
+        (
+            "onnxruntime-web/dist/ort.wasm.min.mjs",
+            "onnxruntime-web/dist/ort-wasm-simd-threaded.mjs",
+            "onnxruntime-web/dist/ort-wasm-simd-threaded.wasm",
+        ),
+        bundled=True,
+    ),
+    # About 9 MB of wasm per build variant: proven, not shipped (the site runs the ONNX artifacts).
+    "litert-js": BrowserEngine(
+        "litert-js", "LiteRT.js", "@litertjs/core", "litert", ("tflite",),
+        ("@litertjs/core/dist/index.js", "@litertjs/core/wasm/", "@litertjs/wasm-utils/dist/index.js"),
+        bundled=False,
+    ),
 }
 
 
@@ -141,6 +159,11 @@ def engine_of_format(format: str) -> str:
 def plan(families_wanted: tuple[str, ...], precisions_wanted: tuple[str, ...]) -> tuple[ArtifactKind, ...]:
     """The kinds an export makes for these `--formats` and `--precisions`, in registry order."""
     return tuple(k for k in KINDS if k.family in families_wanted and k.precision in precisions_wanted)
+
+
+def browser_engines_for(format: str) -> tuple[str, ...]:
+    """The browser engines whose proofs try files of this format."""
+    return tuple(name for name, engine in BROWSER_ENGINES.items() if format in engine.formats)
 
 
 def resolve(dotted: str):

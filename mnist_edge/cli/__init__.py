@@ -20,7 +20,8 @@ from mnist_edge.errors import MnistEdgeError
 
 # Subcommands, in the order `--help` lists them.
 COMMANDS = (
-    "train", "export", "verify", "predict", "evaluate", "finetune", "pipeline", "bench", "demo", "experiment", "compare",
+    "train", "export", "verify", "predict", "evaluate", "finetune", "pipeline", "bench", "demo", "web", "experiment",
+    "compare",
 )
 
 

@@ -1,0 +1,163 @@
+// Load an exported model by its manifest and run it in the page.
+//
+// The manifest (the same manifest.json the Python runtime reads) names the input, its shape, the
+// class names and, for each artifact, its size and sha256. The model's bytes are checked against
+// both before any session is created: a modified file is refused with a message.
+//
+// Engines: onnxruntime-web (wasm build; what the site ships) and LiteRT.js (used by the build's
+// proofs). Their runtime files come from npm at build time, never from a CDN; `runtime` says where.
+
+export class ModelLoadError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'ModelLoadError';
+  }
+}
+
+/**
+ * @param {object} entry    {manifest: URL of manifest.json, file: artifact file name, engine}
+ * @param {object} runtime  {module: URL of the engine's entry module, wasm?: URL of its wasm folder}
+ * @returns {Promise<Model>}
+ */
+export async function loadModel(entry, runtime) {
+  const open = ENGINES[entry.engine];
+  if (!open) throw new ModelLoadError(`no engine ${entry.engine} in this page (it has ${Object.keys(ENGINES).join(', ')})`);
+  // The engine's module, the manifest and the model file load at the same time; the bytes are
+  // checked against the manifest before the engine sees them.
+  const engine = import(runtime.module);
+  engine.catch(() => {}); // reported below, once it is awaited
+  const manifestUrl = new URL(entry.manifest, document.baseURI);
+  const [manifest, bytes] = await Promise.all([fetchJson(manifestUrl), fetchBytes(new URL(entry.file, manifestUrl))]);
+  const artifact = (manifest.artifacts || []).find((a) => a.file === entry.file);
+  if (!artifact) throw new ModelLoadError(`${entry.file} is not listed in ${manifestUrl.pathname}`);
+  await checkBytes(bytes, artifact);
+  try {
+    const session = await open(await engine, bytes, runtime, manifest, artifact);
+    return new Model(manifest, artifact, entry.engine, session);
+  } catch (error) {
+    if (error instanceof ModelLoadError) throw error;
+    throw new ModelLoadError(`${artifact.file}: ${entry.engine} cannot load it (${error.message || error})`);
+  }
+}
+
+export class Model {
+  constructor(manifest, artifact, engine, session) {
+    this.manifest = manifest;
+    this.artifact = artifact;
+    this.engine = engine;
+    this.session = session;
+    this.classNames = manifest.class_names;
+    const [, height, width] = manifest.input.shape;
+    this.pixels = height * width;
+  }
+
+  /** Probabilities [n * classes] for n inputs of height * width floats in [0, 1]. */
+  async run(x, n = 1) {
+    if (x.length !== n * this.pixels) throw new Error(`expected ${n} x ${this.pixels} values, got ${x.length}`);
+    return this.session.run(x, n);
+  }
+}
+
+// --- integrity -----------------------------------------------------------------------------
+
+export async function sha256Hex(bytes) {
+  if (!globalThis.crypto?.subtle) {
+    throw new ModelLoadError(
+      'this page cannot check the model: the browser offers SHA-256 (crypto.subtle) only on https:// or http://localhost pages',
+    );
+  }
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function checkBytes(bytes, artifact) {
+  if (bytes.length !== artifact.bytes) {
+    throw new ModelLoadError(
+      `${artifact.file}: ${bytes.length} bytes, the manifest says ${artifact.bytes}; the file was modified or truncated, refusing to load it`,
+    );
+  }
+  const digest = await sha256Hex(bytes);
+  if (digest !== artifact.sha256) {
+    throw new ModelLoadError(
+      `${artifact.file}: sha256 ${digest.slice(0, 16)}… does not match the manifest's ${artifact.sha256.slice(0, 16)}…; the file was modified, refusing to load it`,
+    );
+  }
+}
+
+async function fetchJson(url) {
+  const response = await fetchOk(url);
+  try {
+    return await response.json();
+  } catch (error) {
+    throw new ModelLoadError(`${url.pathname}: not valid JSON (${error.message})`);
+  }
+}
+
+async function fetchBytes(url) {
+  return new Uint8Array(await (await fetchOk(url)).arrayBuffer());
+}
+
+async function fetchOk(url) {
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (error) {
+    throw new ModelLoadError(`${url.pathname}: cannot be fetched (${error.message}); is the page offline before its first full visit?`);
+  }
+  if (!response.ok) throw new ModelLoadError(`${url.pathname}: the server answered ${response.status} ${response.statusText}`);
+  return response;
+}
+
+// --- engines -------------------------------------------------------------------------------
+
+const ENGINES = {
+  'onnxruntime-web': openOnnxRuntime,
+  'litert-js': openLiteRt,
+};
+
+async function openOnnxRuntime(ort, bytes, runtime, manifest) {
+  ort.env.wasm.wasmPaths = new URL('./', runtime.module).href;
+  ort.env.wasm.numThreads = 1; // small models: one thread, no cross-origin isolation needed
+  ort.env.logLevel = 'error';
+  const session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+  const [inputName] = session.inputNames;
+  const [outputName] = session.outputNames;
+  if (inputName !== manifest.input.name || outputName !== manifest.output.name) {
+    throw new ModelLoadError(
+      `the model's input/output are ${inputName}/${outputName}, the manifest says ${manifest.input.name}/${manifest.output.name}`,
+    );
+  }
+  const [, height, width] = manifest.input.shape;
+  return {
+    async run(x, n) {
+      const result = await session.run({ [inputName]: new ort.Tensor('float32', x, [n, height, width]) });
+      return result[outputName].data;
+    },
+  };
+}
+
+let liteRtLoading = null;
+
+async function openLiteRt(litert, bytes, runtime, manifest, artifact) {
+  liteRtLoading ??= litert.loadLiteRt(runtime.wasm);
+  await liteRtLoading;
+  const model = await litert.loadAndCompile(bytes, { accelerator: 'wasm' });
+  const [, height, width] = manifest.input.shape;
+  const classes = manifest.class_names.length;
+  const pixels = height * width;
+  if (artifact.batch !== 1) throw new ModelLoadError(`${artifact.file}: LiteRT.js needs a static batch of 1`);
+  return {
+    // A static batch of one: one call per image.
+    async run(x, n) {
+      const out = new Float32Array(n * classes);
+      for (let i = 0; i < n; i++) {
+        const input = new litert.Tensor(x.slice(i * pixels, (i + 1) * pixels), [1, height, width]);
+        const outputs = await model.run(input);
+        out.set(outputs[0].toTypedArray(), i * classes);
+        input.delete();
+        for (const tensor of outputs) tensor.delete();
+      }
+      return out;
+    },
+  };
+}

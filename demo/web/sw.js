@@ -1,0 +1,40 @@
+// The service worker: on the first visit it keeps every file of the app (page, scripts, runtime,
+// the model shown first) in a cache named after the build, then answers from that cache first, so
+// later visits work offline and fetch nothing. Other bundled models are kept when first chosen.
+// `mnist-edge web` fills in the list and the version.
+
+const PRECACHE = { version: 'source', files: [] }; // replaced by `mnist-edge web`
+const CACHE = `mnist-edge-${PRECACHE.version}`;
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(
+    caches
+      .open(CACHE)
+      .then((cache) => cache.addAll(PRECACHE.files))
+      .then(() => self.skipWaiting()),
+  );
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil(
+    caches
+      .keys()
+      .then((keys) => Promise.all(keys.filter((key) => key.startsWith('mnist-edge-') && key !== CACHE).map((key) => caches.delete(key))))
+      .then(() => self.clients.claim()),
+  );
+});
+
+self.addEventListener('fetch', (event) => {
+  const request = event.request;
+  if (request.method !== 'GET' || new URL(request.url).origin !== self.location.origin) return;
+  event.respondWith(
+    caches.open(CACHE).then(async (cache) => {
+      const cached = await cache.match(request, { ignoreSearch: true });
+      if (cached) return cached;
+      const response = await fetch(request);
+      // The models not shown first are not kept at install; each is kept the first time it is used.
+      if (response.ok && new URL(request.url).pathname.includes('/models/')) await cache.put(request, response.clone());
+      return response;
+    }),
+  );
+});

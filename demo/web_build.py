@@ -1,0 +1,394 @@
+"""Build the static web app: a folder any static host (or `mnist-edge web --serve`) can serve,
+where the model runs in the visitor's browser and keeps working offline.
+
+    site/
+      index.html  app.css  app.webmanifest  sw.js  icons/
+      js/          the app's plain ES modules: draw, preprocess (+ resample), infer, samples, zip, page
+      models.json  what the page offers: one entry per bundled model and precision
+      models/<model>/manifest.json + model file(s)   (the export's manifest, bundled artifacts only)
+      vendor/<engine>/   the engine's runtime files, copied from its npm package (never a CDN)
+      parity.md  parity.json   what the build proved in Chromium (demo/web_proofs.py)
+
+Which artifact a model ships and which engine runs it come from the format registry
+(`mnist_edge.formats`: a kind's `browser_engines`, an engine's `files`). The npm packages are
+installed once per lockfile into the user cache (`npm ci`), so the build works the same from a
+source checkout and from an installed wheel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from mnist_edge import formats
+from mnist_edge.errors import MnistEdgeError
+from mnist_edge.files import atomic_write_bytes, atomic_write_text, sha256_file
+from mnist_edge.manifest import Artifact, Manifest, find_exports, read_manifest, write_manifest
+
+SOURCE = Path(__file__).with_name("web")  # the app's sources, package data of mnist_edge.demo
+PACKAGE_FILES = ("package.json", "package-lock.json")
+APP_FILES = ("index.html", "app.css", "app.webmanifest", "js")  # copied as they are
+SERVICE_WORKER = "sw.js"  # copied with its list of files and version filled in
+PRECACHE_LINE = re.compile(r"^const PRECACHE = .*$", re.MULTILINE)
+SITE_MARKER = ".mnist-edge-site"  # an --out folder holding this may be replaced by a new build
+MODELS_INDEX = "models.json"
+DEFAULT_PRECISIONS = ("int8",)  # the smallest download that keeps the test accuracy
+NPM_TIMEOUT = 600
+
+
+class WebBuildError(MnistEdgeError):
+    """The site cannot be built: no exports, a missing precision, npm missing or failing, a bad --out."""
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """One artifact the site ships, with the export manifest it comes from and the engine that runs it."""
+
+    manifest: Manifest
+    artifact: Artifact
+    engine: str  # a key of formats.BROWSER_ENGINES
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}-{self.artifact.precision}"
+
+    @property
+    def folder(self) -> str:
+        return f"models/{self.name}"
+
+    @property
+    def title(self) -> str:
+        return f"{self.name} · {self.artifact.precision} ({self.artifact.test_accuracy:.2%} on the test set)"
+
+
+# --- what goes in ---------------------------------------------------------------------------
+
+
+def browser_artifact(manifest: Manifest, precision: str) -> tuple[Artifact, str] | None:
+    """The first artifact (registry order) at `precision` that a bundled browser engine runs."""
+    for artifact in manifest.artifacts:
+        if artifact.precision != precision:
+            continue
+        for engine in formats.kind(artifact.file).browser_engines:
+            if formats.BROWSER_ENGINES[engine].bundled:
+                return artifact, engine
+    return None
+
+
+def choose_models(
+    root: str | os.PathLike, names: tuple[str, ...] = (), precisions: tuple[str, ...] = DEFAULT_PRECISIONS
+) -> list[BundledModel]:
+    """The artifacts to bundle from the exports under `root`: every model (or those `names`), at each
+    of `precisions`. Every problem is one WebBuildError listing what exists."""
+    exports = find_exports(root)
+    if not exports:
+        raise WebBuildError(f"no exported model under {root}; run `mnist-edge pipeline` (or `mnist-edge export`) first")
+    manifests = [read_manifest(path) for path in exports]
+    by_name = {m.name: m for m in manifests}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise WebBuildError(f"no exported model named {', '.join(missing)} under {root} (found: {', '.join(by_name)})")
+    chosen = []
+    for manifest in (by_name[n] for n in names) if names else manifests:
+        for precision in precisions:
+            found = browser_artifact(manifest, precision)
+            if found is None:
+                runnable = sorted({a.precision for a in manifest.artifacts if browser_artifact(manifest, a.precision)})
+                raise WebBuildError(
+                    f"{manifest.where}: no {precision} artifact a browser engine runs "
+                    f"(precisions with one: {', '.join(runnable) or 'none'}); choose --precision from those"
+                )
+            chosen.append(BundledModel(manifest, *found))
+    return chosen
+
+
+# --- the npm packages -----------------------------------------------------------------------
+
+
+def npm_modules(cache: Path | None = None) -> Path:
+    """node_modules installed by `npm ci` from the committed lockfile, once per lockfile, in the
+    user cache (or `cache`). Raises WebBuildError when npm is missing or fails."""
+    from mnist_edge.data import cache_dir
+
+    key = hashlib.sha256(b"".join((SOURCE / name).read_bytes() for name in PACKAGE_FILES)).hexdigest()[:16]
+    folder = (cache or cache_dir()) / "web" / key
+    complete = folder / "node_modules" / ".mnist-edge-complete"
+    if complete.is_file():
+        return folder / "node_modules"
+    npm = shutil.which("npm")
+    if npm is None:
+        raise WebBuildError(
+            "npm is not installed: the web app takes onnxruntime-web from its npm package at build time; "
+            "install Node.js and npm (Debian: sudo apt-get install nodejs npm, or `make system-deps`)"
+        )
+    work = folder.parent / f".{key}.tmp-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for name in PACKAGE_FILES:
+        shutil.copy2(SOURCE / name, work / name)
+    env = {**os.environ, "ONNXRUNTIME_NODE_INSTALL": "skip", "npm_config_update_notifier": "false"}
+    command = [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
+    try:
+        result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=NPM_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        shutil.rmtree(work, ignore_errors=True)
+        raise WebBuildError(f"npm ci did not finish within {NPM_TIMEOUT} s (is the npm registry reachable?)") from None
+    if result.returncode != 0:
+        shutil.rmtree(work, ignore_errors=True)
+        tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
+        raise WebBuildError(f"npm ci failed ({tail}); the web app's runtime files come from npm")
+    (work / "node_modules" / ".mnist-edge-complete").touch()
+    try:
+        work.rename(folder)
+    except OSError:  # another build installed the same lockfile meanwhile
+        shutil.rmtree(work, ignore_errors=True)
+    return folder / "node_modules"
+
+
+def package_version(node_modules: Path, package: str) -> str:
+    return json.loads((node_modules / package / "package.json").read_text(encoding="utf-8"))["version"]
+
+
+def engine_runtime(engine: str, node_modules: Path) -> dict:
+    """Where a bundled engine's files go in the site, and its version: the page's `runtime`."""
+    spec = formats.BROWSER_ENGINES[engine]
+    return {
+        "label": spec.label,
+        "version": package_version(node_modules, spec.npm_package),
+        "module": f"vendor/{engine}/{Path(spec.files[0]).name}",
+    }
+
+
+# --- building -------------------------------------------------------------------------------
+
+
+def stage_site(models: list[BundledModel], out: Path, node_modules: Path) -> Path:
+    """Write the whole site into a staging folder next to `out` and return it (see `publish`)."""
+    check_out(out)
+    clean_leftovers(out)
+    staging = out.parent / f".{out.name}.building-{os.getpid()}"
+    staging.mkdir(parents=True)
+    try:
+        for name in APP_FILES:
+            source = SOURCE / name
+            if source.is_dir():
+                shutil.copytree(source, staging / name)
+            else:
+                shutil.copy2(source, staging / name)
+        engines = {}
+        for engine in dict.fromkeys(m.engine for m in models):
+            engines[engine] = engine_runtime(engine, node_modules)
+            vendor = staging / "vendor" / engine
+            vendor.mkdir(parents=True)
+            for file in formats.BROWSER_ENGINES[engine].files:
+                shutil.copy2(node_modules / file, vendor / Path(file).name)
+        for manifest, bundled in group_by_model(models):
+            copy_model(manifest, bundled, staging, engines)
+        write_icons(staging / "icons")
+        atomic_write_text(staging / MODELS_INDEX, json.dumps(models_index(models, engines), indent=2) + "\n")
+        write_service_worker(staging, models)
+        (staging / SITE_MARKER).write_text("built by mnist-edge web; `mnist-edge web` may replace this folder\n")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return staging
+
+
+def group_by_model(models: list[BundledModel]) -> list[tuple[Manifest, list[BundledModel]]]:
+    groups: dict[str, list[BundledModel]] = {}
+    for m in models:
+        groups.setdefault(m.name, []).append(m)
+    return [(group[0].manifest, group) for group in groups.values()]
+
+
+def copy_model(manifest: Manifest, bundled: list[BundledModel], staging: Path, engines: dict) -> None:
+    """The bundled artifacts, checked against the export's manifest, and that manifest with only them."""
+    from mnist_edge.runtime.integrity import read_verified
+
+    folder = staging / bundled[0].folder
+    folder.mkdir(parents=True)
+    for m in bundled:
+        atomic_write_bytes(folder / m.artifact.file, read_verified(manifest, m.artifact))
+    libraries = {**manifest.libraries, **{engine: runtime["version"] for engine, runtime in engines.items()}}
+    site_manifest = dataclasses.replace(manifest, artifacts=tuple(m.artifact for m in bundled), libraries=libraries)
+    write_manifest(folder, site_manifest)
+
+
+def models_index(models: list[BundledModel], engines: dict) -> dict:
+    return {
+        "engines": engines,
+        "models": [
+            {
+                "id": m.id,
+                "name": m.name,
+                "title": m.title,
+                "precision": m.artifact.precision,
+                "engine": m.engine,
+                "manifest": f"{m.folder}/manifest.json",
+                "file": m.artifact.file,
+                "bytes": m.artifact.bytes,
+                "test_accuracy": m.artifact.test_accuracy,
+            }
+            for m in models
+        ],
+    }
+
+
+def precache_files(site: Path, models: list[BundledModel]) -> list[str]:
+    """What the first visit keeps for offline use, relative to the site: every file, plus "./" (the
+    page itself), except the model files of the models not shown first (the service worker keeps
+    those when they are first chosen), so the first visit downloads one model, not all."""
+    first = f"{models[0].folder}/{models[0].artifact.file}"
+    skip = {SERVICE_WORKER, SITE_MARKER} | {f"{m.folder}/{m.artifact.file}" for m in models} - {first}
+    files = sorted(p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file())
+    return ["./", *(f for f in files if f not in skip)]
+
+
+def write_service_worker(site: Path, models: list[BundledModel]) -> None:
+    """sw.js with the list of files to keep and a version that changes whenever any site file does."""
+    files = precache_files(site, models)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in site.rglob("*") if p.is_file() and p.name not in (SERVICE_WORKER, SITE_MARKER)):
+        digest.update(f"{path.relative_to(site).as_posix()}\0{sha256_file(path)}\0".encode())
+    precache = {"version": digest.hexdigest()[:16], "files": files}
+    source = (SOURCE / SERVICE_WORKER).read_text(encoding="utf-8")
+    line = f"const PRECACHE = {json.dumps(precache)}; // written by `mnist-edge web`"
+    text, count = PRECACHE_LINE.subn(lambda _: line, source)
+    if count != 1:
+        raise WebBuildError(f"{SOURCE / SERVICE_WORKER}: expected one `const PRECACHE = ...` line to fill in")
+    atomic_write_text(site / SERVICE_WORKER, text)
+
+
+def write_icons(folder: Path) -> None:
+    """The app's icons: a light 7 on the page's dark blue (the maskable one keeps to the safe zone)."""
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, size, inset in (("icon-192.png", 192, 0.18), ("icon-512.png", 512, 0.18), ("icon-maskable-512.png", 512, 0.28)):
+        image = Image.new("RGBA", (size, size), (17, 24, 39, 255))
+        pen = ImageDraw.Draw(image)
+        a, b = size * inset, size * (1 - inset)
+        width = round(size * 0.09)
+        pen.line([(a, a + width / 2), (b, a + width / 2), (a + (b - a) * 0.35, b)], fill=(249, 250, 251, 255), width=width, joint="curve")
+        pen.ellipse((b - width * 1.2, b - width * 1.2, b, b), fill=(56, 189, 248, 255))
+        image.save(folder / name, optimize=True)
+
+
+# --- publishing -----------------------------------------------------------------------------
+
+
+def check_out(out: Path) -> None:
+    """Refuse to replace a folder this tool did not build (someone's --out . would be lost)."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / SITE_MARKER).is_file())):
+        raise WebBuildError(f"{out} exists and is not a site built by `mnist-edge web`; choose another --out (nothing was changed)")
+
+
+def clean_leftovers(out: Path) -> None:
+    """Staging and old folders a killed build left next to `out`."""
+    for leftover in out.parent.glob(f".{out.name}.*-*"):
+        if leftover.is_dir() and (".building-" in leftover.name or ".old-" in leftover.name):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def publish(staging: Path, out: Path) -> None:
+    """Put the staged site at `out`; a previous site there is replaced only once the new one is complete."""
+    check_out(out)
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+        staging.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(out)
+
+
+# --- the whole build --------------------------------------------------------------------------
+
+PROOF_MODES = ("auto", "on", "off")  # auto: prove when Chromium is there; on: fail without it
+
+
+@dataclass(frozen=True)
+class SiteBuild:
+    out: Path
+    models: list[BundledModel]
+    report: object  # web_proofs.ProofReport
+    first_visit_bytes: int  # what the service worker keeps on the first visit, uncompressed
+
+
+def build_site(
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    names: tuple[str, ...] = (),
+    precisions: tuple[str, ...] = DEFAULT_PRECISIONS,
+    proofs: str = "auto",
+    data_dir: str | os.PathLike | None = None,
+    cache: Path | None = None,
+    screenshots: Path | None = None,
+    log=print,
+) -> SiteBuild:
+    """Build, prove and publish the site at `out`. A failed build or a failed proof leaves the
+    previous site in place."""
+    from mnist_edge.demo import web_proofs
+
+    if proofs not in PROOF_MODES:
+        raise WebBuildError(f"--proofs {proofs!r}: choose from {', '.join(PROOF_MODES)}")
+    out = Path(out)
+    check_out(out)
+    models = choose_models(root, tuple(names), tuple(precisions))
+    log(f"mnist-edge web: bundling {', '.join(m.id for m in models)}")
+    node_modules = npm_modules(cache)
+    staging = stage_site(models, out, node_modules)
+    try:
+        report = prove(staging, models, node_modules, proofs, data_dir, screenshots, log)
+        manifests = list({m.name: m.manifest for m in models}.values())
+        web_proofs.write_report(staging, report, manifests)
+        write_service_worker(staging, models)  # the manifests now hold the browser proofs
+        failures = report.failures()
+        if failures:
+            raise web_proofs.BrowserProofFailed(
+                "a browser proof failed, the site was not published: " + "; ".join(failures)
+            )
+        precached = precache_files(staging, models)[1:]
+        first_visit = sum((staging / name).stat().st_size for name in precached)
+        publish(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return SiteBuild(out, models, report, first_visit)
+
+
+def prove(staging: Path, models: list[BundledModel], node_modules: Path, proofs: str, data_dir, screenshots, log):
+    """Run the browser proofs on the staged site, or say why they did not run."""
+    from mnist_edge.data import fingerprint, load_dataset
+    from mnist_edge.demo import web_proofs
+
+    if proofs == "off":
+        return web_proofs.ProofReport(not_run="skipped with --proofs off")
+    if proofs == "auto" and web_proofs.find_chromium() is None:
+        return web_proofs.ProofReport(not_run="no Chromium on this machine (install it, or set $MNIST_EDGE_CHROMIUM)")
+    dataset = load_dataset(data_dir, download=False)
+    for manifest in {m.name: m.manifest for m in models}.values():
+        if fingerprint(dataset.test) != manifest.test_set.sha256:
+            raise WebBuildError(
+                f"the test set at {dataset.source} is not the one {manifest.name} was measured on "
+                f"({manifest.test_set.source}); point --data-dir at it, or build with --proofs off"
+            )
+    log(f"mnist-edge web: proving the site in Chromium ({len(dataset.test):,} test images per artifact and engine)")
+    try:
+        return web_proofs.run_proofs(staging, models, node_modules, dataset, screenshots=screenshots)
+    except web_proofs.BrowserUnavailable as exc:
+        if proofs == "on":
+            raise
+        return web_proofs.ProofReport(not_run=str(exc))
