@@ -1,5 +1,5 @@
 # Two commands for a fresh machine:
-#   make run    set everything up, train + export + verify both models, then serve the demo
+#   make run    set everything up, train + export + verify both models, serve the demo and the web app
 #   make test   set everything up and run the test suite
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 ARTIFACTS ?= artifacts
 HOST ?= 127.0.0.1
 PORT ?= 7860
+WEB_PORT ?= 8000
+SITE ?= site
 # The real MNIST files (never committed, never downloaded at test time).
 MNIST_DATA_DIR ?= $(abspath ../shared/data/mnist)
 export MNIST_DATA_DIR
@@ -48,13 +50,12 @@ demo: venv
 	$(BIN)/mnist-edge demo --model $(ARTIFACTS) --host $(HOST) --port $(PORT)
 
 # Train, export and verify (reusing what is already done); the demo serves the first model as
-# soon as it is published, picks up the others as they come, and keeps serving (Ctrl+C stops).
-run: venv
-	$(BIN)/mnist-edge pipeline --out $(ARTIFACTS) --serve --host $(HOST) --port $(PORT)
+# soon as it is published and picks up the others as they come; once all are ready the web app is
+# built from them (proven in Chromium) and served too. Both keep serving until Ctrl+C.
+run: venv system-deps
+	$(BIN)/mnist-edge pipeline --out $(ARTIFACTS) --serve --host $(HOST) --port $(PORT) --web-port $(WEB_PORT) --site $(SITE)
 
 # The web app: a static site where the model runs in the browser, offline; proven in Chromium.
-SITE ?= site
-WEB_PORT ?= 8000
 web: venv system-deps
 	$(BIN)/mnist-edge web $(ARTIFACTS) --out $(SITE)
 

@@ -30,15 +30,20 @@ def _export_is_current(model_dir: Path) -> bool:
 
 STATUS_FILE = "pipeline-status.json"  # in the artifacts folder while a pipeline runs: what is still to come
 SERVE_TIMEOUT = 120  # seconds the demo may take to answer after it is started
+WEB_TIMEOUT = 1800  # seconds the web app may take to build, prove itself in Chromium and answer
 COMPARED = ("mlp", "cnn")  # compare.md is written when both are trained and exported
 
 
 @dataclass(frozen=True)
 class Serve:
-    """Where `run_pipeline(serve=...)` serves the demo as soon as the first model is published."""
+    """Where `run_pipeline(serve=...)` serves the demo as soon as the first model is published and,
+    with a `web_port`, the web app (built from every export) once all are."""
 
     host: str = "127.0.0.1"
     port: int = 7860
+    web_port: int | None = None
+    site: Path = Path("site")
+    web_proofs: str = "auto"  # mnist-edge web --proofs: auto (where Chromium is), on, off
 
 
 class PipelineStatus:
@@ -92,25 +97,28 @@ def run_pipeline(
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(data_dir)
     status = PipelineStatus(out, models)
-    rows, server = [], None
+    rows, servers = [], []
     try:
         for name in models:
             rows.append(build_model(out / name, name, dataset, retrain=retrain, seed=seed, status=status, stream=stream))
             status.done(name)
-            if serve and server is None:
-                server = start_demo(out, serve, stream)
+            if serve and not servers:
+                servers.append(start_demo(out, serve, stream))
         status.remove()
         print_summary(rows, stream)
         if all(_export_is_current(out / name) for name in COMPARED):
             from mnist_edge.trainer.compare import write_comparison
 
             write_comparison(*(out / name for name in COMPARED), out, dataset=dataset, stream=stream)
-        if server:
-            print(f"mnist-edge: every model is ready; the demo keeps serving at {server.url} (Ctrl+C to stop)", file=stream)
-            server.process.wait()
+        if servers:
+            web = start_web(out, serve, stream) if serve.web_port else None
+            servers += [web] if web else []
+            where = " and ".join(f"{s.what} at {s.url}" for s in servers)
+            print(f"mnist-edge: every model is ready; serving the {where} (Ctrl+C to stop)", file=stream, flush=True)
+            servers[0].process.wait()
     finally:
         status.remove()
-        if server:
+        for server in servers:
             server.stop()
     return rows
 
@@ -146,13 +154,16 @@ def build_model(model_dir: Path, name: str, dataset, *, retrain: bool, seed: int
 
 
 @dataclass
-class DemoServer:
+class Server:
+    """A server the pipeline started in a process of its own."""
+
+    what: str  # "demo", "web app": for messages
     process: "subprocess.Popen"
     url: str
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.terminate()  # the demo closes its server on SIGTERM, as on Ctrl+C
+            self.process.terminate()  # both close their server on SIGTERM, as on Ctrl+C
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -160,21 +171,24 @@ class DemoServer:
                 self.process.wait()
 
 
-def start_demo(out: Path, serve: Serve, stream) -> DemoServer:
-    """`mnist-edge demo` on the artifacts folder, in a process of its own; returns once it answers."""
+def start_server(what: str, command: list[str], url: str, timeout: float) -> Server:
+    """Run `mnist-edge <command>` in a process of its own and return once `url` answers; whatever it
+    prints on stderr later is passed on. One MnistEdgeError if it exits or stays silent."""
+    import threading
     import time
     import urllib.request
 
     from mnist_edge.errors import MnistEdgeError
 
-    command = [sys.executable, "-m", "mnist_edge", "demo", "--model", str(out), "--host", serve.host, "--port", str(serve.port)]
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://{serve.host}:{serve.port}/"
-    deadline = time.monotonic() + SERVE_TIMEOUT
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mnist_edge", *command], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    server = Server(what, process, url)
+    deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
             lines = process.stderr.read().strip().splitlines()
-            raise MnistEdgeError(f"the demo did not start: {lines[-1] if lines else f'exit code {process.returncode}'}")
+            raise MnistEdgeError(f"the {what} did not start: {lines[-1] if lines else f'exit code {process.returncode}'}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -182,18 +196,41 @@ def start_demo(out: Path, serve: Serve, stream) -> DemoServer:
         except OSError:
             pass
         if time.monotonic() > deadline:
-            DemoServer(process, url).stop()
-            raise MnistEdgeError(f"the demo did not answer on {url} within {SERVE_TIMEOUT} s")
+            server.stop()
+            raise MnistEdgeError(f"the {what} did not answer on {url} within {timeout:.0f} s")
         time.sleep(0.5)
-    import threading
 
-    def relay():  # whatever the demo prints later goes to our stderr (and never fills the pipe)
+    def relay():  # whatever it prints later goes to our stderr (and never fills the pipe)
         for line in process.stderr:
             sys.stderr.write(line)
 
     threading.Thread(target=relay, daemon=True).start()
-    print(f"mnist-edge: the demo is serving the first model at {url} while the others are made", file=stream, flush=True)
-    return DemoServer(process, url)
+    return server
+
+
+def start_demo(out: Path, serve: Serve, stream) -> Server:
+    """`mnist-edge demo` on the artifacts folder; returns once it answers."""
+    command = ["demo", "--model", str(out), "--host", serve.host, "--port", str(serve.port)]
+    server = start_server("demo", command, f"http://{serve.host}:{serve.port}/", SERVE_TIMEOUT)
+    print(f"mnist-edge: the demo is serving the first model at {server.url} while the others are made", file=stream, flush=True)
+    return server
+
+
+def start_web(out: Path, serve: Serve, stream) -> Server | None:
+    """`mnist-edge web` on every export: builds the site (proving it in Chromium where there is one)
+    and serves it. A web app that cannot be built is one line on stderr; the demo keeps serving."""
+    from mnist_edge.errors import MnistEdgeError
+
+    print(f"mnist-edge: building the web app in {serve.site}/ (the demo keeps serving)", file=stream, flush=True)
+    command = [
+        "web", str(out), "--out", str(serve.site), "--proofs", serve.web_proofs,
+        "--serve", "--host", serve.host, "--port", str(serve.web_port),
+    ]
+    try:
+        return start_server("web app", command, f"http://{serve.host}:{serve.web_port}/", WEB_TIMEOUT)
+    except MnistEdgeError as exc:
+        print(f"mnist-edge: error: {exc}", file=sys.stderr, flush=True)
+        return None
 
 
 @dataclass(frozen=True)

@@ -55,29 +55,41 @@ def test_pipeline_rejects_an_unknown_model(tmp_path):
     assert result.returncode == 1 and "unknown model resnet" in result.stderr
 
 
-def test_serve_starts_the_demo_with_the_first_model_and_picks_up_the_next(mlp_export, trained_cnn, tmp_path):
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_starts_the_demo_with_the_first_model_and_picks_up_the_next(mlp_export, trained_cnn, tmp_path, mnist):
     """`pipeline --serve`: the demo answers as soon as the MLP is published, while the CNN is still
-    being exported; once the CNN is done the same server predicts with it; SIGTERM stops both."""
+    being exported; once the CNN is done the same server predicts with it; then the web app is built
+    from both exports and served on its own port; SIGTERM stops everything."""
     import json
     import os
     import signal
-    import socket
     import time
     import urllib.request
 
     artifacts = tmp_path / "artifacts"
     shutil.copytree(mlp_export.parent, artifacts / "mlp")
     shutil.copytree(trained_cnn, artifacts / "cnn", ignore=shutil.ignore_patterns("export*"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port, web_port = _free_port(), _free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
     log = (tmp_path / "pipeline.log").open("w")
+    site = tmp_path / "site"
     process = subprocess.Popen(
-        [sys.executable, "-m", "mnist_edge", "pipeline", "--out", str(artifacts), "--serve", "--port", str(port)],
+        [
+            sys.executable, "-m", "mnist_edge", "pipeline", "--out", str(artifacts), "--serve", "--port", str(port),
+            # The browser proofs of the site are tests/test_web.py's job; here: is it built and served.
+            "--web-port", str(web_port), "--site", str(site), "--web-proofs", "off",
+        ],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
     )
     url = f"http://127.0.0.1:{port}/"
+    web_url = f"http://127.0.0.1:{web_port}/"
     try:
         deadline = time.monotonic() + 900
         while "every model is ready" not in (tmp_path / "pipeline.log").read_text():
@@ -96,17 +108,33 @@ def test_serve_starts_the_demo_with_the_first_model_and_picks_up_the_next(mlp_ex
             stream = urllib.request.urlopen(f"{url}gradio_api/call/predict_upload/{event}", timeout=60).read().decode()
             return json.loads(next(line[5:] for line in stream.splitlines() if line.startswith("data:")))
 
+        # The CNN, published after the demo started, predicts through the same server.
+        from gradio_client import Client, handle_file
+        from PIL import Image
+
+        seven = tmp_path / "seven.png"
+        Image.fromarray(255 - mnist.test.images[0]).resize((140, 140)).save(seven)
+        client = Client(url, verbose=False, download_files=False, analytics_enabled=False)
+        labels, _, status = client.predict(handle_file(str(seven)), "cnn", "fp32", "onnxruntime", api_name="/predict_upload")
+        assert labels["label"] == "7" and "cnn/model.onnx" in status, status
         # No image: the answer names the model's situation without predicting; an unknown model says so.
         assert "Draw a digit first" in predict("cnn")[2]
         assert "unknown model" in predict("resnet")[2]
+        # The web app, built from both exports, is served on its own port.
+        assert f"serving the demo at {url} and web app at {web_url}" in output
+        with urllib.request.urlopen(web_url, timeout=10) as response:
+            assert response.status == 200 and b"<html" in response.read().lower()
+        models = json.loads(urllib.request.urlopen(f"{web_url}models.json", timeout=10).read())
+        assert sorted(m["name"] for m in models["models"]) == ["cnn", "mlp"], models
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
         log.close()
     assert process.returncode == 128 + signal.SIGTERM
     time.sleep(1)
-    with pytest.raises(OSError):
-        urllib.request.urlopen(url, timeout=5)  # the demo went down with the pipeline
+    for address in (url, web_url):  # the demo and the web app went down with the pipeline
+        with pytest.raises(OSError):
+            urllib.request.urlopen(address, timeout=5)
 
 
 def test_the_demo_picks_up_new_models_and_says_what_is_pending(mlp_export, trained_cnn, tmp_path, mnist):

@@ -30,6 +30,15 @@ def register(sub) -> None:
     )
     p.add_argument("--host", default=Serve.host, help=f"with --serve: address (default: {Serve.host})")
     p.add_argument("--port", type=positive_int, default=Serve.port, help=f"with --serve: port (default: {Serve.port})")
+    p.add_argument(
+        "--web-port", type=positive_int,
+        help="with --serve: once every model is ready, also build the web app (mnist-edge web) and serve it on this port",
+    )
+    p.add_argument("--site", type=Path, default=Serve.site, help=f"with --web-port: the site folder (default: {Serve.site})")
+    p.add_argument(
+        "--web-proofs", choices=("auto", "on", "off"), default=Serve.web_proofs,
+        help="with --web-port: prove the web app in Chromium first (as mnist-edge web --proofs; default: auto)",
+    )
     add_data_args(p)
     p.set_defaults(handler=run)
 
@@ -44,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise MnistEdgeError(
             f"--models: unknown model {', '.join(unknown) or '(none)'}; choose from {', '.join(MODEL_CHOICES)}"
         )
-    serve = Serve(args.host, args.port) if args.serve else None
+    serve = Serve(args.host, args.port, args.web_port, args.site, args.web_proofs) if args.serve else None
     if serve:
         ensure_installed("gradio")
     run_pipeline(args.out, models=models, retrain=args.retrain, data_dir=args.data_dir, seed=args.seed, serve=serve)
