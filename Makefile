@@ -12,7 +12,7 @@ PORT ?= 7860
 MNIST_DATA_DIR ?= $(abspath ../shared/data/mnist)
 export MNIST_DATA_DIR
 
-.PHONY: run test venv system-deps pipeline demo bench bench-accuracy runtime-venv clean
+.PHONY: run test venv system-deps pipeline demo bench bench-accuracy bench-first-prediction runtime-venv clean
 
 # The venv is (re)built when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -57,8 +57,14 @@ runtime-venv:
 bench: pipeline runtime-venv
 	$(BIN)/mnist-edge bench --model $(ARTIFACTS) --runtime-venv .venv-runtime --train-venv $(VENV)
 
+# Both models and the keras.io convnet (the yardstick) from scratch, one table. ACCURACY_ARGS=--previous
+# also trains the previous CNN side by side; --seeds 42,43,44 repeats every row.
 bench-accuracy: venv
-	$(BIN)/python bench/accuracy.py --out bench-artifacts
+	$(BIN)/python bench/accuracy.py --out bench-artifacts $(ACCURACY_ARGS)
+
+# make run on a fresh clone of HEAD (reusing this venv's packages): seconds to the first prediction served.
+bench-first-prediction: venv
+	$(BIN)/python bench/first_prediction.py --out bench-artifacts/first_prediction.md
 
 clean:
 	rm -rf $(ARTIFACTS) bench-artifacts test-artifacts .pytest_cache

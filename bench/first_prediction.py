@@ -26,7 +26,6 @@ import signal
 import socket
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 import time
@@ -71,14 +70,23 @@ def shared_venv(checkout: Path) -> Path:
         [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
         check=True, capture_output=True, text=True,
     ).stdout.strip())
-    # Every site-packages this interpreter sees except its own (which holds its own mnist_edge).
-    shared = [p for p in sys.path if p.endswith("site-packages") and p != sysconfig.get_path("purelib")]
+    # Every site-packages this interpreter sees, after the clone's own (a .pth file's folders are
+    # appended to sys.path, and their own .pth files are not run: no other editable install leaks in).
+    shared = [p for p in sys.path if p.endswith("site-packages")]
     (site / "zz_shared_packages.pth").write_text("\n".join(dict.fromkeys(shared)) + "\n")
-    subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "-e", str(checkout)],
-        check=True, cwd=checkout,
+    python = str(venv / "bin" / "python")
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index", "-e", str(checkout)],
+        capture_output=True, text=True, cwd=checkout,
     )
+    if install.returncode != 0:
+        raise RuntimeError(f"installing the clone failed:\n{install.stderr[-2000:]}")
+    where = subprocess.run(
+        [python, "-c", "import mnist_edge.trainer.train as t, tensorflow; print(t.__file__)"],
+        check=True, capture_output=True, text=True, cwd="/",
+    ).stdout.strip()
+    if not Path(where).is_relative_to(checkout):
+        raise RuntimeError(f"the clone's venv imports mnist_edge from {where}, not from {checkout}")
     (venv / "bin" / ".installed").touch()
     return venv
 
