@@ -198,7 +198,7 @@ def fit_model(dataset: Dataset, config: TrainConfig, *, stream=sys.stdout):
     schedule = one_cycle_schedule(recipe.learning_rate, steps_per_epoch * config.epochs, recipe.warmup_fraction)
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+        loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
     early_stop = keras.callbacks.EarlyStopping(
