@@ -14,7 +14,7 @@ SITE ?= site
 MNIST_DATA_DIR ?= $(abspath ../shared/data/mnist)
 export MNIST_DATA_DIR
 
-.PHONY: run test venv system-deps pipeline demo web serve-web bench bench-accuracy bench-handwriting bench-web experiment compare runtime-venv clean
+.PHONY: run test venv system-deps pipeline demo web serve-web bench bench-accuracy bench-first-prediction bench-handwriting bench-web experiment compare runtime-venv clean
 
 # The venv is (re)built when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -81,8 +81,14 @@ experiment: venv
 compare: pipeline
 	$(BIN)/mnist-edge compare $(ARTIFACTS)/mlp $(ARTIFACTS)/cnn --out $(ARTIFACTS)
 
+# Both models and the keras.io convnet (the yardstick) from scratch, one table. ACCURACY_ARGS=--previous
+# also trains the previous CNN side by side; --seeds 42,43,44 repeats every row.
 bench-accuracy: venv
-	$(BIN)/python bench/accuracy.py --out bench-artifacts
+	$(BIN)/python bench/accuracy.py --out bench-artifacts $(ACCURACY_ARGS)
+
+# make run on a fresh clone of HEAD (reusing this venv's packages): seconds to the first prediction served.
+bench-first-prediction: venv
+	$(BIN)/python bench/first_prediction.py --out bench-artifacts/first_prediction.md
 
 # The your-own-handwriting loop on a new writer (seven-segment digits): evaluate, fine-tune, export, verify.
 bench-handwriting: pipeline system-deps
