@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_edge import formats
+from mnist_edge import formats, termination
 from mnist_edge.data import Dataset, calibration_sample, scale_images
 from mnist_edge.errors import MnistEdgeError, require
 from mnist_edge.export import convert, publish
@@ -85,6 +85,8 @@ def convert_all(kinds, job: convert.ConversionJob, folder: Path) -> list[Convert
             results.append(Converted(kind, path, time.monotonic() - start))
         except MnistEdgeError as exc:
             results.append(Converted(kind, None, time.monotonic() - start, str(exc)))
+        finally:
+            termination.reinstall()  # the TFLite converter replaces the signal handlers
     return results
 
 

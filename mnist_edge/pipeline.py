@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mnist_edge.files import sha256_file
 from mnist_edge.manifest import EXPORT_DIR, Manifest, ManifestError, read_manifest
+from mnist_edge.termination import on_exit_at_once
 
 
 def _export_is_current(model_dir: Path) -> bool:
@@ -98,28 +99,35 @@ def run_pipeline(
     dataset = load_dataset(data_dir)
     status = PipelineStatus(out, models)
     rows, servers = [], []
-    try:
-        for name in models:
-            rows.append(build_model(out / name, name, dataset, retrain=retrain, seed=seed, status=status, stream=stream))
-            status.done(name)
-            if serve and not servers:
-                servers.append(start_demo(out, serve, stream))
-        status.remove()
-        print_summary(rows, stream)
-        if all(_export_is_current(out / name) for name in COMPARED):
-            from mnist_edge.trainer.compare import write_comparison
 
-            write_comparison(*(out / name for name in COMPARED), out, dataset=dataset, stream=stream)
-        if servers:
-            web = start_web(out, serve, stream) if serve.web_port else None
-            servers += [web] if web else []
-            where = " and ".join(f"{s.what} at {s.url}" for s in servers)
-            print(f"mnist-edge: every model is ready; serving the {where} (Ctrl+C to stop)", file=stream, flush=True)
-            servers[0].process.wait()
-    finally:
-        status.remove()
+    def stop_servers():  # if an export exits at once on SIGTERM (mnist_edge/termination.py)
         for server in servers:
-            server.stop()
+            server.process.terminate()
+        status.remove()
+
+    with on_exit_at_once(stop_servers):
+        try:
+            for name in models:
+                rows.append(build_model(out / name, name, dataset, retrain=retrain, seed=seed, status=status, stream=stream))
+                status.done(name)
+                if serve and not servers:
+                    servers.append(start_demo(out, serve, stream))
+            status.remove()
+            print_summary(rows, stream)
+            if all(_export_is_current(out / name) for name in COMPARED):
+                from mnist_edge.trainer.compare import write_comparison
+
+                write_comparison(*(out / name for name in COMPARED), out, dataset=dataset, stream=stream)
+            if servers:
+                web = start_web(out, serve, stream) if serve.web_port else None
+                servers += [web] if web else []
+                where = " and ".join(f"{s.what} at {s.url}" for s in servers)
+                print(f"mnist-edge: every model is ready; serving the {where} (Ctrl+C to stop)", file=stream, flush=True)
+                servers[0].process.wait()
+        finally:
+            status.remove()
+            for server in servers:
+                server.stop()
     return rows
 
 

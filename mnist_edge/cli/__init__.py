@@ -4,7 +4,7 @@ the work); choices and defaults come from the constants the code itself uses.
 
 Nothing heavy is imported to build the parser, so `mnist-edge --help` works with the base install
 and `mnist-edge predict` starts fast. Expected failures (MnistEdgeError) become one line on stderr
-and a non-zero exit code; Ctrl+C and SIGTERM stop the command cleanly (exit 130 and 143).
+and a non-zero exit code; Ctrl+C and SIGTERM stop the command cleanly (exit 130 and 143; see mnist_edge/termination.py).
 """
 
 from __future__ import annotations
@@ -17,20 +17,13 @@ import threading
 
 from mnist_edge import __version__
 from mnist_edge.errors import MnistEdgeError
+from mnist_edge.termination import Terminated, install as install_signal_handlers
 
 # Subcommands, in the order `--help` lists them.
 COMMANDS = (
     "train", "export", "verify", "predict", "evaluate", "finetune", "pipeline", "bench", "demo", "web", "experiment",
     "compare",
 )
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is so that `finally` blocks clean up as for Ctrl+C."""
-
-
-def _terminate(signum, frame):
-    raise Terminated
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+        install_signal_handlers()
     try:
         return int(args.handler(args) or 0)
     except MnistEdgeError as exc:

@@ -1,0 +1,84 @@
+"""Stopping on SIGTERM and Ctrl+C without losing anything.
+
+The CLI turns SIGTERM into `Terminated` (a KeyboardInterrupt) raised wherever the main thread is,
+so that `finally` blocks clean up as for Ctrl+C. That is not safe inside every library: raised in
+TensorFlow's or a converter's own Python code, the exception can be swallowed by the library (an
+export went on and published after SIGTERM) or unwind through native frames (a segfault, seen in
+CI). Code that runs such libraries and whose state is only files marks itself with
+`exit_at_once(cleanup)`: a signal that arrives inside it runs every registered cleanup (last first),
+prints the usual line and leaves with os._exit, never going back into the library. Code that owns
+other resources a hard exit must not leak (the pipeline's server processes) registers them with
+`on_exit_at_once(cleanup)`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+
+_cleanups: list = []  # run, last first, when the process leaves at once
+_zones = 0  # how many exit_at_once blocks the main thread is in
+_MESSAGES = {signal.SIGTERM: "terminated", signal.SIGINT: "interrupted"}
+_stderr = None  # a copy of fd 2 taken at install(): mnist_edge.quiet may have redirected fd 2
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that `finally` blocks clean up as for Ctrl+C."""
+
+
+@contextmanager
+def on_exit_at_once(cleanup):
+    """Run `cleanup()` if the process leaves at once while this block is active."""
+    _cleanups.append(cleanup)
+    try:
+        yield
+    finally:
+        _cleanups.remove(cleanup)
+
+
+@contextmanager
+def exit_at_once(cleanup):
+    """Inside this block a SIGTERM or Ctrl+C runs the cleanups and exits at once."""
+    global _zones
+    with on_exit_at_once(cleanup):
+        _zones += 1
+        try:
+            yield
+        finally:
+            _zones -= 1
+
+
+def _handle(signum, frame):
+    if not _zones:
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    for cleanup in reversed(_cleanups):
+        try:
+            cleanup()
+        except BaseException:  # one failed cleanup must not stop the others or the exit
+            pass
+    try:
+        sys.stdout.flush()
+    except BaseException:
+        pass
+    os.write(_stderr if _stderr is not None else 2, f"mnist-edge: {_MESSAGES[signum]}\n".encode())
+    os._exit(128 + signum)
+
+
+def install() -> None:
+    """Handle SIGTERM and Ctrl+C as described above (main thread only)."""
+    global _stderr
+    if _stderr is None:
+        _stderr = os.dup(2)
+    signal.signal(signal.SIGTERM, _handle)
+    signal.signal(signal.SIGINT, _handle)
+
+
+def reinstall() -> None:
+    """Put the handlers back after native code replaced them: the TFLite converter's LLVM installs
+    its own for SIGTERM and SIGINT (while it runs, a signal ends the process with LLVM's own
+    handling: no message, and the staging folder is removed by the next export instead)."""
+    if _stderr is not None and threading.current_thread() is threading.main_thread():
+        install()
