@@ -135,9 +135,8 @@ def predict(url: str, png: bytes, model: str) -> str | None:
         return None  # not serving yet
     data = next((line[5:] for line in stream.splitlines() if line.startswith("data:")), "null")
     outputs = json.loads(data)
-    if not outputs or not isinstance(outputs[0], dict):
-        return None  # e.g. "unknown model" while the CNN is still being made
-    return str(outputs[0].get("label"))
+    label = outputs[0].get("label") if outputs and isinstance(outputs[0], dict) else None
+    return None if label is None else str(label)  # None: e.g. the CNN is still being made
 
 
 def run(checkout: Path, data_dir: str, timeout: float, echo: bool) -> dict:
