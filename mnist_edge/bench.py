@@ -424,7 +424,9 @@ def run_bench(
     for name, venv in (("runtime", runtime_venv), ("train", train_venv)):
         if venv and Path(venv).is_dir():
             results["footprint"][name] = folder_bytes(Path(venv))
-    if len(results["footprint"]) == 2:
+    # A venv that reaches its packages through a .pth file (bench/first_prediction.py's clones)
+    # is nearly empty on disk: no ratio then.
+    if len(results["footprint"]) == 2 and results["footprint"]["train"] > results["footprint"]["runtime"]:
         results["footprint"]["ratio"] = round(results["footprint"]["runtime"] / results["footprint"]["train"], 4)
 
     print(render_tables(results), file=stream)
