@@ -7,7 +7,7 @@ in the ImageFolder layout (`my-digits/<digit>/*.png|jpg`) that `mnist-edge demo 
 
 - `segments`: seven-segment digits, as on a meter or a clock (the 6, 7 and 9 with and without
   their optional segment), at random sizes, slants, stroke widths, gaps, ink and paper tones.
-  A style MNIST never showed: a fully trained CNN reads about six in ten of them.
+  A style MNIST never showed: a fully trained CNN reads six to eight in ten of them.
 - `printed`: digits printed in the system's TrueType fonts (DejaVu, Liberation: sans, serif and
   mono, regular and bold) at random sizes, angles, ink and paper, as PNG files and JPEG photos.
   Hard for a small model trained for seconds (the tests use it), easy for a fully trained one.
