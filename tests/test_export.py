@@ -364,6 +364,32 @@ def test_sigterm_stops_an_export_cleanly(model_copy):
     assert _snapshot(model_copy / "export") == before
 
 
+_EXIT_AT_ONCE = """
+import os, signal, sys, time
+from pathlib import Path
+from mnist_edge import termination
+from mnist_edge.quiet import captured_output
+
+termination.install()
+marks = Path(sys.argv[1])
+with termination.on_exit_at_once(lambda: (marks / "outer").touch()):
+    with captured_output():  # as while a converter runs: fd 2 points elsewhere
+        with termination.exit_at_once(lambda: (marks / "inner").touch()):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+            (marks / "went-on").touch()
+"""
+
+
+def test_a_signal_inside_a_converter_zone_cleans_up_and_exits_at_once(tmp_path):
+    """What an export relies on: no exception raised into the converters, every cleanup run (the
+    innermost first), the one line on the real stderr although fd 2 was captured, exit 143."""
+    result = subprocess.run([sys.executable, "-c", _EXIT_AT_ONCE, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr
+    assert result.stderr.strip().splitlines() == ["mnist-edge: terminated"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inner", "outer"]
+
+
 # --- data errors and the data the model was trained on --------------------------------------------
 
 
