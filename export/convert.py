@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_edge import formats
+from mnist_edge import formats, termination
 from mnist_edge.errors import MnistEdgeError, require
 from mnist_edge.files import atomic_write_bytes
 from mnist_edge.quiet import captured_output
@@ -59,16 +59,23 @@ class ConversionJob:
         if file not in self.made:
             kind = formats.kind(file)
             path = self.scratch / file
-            formats.resolve(kind.converter)(self, kind, path)
+            _run_converter(self, kind, path)
             self.made[file] = path
         return self.made[file]
 
 
 def convert(job: ConversionJob, kind: formats.ArtifactKind, path: Path) -> Path:
     """Make one artifact with its registered converter and remember where it is."""
-    formats.resolve(kind.converter)(job, kind, path)
+    _run_converter(job, kind, path)
     job.made[kind.file] = path
     return path
+
+
+def _run_converter(job: ConversionJob, kind: formats.ArtifactKind, path: Path) -> None:
+    try:
+        formats.resolve(kind.converter)(job, kind, path)
+    finally:
+        termination.reinstall()  # the TFLite converter's LLVM replaces the signal handlers
 
 
 @contextlib.contextmanager

@@ -85,8 +85,6 @@ def convert_all(kinds, job: convert.ConversionJob, folder: Path) -> list[Convert
             results.append(Converted(kind, path, time.monotonic() - start))
         except MnistEdgeError as exc:
             results.append(Converted(kind, None, time.monotonic() - start, str(exc)))
-        finally:
-            termination.reinstall()  # the TFLite converter replaces the signal handlers
     return results
 
 
@@ -165,7 +163,7 @@ def export_model(
         flush=True,
     )
 
-    with publish.Staging(model_dir) as staging:
+    with publish.Staging(model_dir) as staging, termination.exit_at_once(staging.remove):
         job = convert.ConversionJob(keras_model, calibration, opset, scratch=staging.scratch)
         artifacts, failures = [], []
         for item in convert_all(kinds, job, staging.folder):

@@ -26,7 +26,6 @@ from mnist_edge import __version__
 from mnist_edge.data import Dataset, fingerprint
 from mnist_edge.errors import MnistEdgeError
 from mnist_edge.files import atomic_write_text
-from mnist_edge.termination import exit_at_once
 from mnist_edge.manifest import (
     EXPORT_DIR,
     SCHEMA_VERSION,
@@ -211,9 +210,9 @@ def clean_leftovers(model_dir: Path) -> list[Path]:
 
 
 class Staging:
-    """The folder an export is built in; removed on exit unless published or rejected. A SIGTERM
-    or Ctrl+C while it is open (converters running) removes it, puts back a previous export caught
-    between the two renames of a publish, and exits at once (mnist_edge/termination.py)."""
+    """The folder an export is built in; removed on exit unless published or rejected. The
+    exporter runs the converters inside `termination.exit_at_once(staging.remove)`, so a SIGTERM
+    or Ctrl+C among them removes it too."""
 
     def __init__(self, model_dir: Path):
         self.model_dir = Path(model_dir)
@@ -223,16 +222,15 @@ class Staging:
         self.folder = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=self.model_dir))
         self.scratch = self.folder / ".scratch"
         self.scratch.mkdir()
-        self._zone = exit_at_once(self._remove)
-        self._zone.__enter__()
         return self
 
-    def _remove(self) -> None:
+    def remove(self) -> None:
+        """Remove the staging folder and put back a previous export caught between the two
+        renames of a publish."""
         shutil.rmtree(self.folder, ignore_errors=True)
         clean_leftovers(self.model_dir)
 
     def __exit__(self, *exc) -> None:
-        self._zone.__exit__(*exc)
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def write(self, manifest: Manifest, failures: list[str]) -> None:
