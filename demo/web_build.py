@@ -205,6 +205,11 @@ def stage_site(models: list[BundledModel], out: Path, node_modules: Path) -> Pat
     return staging
 
 
+def manifests_of(models: list[BundledModel]) -> list[Manifest]:
+    """Each bundled model's manifest once (a model may be bundled at several precisions)."""
+    return list({m.name: m.manifest for m in models}.values())
+
+
 def group_by_model(models: list[BundledModel]) -> list[tuple[Manifest, list[BundledModel]]]:
     groups: dict[str, list[BundledModel]] = {}
     for m in models:
@@ -352,8 +357,7 @@ def build_site(
     staging = stage_site(models, out, node_modules)
     try:
         report = prove(staging, models, node_modules, proofs, data_dir, screenshots, log)
-        manifests = list({m.name: m.manifest for m in models}.values())
-        web_proofs.write_report(staging, report, manifests)
+        web_proofs.write_report(staging, report, manifests_of(models))
         write_service_worker(staging, models)  # the manifests now hold the browser proofs
         failures = report.failures()
         if failures:
@@ -379,8 +383,9 @@ def prove(staging: Path, models: list[BundledModel], node_modules: Path, proofs:
     if proofs == "auto" and web_proofs.find_chromium() is None:
         return web_proofs.ProofReport(not_run="no Chromium on this machine (install it, or set $MNIST_EDGE_CHROMIUM)")
     dataset = load_dataset(data_dir, download=False)
-    for manifest in {m.name: m.manifest for m in models}.values():
-        if fingerprint(dataset.test) != manifest.test_set.sha256:
+    test_sha256 = fingerprint(dataset.test)
+    for manifest in manifests_of(models):
+        if test_sha256 != manifest.test_set.sha256:
             raise WebBuildError(
                 f"the test set at {dataset.source} is not the one {manifest.name} was measured on "
                 f"({manifest.test_set.source}); point --data-dir at it, or build with --proofs off"

@@ -751,11 +751,11 @@ def run_proofs(site: Path, models, node_modules: Path, dataset, *, screenshots: 
     """Every proof for a staged site (see module docstring). Raises BrowserUnavailable."""
     from mnist_edge import runtime
     from mnist_edge.data import scale_images
-    from mnist_edge.demo.web_build import package_version
+    from mnist_edge.demo.web_build import manifests_of, package_version
     from mnist_edge.demo.web_server import SiteServer
 
     started = time.monotonic()
-    manifests = list({m.name: m.manifest for m in models}.values())
+    manifests = manifests_of(models)
     x = scale_images(dataset.test.images)
     labels = dataset.test.labels
     predictor = runtime.load(manifests[0].root)

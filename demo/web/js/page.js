@@ -16,7 +16,6 @@ const state = {
   model: null, // a loaded Model, or null
   loading: null, // Promise of the model being loaded
   last: null, // the last prediction {label, probabilities, input, timing}
-  predictions: 0, // drawings read
   answered: 0, // predict() calls finished, a prediction or a message
 };
 
@@ -106,7 +105,6 @@ async function predictNow() {
   const order = Array.from(probabilities.keys()).sort((a, b) => probabilities[b] - probabilities[a]);
   const top = order.slice(0, TOP).map((i) => ({ label: model.classNames[i], probability: probabilities[i] }));
   state.last = { label: top[0].label, top, probabilities: Array.from(probabilities), input, timing: { preprocess: t1 - t0, inference: t2 - t1 } };
-  state.predictions += 1;
   renderResult(state.last, model);
   return state.last;
 }
@@ -258,4 +256,4 @@ $('forget').addEventListener('click', forget);
 const ready = start();
 ready.catch(() => {}); // shown on the page; tests await window.mnistEdge.ready themselves
 
-window.mnistEdge = { ready, sketch, predict, prepare, state, choose, renderCounts };
+window.mnistEdge = { ready, sketch, predict, prepare, state };
