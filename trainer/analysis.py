@@ -197,6 +197,12 @@ def random_sample(probabilities: np.ndarray, labels: np.ndarray, class_names, *,
     }
 
 
+def loss_and_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Categorical cross-entropy and accuracy of softmax outputs against integer labels."""
+    true_p = np.clip(probabilities[np.arange(len(labels)), labels], LOSS_EPSILON, 1.0)
+    return float(-np.log(true_p).mean()), float((probabilities.argmax(axis=1) == labels).mean())
+
+
 def analyse(probabilities: np.ndarray, labels: np.ndarray, history: dict, class_names) -> dict:
     """Every test-set and training-history figure that goes into metrics.json."""
     class_names = list(class_names)
@@ -204,10 +210,10 @@ def analyse(probabilities: np.ndarray, labels: np.ndarray, history: dict, class_
     labels = np.asarray(labels).astype(np.int64)
     predicted = probabilities.argmax(axis=1)
     matrix = confusion_matrix(labels, predicted, len(class_names))
-    true_p = np.clip(probabilities[np.arange(len(labels)), labels], LOSS_EPSILON, 1.0)
+    test_loss, test_accuracy = loss_and_accuracy(probabilities, labels)
     return {
-        "test_accuracy": round(float((predicted == labels).mean()), 4),
-        "test_loss": round(float(-np.log(true_p).mean()), 4),
+        "test_accuracy": round(test_accuracy, 4),
+        "test_loss": round(test_loss, 4),
         "per_class": per_class_scores(matrix, class_names),
         "confusion_matrix": matrix.tolist(),
         "most_confused": most_confused_pairs(matrix, class_names),

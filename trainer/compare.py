@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_edge.data import scale_images
 from mnist_edge.errors import MnistEdgeError
 from mnist_edge.files import atomic_write_text
 
@@ -97,7 +98,7 @@ def read_side(model_dir: Path, dataset, bench: dict | None, bench_path: Path | N
         predictor = runtime.load(model_dir / EXPORT_DIR)
     except ManifestError as exc:
         raise MnistEdgeError(f"{model_dir}: no usable export ({exc}); run mnist-edge export {model_dir}") from exc
-    x = dataset.test.images.astype(np.float32) / 255
+    x = scale_images(dataset.test.images)
     predicted = np.concatenate([predictor.predict_array(x[i : i + 1000]).argmax(axis=1) for i in range(0, len(x), 1000)])
     latency, source = bench_latency(bench, predictor.manifest.name, predictor.artifact.file, bench_path)
     if latency is None:

@@ -23,10 +23,10 @@ import numpy as np
 from mnist_edge.data import IMAGE_SIZE, NUM_CLASSES, Dataset, scale_images, split_train_validation
 from mnist_edge.errors import require
 from mnist_edge.files import atomic_write_text
+from mnist_edge.trainer.analysis import LOSS_EPSILON, loss_and_accuracy
 from mnist_edge.trainer.train import DEFAULT_SEED, TrainConfig, fit_model, predict_probabilities
 
 CLEAN_TRAIN_IMAGES = 10_000  # training images measured after each epoch, without dropout or augmentation
-LOSS_EPSILON = 1e-7
 RESULT_FILE = "overfitting.json"
 FIGURE_FILE = "overfitting.png"
 REPORT_FILE = "experiment.md"
@@ -60,11 +60,6 @@ def clean_training_images(dataset: Dataset, config: TrainConfig, count: int = CL
     """The first `count` images of the split fit_model trains on (same limit, fraction and seed)."""
     fit_split, _ = split_train_validation(dataset.train.head(config.limit), config.validation_fraction, config.seed)
     return scale_images(fit_split.images[:count]), np.asarray(fit_split.labels[:count], np.int64)
-
-
-def loss_and_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    true_p = np.clip(probabilities[np.arange(len(labels)), labels], LOSS_EPSILON, 1.0)
-    return float(-np.log(true_p).mean()), float((probabilities.argmax(axis=1) == labels).mean())
 
 
 def clean_tracker(images: np.ndarray, labels: np.ndarray):
@@ -116,7 +111,7 @@ def summarise(history: dict, best_epoch: int, test_loss: float, test_accuracy: f
     validation), where validation loss turned, how far it rose after, and the test figures of the
     kept (best-epoch) weights."""
     last = len(history["val_loss"]) - 1
-    turn = int(np.argmin(history["val_loss"]))
+    turn = best_epoch - 1  # where validation loss was lowest: the weights fit_model kept
     return {
         "epochs_run": last + 1,
         "turn_epoch": turn + 1,

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mnist_edge.data import scale_images
 from mnist_edge.errors import require
 
 IG_STEPS = 32  # points on the straight path from the reference to the image (midpoint rule)
@@ -173,7 +174,7 @@ def explain_mistakes(model, test_images: np.ndarray, worst: list[dict], class_na
     names = list(class_names)
     explained = []
     for item in worst[:count]:
-        image = np.asarray(test_images[item["index"]], np.float32) / 255.0
+        image = scale_images(np.asarray(test_images[item["index"]]))
         for_predicted = integrated_gradients(scores, image, names.index(item["predicted"]))
         for_true = integrated_gradients(scores, image, names.index(item["true"]))
         evidence = read_evidence(image, for_predicted)

@@ -169,7 +169,6 @@ def fit(model, record: TrainingRecord, personal: Personal, dataset: Dataset, con
     )
     start = time.monotonic()
     history = run_fit(model, fit_ds, val_ds, config.epochs, steps, [_epoch_logger(config.epochs, stream)])
-    history.setdefault("learning_rate", [learning_rate] * config.epochs)
     return history, time.monotonic() - start, len(x) - PERSONAL_REPEATS * int((~personal.held_out).sum()), learning_rate
 
 
@@ -268,8 +267,7 @@ def publish(model, record: TrainingRecord, dataset: Dataset, history: dict, seco
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.finetune-", dir=out.parent))
     try:
         save_model_folder(staging, model, history, metrics, dataset.test.images)
-        report = staging / "report.md"
-        atomic_write_text(report, render_finetune_section(out.name, summary) + "\n" + report.read_text())
+        prepend_finetune_section(staging / "report.md", out.name, summary)
         os.chmod(staging, 0o755)
         previous = out.with_name(out.name + ".previous")
         shutil.rmtree(previous, ignore_errors=True)
@@ -280,6 +278,11 @@ def publish(model, record: TrainingRecord, dataset: Dataset, history: dict, seco
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return metrics
+
+
+def prepend_finetune_section(report: Path, name: str, summary: dict) -> None:
+    """Put the fine-tuning section (before/after figures) at the top of a model's report.md."""
+    atomic_write_text(report, render_finetune_section(name, summary) + "\n" + report.read_text())
 
 
 def render_finetune_section(name: str, summary: dict) -> str:

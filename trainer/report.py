@@ -431,8 +431,7 @@ def refresh_report(model_dir: Path, dataset) -> dict:
     atomic_write_text(model_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     write_report(model_dir, metrics, history, dataset.test.images, model=model)
     if metrics.get("finetune"):
-        from mnist_edge.trainer.finetune import render_finetune_section
+        from mnist_edge.trainer.finetune import prepend_finetune_section
 
-        report = model_dir / "report.md"
-        atomic_write_text(report, render_finetune_section(model_dir.name, metrics["finetune"]) + "\n" + report.read_text())
+        prepend_finetune_section(model_dir / "report.md", model_dir.name, metrics["finetune"])
     return metrics

@@ -187,10 +187,7 @@ def run_fit(model, fit_ds, val_ds, epochs: int, steps_per_epoch: int, callbacks:
             fit_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
             callbacks=callbacks, verbose=0,
         )
-    history = {key: [float(v) for v in values] for key, values in fit.history.items()}
-    if "learning_rate" not in history and "lr" in history:
-        history["learning_rate"] = history.pop("lr")
-    return history
+    return {key: [float(v) for v in values] for key, values in fit.history.items()}
 
 
 def fit_model(dataset: Dataset, config: TrainConfig, *, stream=sys.stdout, extra_callbacks=()):
