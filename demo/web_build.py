@@ -29,7 +29,7 @@ from pathlib import Path
 
 from mnist_edge import formats
 from mnist_edge.errors import MnistEdgeError
-from mnist_edge.files import atomic_write_bytes, atomic_write_text, sha256_file
+from mnist_edge.files import atomic_write_bytes, atomic_write_text, process_alive, sha256_file
 from mnist_edge.manifest import Artifact, Manifest, find_exports, read_manifest, write_manifest
 
 SOURCE = Path(__file__).with_name("web")  # the app's sources, package data of mnist_edge.demo
@@ -300,9 +300,10 @@ def check_out(out: Path) -> None:
 
 
 def clean_leftovers(out: Path) -> None:
-    """Staging and old folders a killed build left next to `out`."""
+    """Staging and old folders a killed build left next to `out` (a running build's are kept)."""
     for leftover in out.parent.glob(f".{out.name}.*-*"):
-        if leftover.is_dir() and (".building-" in leftover.name or ".old-" in leftover.name):
+        kind, _, pid = leftover.name[len(out.name) + 2 :].rpartition("-")
+        if leftover.is_dir() and kind in ("building", "old") and not (pid.isdigit() and process_alive(int(pid))):
             shutil.rmtree(leftover, ignore_errors=True)
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from mnist_edge import __version__
 from mnist_edge.data import Dataset, fingerprint
 from mnist_edge.errors import MnistEdgeError
-from mnist_edge.files import atomic_write_text
+from mnist_edge.files import atomic_write_text, process_alive
 from mnist_edge.manifest import (
     EXPORT_DIR,
     SCHEMA_VERSION,
@@ -180,16 +180,6 @@ def _thresholds_text(t: dict) -> str:
 # --- staging, publishing, rejecting --------------------------------------------------------------
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
 def clean_leftovers(model_dir: Path) -> list[Path]:
     """Remove what an export killed mid-way left in `model_dir`: staging folders of processes
     that are gone, and a previous export orphaned between the two renames of a publish (it is put
@@ -197,7 +187,7 @@ def clean_leftovers(model_dir: Path) -> list[Path]:
     removed = []
     for folder in model_dir.glob(f"{STAGING_PREFIX}*"):
         pid = folder.name[len(STAGING_PREFIX) :].split("-")[0]
-        if not pid.isdigit() or not _process_alive(int(pid)):
+        if not pid.isdigit() or not process_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     previous, target = model_dir / PREVIOUS_DIR, model_dir / EXPORT_DIR

@@ -490,3 +490,13 @@ def test_parity_report_and_compatibility_table_come_from_the_proofs(model_runs, 
     failing = dataclasses.replace(report, runs=[broken])
     assert failing.failures() == ["mlp/model.int8.onnx in onnxruntime-web: argmax agreement 99.00%"]
     assert "FAILED: argmax agreement 99.00%" in web_proofs.parity_markdown(failing, [read_manifest(mlp_export)])
+
+
+def test_leftovers_of_a_killed_build_go_but_a_running_builds_stay(tmp_path):
+    """A build killed mid-way leaves .site.building-PID / .site.old-PID; the next build removes
+    them, but never the staging folder of a build still running in another process."""
+    dead, alive = "999999999", str(os.getpid())
+    for name in (f".site.building-{dead}", f".site.old-{dead}", f".site.building-{alive}", f".site.old-{alive}", ".site.notes-1"):
+        (tmp_path / name).mkdir()
+    web_build.clean_leftovers(tmp_path / "site")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".site.building-{alive}", ".site.notes-1", f".site.old-{alive}"]
