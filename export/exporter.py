@@ -132,6 +132,25 @@ def prove(
 # --- the whole export --------------------------------------------------------------------------
 
 
+def signing_key_of(signing_key: str | os.PathLike | None) -> Path | None:
+    """The configured signing key, read once up front so a bad key fails before any conversion."""
+    from mnist_edge.signature import configured_signing_key, load_signing_key
+
+    key = configured_signing_key(signing_key)
+    if key is not None:
+        load_signing_key(key)
+    return key
+
+
+def sign_staged(folder: Path, key: Path | None, stream) -> None:
+    """Sign the export about to be published (a failure raises: nothing is published)."""
+    from mnist_edge.signature import sign_export
+
+    if key is not None:
+        sign_export(folder, key)
+        print(f"  signed every file with {key}", file=stream, flush=True)
+
+
 def export_model(
     model_dir: str | os.PathLike,
     *,
@@ -142,13 +161,17 @@ def export_model(
     thresholds: Thresholds = Thresholds(),
     data_dir: str | os.PathLike | None = None,
     dataset: Dataset | None = None,
+    signing_key: str | os.PathLike | None = None,
     stream=sys.stdout,
 ) -> Manifest:
     """Convert, prove and publish. Returns the manifest; raises ExportFailed if any artifact
-    could not be made or failed a check (every failure is listed)."""
+    could not be made or failed a check (every failure is listed). With a signing key
+    (`signing_key`, else $MNIST_EDGE_SIGNING_KEY) the export is signed before it is published;
+    if signing fails nothing is published and the previous export stays."""
     model_dir = Path(model_dir)
     kinds = plan_artifacts(tuple(families or formats.families()), tuple(precisions))
     record = read_record(model_dir)
+    signing_key = signing_key_of(signing_key)
     dataset = load_training_data(record, data_dir, dataset=dataset)  # before TensorFlow loads: fails fast
     keras_model = load_keras_model(model_dir)
     test_x = scale_images(dataset.test.images)
@@ -192,6 +215,7 @@ def export_model(
         staging.write(manifest, failures)
         if failures:
             staging.reject(failures)  # raises ExportFailed
+        sign_staged(staging.folder, signing_key, stream)
         staging.publish()
     print(f"Published {len(artifacts)} artifacts to {model_dir / publish.EXPORT_DIR}", file=stream, flush=True)
     return manifest

@@ -16,6 +16,7 @@ from mnist_edge.export.parity import accuracy
 from mnist_edge.manifest import read_manifest
 from mnist_edge.runtime import load
 from mnist_edge.runtime.integrity import read_verified
+from mnist_edge.signature import verify_signature
 
 # Another CPU or library build may round a borderline image the other way; allow a few.
 ACCURACY_TOLERANCE = 0.0005  # 5 of 10,000 test images
@@ -43,12 +44,17 @@ def verify_export(
     data_dir: str | os.PathLike | None = None,
     tolerance: float = ACCURACY_TOLERANCE,
     engines: tuple[str, ...] = tuple(formats.ENGINES),
+    public_key: str | os.PathLike | None = None,
 ) -> list[ArtifactCheck]:
     """Check every artifact of the export; return one ArtifactCheck per artifact.
 
+    With `public_key` the export's signature is checked first, over every file (SignatureError
+    if it is unsigned, signed by another key, or a file changed, was added or removed), and each
+    artifact is loaded through the same check.
+
     Artifacts of engines not in `engines` get their sha256 checked only. A LiteRT artifact on a
     machine without `ai-edge-litert` is reported as not checked (a failure), never as passing."""
-    manifest = read_manifest(export_dir)
+    manifest = verify_signature(export_dir, public_key=public_key).read_manifest() if public_key else read_manifest(export_dir)
     dataset = load_dataset(data_dir, download=False)
     if fingerprint(dataset.test) != manifest.test_set.sha256:
         raise VerifyFailed(
@@ -63,7 +69,7 @@ def verify_export(
                 read_verified(manifest, artifact)
                 results.append(ArtifactCheck(artifact.file, "sha256", f"sha256 ok; accuracy not run (--engine {','.join(engines)})"))
                 continue
-            predictor = load(export_dir, file=artifact.file)
+            predictor = load(export_dir, file=artifact.file, public_key=public_key)
             measured = accuracy(predictor.predict_array(test_x), dataset.test.labels)
         except MnistEdgeError as exc:  # IntegrityError, ModelLoadError, MissingExtraError
             results.append(ArtifactCheck(artifact.file, "FAIL", str(exc)))

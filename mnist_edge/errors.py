@@ -24,6 +24,7 @@ EXTRA_FOR_MODULE = {
     "matplotlib": "train",
     "gradio": "demo",
     "ai_edge_litert": "litert",
+    "model_signing": "signing",
 }
 
 

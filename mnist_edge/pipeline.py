@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mnist_edge.files import sha256_file
 from mnist_edge.manifest import EXPORT_DIR, Manifest, ManifestError, read_manifest
+from mnist_edge.signature import configured_signing_key, signed_with
 from mnist_edge.termination import on_exit_at_once
 
 
@@ -86,9 +87,13 @@ def run_pipeline(
     data_dir: str | os.PathLike | None = None,
     seed: int = 42,
     serve: Serve | None = None,
+    signing_key: str | os.PathLike | None = None,
     stream=sys.stdout,
 ) -> list["SummaryRow"]:
     """Train, export and verify each model, in order; return one summary row per model.
+
+    With a signing key (`signing_key`, else $MNIST_EDGE_SIGNING_KEY) every export is signed before
+    it is published; an existing export is reused only if that key signed it.
 
     With `serve`, the demo starts as soon as the first model is published (it picks up the later
     ones by itself) and the pipeline waits for it once everything is done, until Ctrl+C."""
@@ -108,7 +113,12 @@ def run_pipeline(
     with on_exit_at_once(stop_servers):
         try:
             for name in models:
-                rows.append(build_model(out / name, name, dataset, retrain=retrain, seed=seed, status=status, stream=stream))
+                rows.append(
+                    build_model(
+                        out / name, name, dataset, retrain=retrain, seed=seed, status=status, stream=stream,
+                        signing_key=signing_key,
+                    )
+                )
                 status.done(name)
                 if serve and not servers:
                     servers.append(start_demo(out, serve, stream))
@@ -131,7 +141,9 @@ def run_pipeline(
     return rows
 
 
-def build_model(model_dir: Path, name: str, dataset, *, retrain: bool, seed: int, status: PipelineStatus, stream):
+def build_model(
+    model_dir: Path, name: str, dataset, *, retrain: bool, seed: int, status: PipelineStatus, stream, signing_key=None
+):
     """Train (unless trained), export (unless current) and verify one model."""
     from mnist_edge.export.exporter import export_model
     from mnist_edge.export.verify import VerifyFailed, verify_export
@@ -148,11 +160,12 @@ def build_model(model_dir: Path, name: str, dataset, *, retrain: bool, seed: int
 
             print(f"{name}: writing its report again with attribution maps and calibration", file=stream, flush=True)
             refresh_report(model_dir, dataset)
-    if _export_is_current(model_dir):
+    signing_key = configured_signing_key(signing_key)
+    if _export_is_current(model_dir) and (signing_key is None or signed_with(model_dir / EXPORT_DIR, signing_key)):
         print(f"{name}: export is up to date with model.keras; not exporting again", file=stream)
-    else:
+    else:  # with a signing key, an export not signed by it is made again, never signed as found
         status.update(name, "exporting")
-        export_model(model_dir, dataset=dataset, stream=stream)
+        export_model(model_dir, dataset=dataset, stream=stream, signing_key=signing_key)
     status.update(name, "verifying")
     checks = verify_export(model_dir / EXPORT_DIR, data_dir=dataset.source)
     failed = [c for c in checks if not c.ok]

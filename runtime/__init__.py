@@ -10,7 +10,8 @@ optional engine.
     predictor.predict_array(x)                                        # float32 [N, 28, 28] -> [N, 10]
     predictor.prepare("my_digit.jpg")                                 # what the model sees
 
-- `runtime.load(path, engine, precision, format=, file=, threads=) -> Predictor`
+- `runtime.load(path, engine, precision, format=, file=, threads=, public_key=) -> Predictor`
+  (with a public key, or $MNIST_EDGE_PUBLIC_KEY, only an export signed by its owner loads; docs/security.md)
 - `runtime.preprocess.to_mnist(image)`: any digit image in MNIST form (docs/preprocessing.md)
 - `runtime.explain.occlusion_map(predictor, x)`: what the model looked at, [28, 28] (docs/explain.md)
 - `runtime.errors`: what the runtime refuses, and why
@@ -28,6 +29,7 @@ from mnist_edge.runtime.errors import (
     ModelOutputError,
     NoDigitError,
     PreprocessError,
+    SignatureError,
 )
 from mnist_edge.runtime.predictor import Prediction, Predictor, load
 
@@ -40,6 +42,7 @@ __all__ = [
     "MnistRuntimeError",
     "ManifestError",
     "IntegrityError",
+    "SignatureError",
     "ModelLoadError",
     "ModelOutputError",
     "PreprocessError",

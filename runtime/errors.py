@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mnist_edge.errors import MnistEdgeError
 from mnist_edge.manifest import ManifestError  # noqa: F401  (the runtime refuses bad manifests too)
+from mnist_edge.signature import SignatureError  # noqa: F401  (and, with a public key, unsigned exports)
 
 
 class MnistRuntimeError(MnistEdgeError):

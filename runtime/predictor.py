@@ -18,6 +18,7 @@ from mnist_edge.runtime.backends import open_session
 from mnist_edge.runtime.errors import InvalidImageError, ModelLoadError, ModelOutputError
 from mnist_edge.runtime.integrity import read_verified
 from mnist_edge.runtime.preprocess import preparer
+from mnist_edge.signature import SignedExport, configured_public_key, unchecked_status, verify_signature
 
 DEFAULT_ENGINE = "onnxruntime"
 DEFAULT_PRECISION = "fp32"
@@ -49,8 +50,9 @@ class Prediction:
 class Predictor:
     """One verified artifact and one inference session, created once and reused."""
 
-    def __init__(self, manifest: Manifest, artifact: Artifact, session):
+    def __init__(self, manifest: Manifest, artifact: Artifact, session, signature: str = ""):
         self.manifest = manifest
+        self.signature = signature  # "verified: signed by key ...", or why it was not checked
         self.artifact = artifact
         self.session = session
         self.class_names = manifest.class_names
@@ -146,18 +148,31 @@ def load(
     format: str | None = None,
     file: str | None = None,
     threads: int | None = None,
+    public_key: str | os.PathLike | None = None,
 ) -> Predictor:
     """Open an exported model: `path` is an export folder or its manifest.json.
 
-    Picks the artifact `engine` runs at `precision` (or exactly `file`), checks its bytes against
+    With a public key (`public_key`, else $MNIST_EDGE_PUBLIC_KEY) the export's signature is
+    checked first, over every file: an unsigned export, another key's signature or a changed,
+    added or removed file raises SignatureError before any model bytes reach an engine. Then it
+    picks the artifact `engine` runs at `precision` (or exactly `file`), checks its bytes against
     the manifest (a modified file is refused), opens one session and checks it against the
     manifest's input and output."""
-    manifest = read_manifest(Path(path))
+    manifest, signed, status = _read_manifest(path, configured_public_key(public_key))
     artifact = manifest.artifact(file) if file else manifest.find(engine, precision, format)
     content = read_verified(manifest, artifact)
+    if signed is not None:
+        signed.check(artifact.file, content)  # the very bytes the engine gets are the signed ones
     session = open_session(
         artifact.engine, content, threads=threads, name=str(manifest.path_of(artifact)), format=artifact.format
     )
     check_session(session, manifest, artifact)
-    return Predictor(manifest, artifact, session)
+    return Predictor(manifest, artifact, session, signature=status)
 
+
+def _read_manifest(path, public_key: Path | None) -> tuple[Manifest, SignedExport | None, str]:
+    """The manifest, with the signature check when a key is configured, and what was checked."""
+    if public_key is None:
+        return read_manifest(Path(path)), None, unchecked_status(path)
+    signed = verify_signature(path, public_key=public_key)
+    return signed.read_manifest(), signed, f"verified: signed by {signed.signer}"

@@ -182,10 +182,13 @@ def finetune(
     config: FinetuneConfig = FinetuneConfig(),
     *,
     data_dir: str | os.PathLike | None = None,
+    signing_key: str | os.PathLike | None = None,
     stream=sys.stdout,
 ) -> dict:
     """Fine-tune the model in `source` on the labelled folder `data`; publish it to `out` unless
-    it forgot MNIST. Returns the new model's metrics."""
+    it forgot MNIST. Returns the new model's metrics. With a signing key (`signing_key`, else
+    $MNIST_EDGE_SIGNING_KEY) the model folder is signed before it is published (out/model.sig,
+    its export/ folders left out: they carry their own signature)."""
     source, out = Path(source), Path(out)
     if not (source / MODEL_FILE).is_file():
         raise FinetuneError(f"{source / MODEL_FILE}: no trained model here")
@@ -232,13 +235,23 @@ def finetune(
         "replay_images": replay,
         "config": asdict(config),
     }
-    metrics = publish(model, record, dataset, history, seconds, summary, out)
+    metrics = publish(model, record, dataset, history, seconds, summary, out, signing_key)
     print(f"{out.name}: {figures}; published to {out}", file=stream, flush=True)
     return metrics
 
 
-def publish(model, record: TrainingRecord, dataset: Dataset, history: dict, seconds: float, summary: dict, out: Path) -> dict:
-    """Write the fine-tuned model folder next to `out` and swap it in whole."""
+# A model folder's signature leaves out its exports (each signs its own files) and their leftovers.
+MODEL_FOLDER_UNSIGNED = ("export", "export.previous", "export.rejected")
+
+
+def publish(
+    model, record: TrainingRecord, dataset: Dataset, history: dict, seconds: float, summary: dict, out: Path,
+    signing_key: str | os.PathLike | None = None,
+) -> dict:
+    """Write the fine-tuned model folder next to `out`, sign it if a key is configured, and swap it
+    in whole (a failed signature publishes nothing: the previous folder stays)."""
+    from mnist_edge.signature import configured_signing_key, sign_folder
+
     from mnist_edge.trainer.analysis import analyse
     from mnist_edge.trainer.train import predict_probabilities, save_model_folder
 
@@ -268,6 +281,9 @@ def publish(model, record: TrainingRecord, dataset: Dataset, history: dict, seco
     try:
         save_model_folder(staging, model, history, metrics, dataset.test.images)
         prepend_finetune_section(staging / "report.md", out.name, summary)
+        key = configured_signing_key(signing_key)
+        if key is not None:
+            sign_folder(staging, key, ignore=MODEL_FOLDER_UNSIGNED)
         os.chmod(staging, 0o755)
         previous = out.with_name(out.name + ".previous")
         shutil.rmtree(previous, ignore_errors=True)

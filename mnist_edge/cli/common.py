@@ -30,6 +30,14 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_signing_key_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--signing-key", type=Path, metavar="PEM",
+        help="sign what is published with this EC private key (default: $MNIST_EDGE_SIGNING_KEY; "
+        "unset: unsigned) [extra: signing]",
+    )
+
+
 def one_export(path: Path) -> Path:
     """`--model` may name an export folder, its manifest, artifacts/<model>, or an artifacts
     folder holding a single model."""

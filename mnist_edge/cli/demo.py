@@ -23,11 +23,27 @@ def register(sub) -> None:
         help="let the page save drawings and uploads as labelled examples in FOLDER/<class>/ "
         "(for `mnist-edge evaluate` and `finetune`)",
     )
+    p.add_argument(
+        "--public-key", type=Path, metavar="PEM",
+        help="serve only exports signed by this key's owner (default: $MNIST_EDGE_PUBLIC_KEY) [extra: signing]",
+    )
     p.set_defaults(handler=run)
+
+
+def require_signatures(public_key: Path | None) -> None:
+    """The signature hook: every runtime.load of the app (and of what it starts) requires this key."""
+    import os
+
+    from mnist_edge.signature import PUBLIC_KEY_ENV, check_public_key
+
+    if public_key is not None:
+        check_public_key(public_key)
+        os.environ[PUBLIC_KEY_ENV] = str(public_key.resolve())
 
 
 def run(args: argparse.Namespace) -> int:
     ensure_installed("gradio")
+    require_signatures(args.public_key)
     from mnist_edge.demo.app import launch
 
     launch(args.model, host=args.host, port=args.port, share=args.share, collect=args.collect)

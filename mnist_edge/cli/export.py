@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from mnist_edge import formats
-from mnist_edge.cli.common import add_data_args, csv, positive_int
+from mnist_edge.cli.common import add_data_args, add_signing_key_arg, csv, positive_int
 from mnist_edge.errors import MnistEdgeError, ensure_installed
 
 
@@ -37,6 +37,7 @@ def register(sub) -> None:
     limits = p.add_argument_group("parity limits (override the defaults)")
     for name, value in Thresholds().as_dict().items():
         limits.add_argument(f"--{name.replace('_', '-')}", type=float, dest=name, help=f"default {value:g}")
+    add_signing_key_arg(p)
     add_data_args(p)
     p.set_defaults(handler=run)
 
@@ -63,5 +64,6 @@ def run(args: argparse.Namespace) -> int:
         calibration_size=args.calibration_size,
         thresholds=thresholds(args),
         data_dir=args.data_dir,
+        signing_key=args.signing_key,
     )
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mnist_edge.cli.common import add_data_args, positive_int
+from mnist_edge.cli.common import add_data_args, add_signing_key_arg, positive_int
 from mnist_edge.errors import ensure_installed
 
 
@@ -32,6 +32,7 @@ def register(sub) -> None:
         f"{MAX_MNIST_DROP * 100:g} points)",
     )
     p.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
+    add_signing_key_arg(p)
     add_data_args(p)
     p.set_defaults(handler=run)
 
@@ -42,5 +43,5 @@ def run(args: argparse.Namespace) -> int:
 
     out = args.out or args.model_dir.with_name(args.model_dir.name + "-mine")
     config = FinetuneConfig(epochs=args.epochs, holdout=args.holdout, max_mnist_drop=args.max_mnist_drop, seed=args.seed)
-    finetune(args.model_dir, args.data, out, config, data_dir=args.data_dir)
+    finetune(args.model_dir, args.data, out, config, data_dir=args.data_dir, signing_key=args.signing_key)
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mnist_edge.cli.common import add_data_args, csv, positive_int
+from mnist_edge.cli.common import add_data_args, add_signing_key_arg, csv, positive_int
 from mnist_edge.cli.train import MODEL_CHOICES
 from mnist_edge.errors import MnistEdgeError, ensure_installed
 
@@ -39,6 +39,7 @@ def register(sub) -> None:
         "--web-proofs", choices=("auto", "on", "off"), default=Serve.web_proofs,
         help="with --web-port: prove the web app in Chromium first (as mnist-edge web --proofs; default: auto)",
     )
+    add_signing_key_arg(p)
     add_data_args(p)
     p.set_defaults(handler=run)
 
@@ -56,5 +57,8 @@ def run(args: argparse.Namespace) -> int:
     serve = Serve(args.host, args.port, args.web_port, args.site, args.web_proofs) if args.serve else None
     if serve:
         ensure_installed("gradio")
-    run_pipeline(args.out, models=models, retrain=args.retrain, data_dir=args.data_dir, seed=args.seed, serve=serve)
+    run_pipeline(
+        args.out, models=models, retrain=args.retrain, data_dir=args.data_dir, seed=args.seed, serve=serve,
+        signing_key=args.signing_key,
+    )
     return 0

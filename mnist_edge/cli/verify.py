@@ -24,15 +24,31 @@ def register(sub) -> None:
         "--engine", choices=("all", *formats.ENGINES), default="all",
         help="which artifacts to run: all (default), or only one engine's (sha256 is checked for all)",
     )
+    trust = p.add_mutually_exclusive_group()
+    trust.add_argument(
+        "--public-key", type=Path, metavar="PEM",
+        help="first check the export's signature (model.sig) over every file with this EC public key "
+        "(default: $MNIST_EDGE_PUBLIC_KEY) [extra: signing]",
+    )
+    trust.add_argument(
+        "--certificate-chain", type=Path, nargs="+", metavar="PEM",
+        help="first check the signature against this certificate chain instead [extra: signing]",
+    )
     add_data_args(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from mnist_edge.export.verify import verify_export
+    from mnist_edge.signature import configured_public_key
 
     engines = tuple(formats.ENGINES) if args.engine == "all" else (args.engine,)
-    results = verify_export(one_export(args.export_dir), data_dir=args.data_dir, tolerance=args.tolerance, engines=engines)
+    export_dir = one_export(args.export_dir)
+    public_key = None if args.certificate_chain else configured_public_key(args.public_key)
+    print(f"signature: {check_signature(export_dir, public_key, args.certificate_chain)}", flush=True)
+    results = verify_export(
+        export_dir, data_dir=args.data_dir, tolerance=args.tolerance, engines=engines, public_key=public_key
+    )
     width = max((len(r.file) for r in results), default=10)
     for r in results:
         figure = f"{r.accuracy:.4%}" if r.accuracy is not None else "-"
@@ -45,3 +61,13 @@ def run(args: argparse.Namespace) -> int:
     note = f" ({checksum_only} by checksum only)" if checksum_only else ""
     print(f"verified {len(results)} artifacts in {args.export_dir}{note}")
     return 0
+
+
+def check_signature(export_dir: Path, public_key: Path | None, certificate_chain: list[Path] | None) -> str:
+    """Check the signature before anything else (SignatureError ends the command); say what was checked."""
+    from mnist_edge.signature import unchecked_status, verify_signature
+
+    if public_key is None and not certificate_chain:
+        return unchecked_status(export_dir)
+    signed = verify_signature(export_dir, public_key=public_key, certificate_chain=certificate_chain or ())
+    return f"verified: every file signed by {signed.signer}"
