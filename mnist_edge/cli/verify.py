@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     engines = tuple(formats.ENGINES) if args.engine == "all" else (args.engine,)
     export_dir = one_export(args.export_dir)
     public_key = None if args.certificate_chain else configured_public_key(args.public_key)
-    print(f"signature: {check_signature(export_dir, public_key, args.certificate_chain)}", flush=True)
+    signature = check_signature(export_dir, public_key, args.certificate_chain)  # first: a refusal ends here
     results = verify_export(
         export_dir, data_dir=args.data_dir, tolerance=args.tolerance, engines=engines, public_key=public_key
     )
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     checksum_only = sum(r.status == "sha256" for r in results)
     note = f" ({checksum_only} by checksum only)" if checksum_only else ""
-    print(f"verified {len(results)} artifacts in {args.export_dir}{note}")
+    print(f"verified {len(results)} artifacts in {args.export_dir}{note}; signature: {signature}")
     return 0
 
 

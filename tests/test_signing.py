@@ -1,0 +1,255 @@
+"""Signed exports (docs/security.md): a real EC P-256 key pair, a real signed copy of the small MLP's
+export, and every way an attacker who can write the folder might try to get another model run.
+Each is refused, with its own reason, by runtime.load, by `mnist-edge verify` (a subprocess) and by
+the demo's loader; a valid signed export loads everywhere, and an unsigned one still loads without
+a key (saying so)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_edge import runtime
+from mnist_edge.signature import (
+    PUBLIC_KEY_ENV,
+    SIGNATURE_NAME,
+    SIGNING_KEY_ENV,
+    SignatureError,
+    SigningFailed,
+    generate_key_pair,
+    sign_export,
+    sign_folder,
+    verify_signature,
+)
+
+pytest.importorskip("model_signing", reason="the 'signing' extra is not installed")
+
+
+def _cli(*args, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in (PUBLIC_KEY_ENV, SIGNING_KEY_ENV)}
+    env.update(env_extra or {})
+    return subprocess.run(
+        [sys.executable, "-m", "mnist_edge", *map(str, args)], capture_output=True, text=True, timeout=300, env=env
+    )
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory) -> dict[str, Path]:
+    """The owner's key pair, and a stranger's."""
+    folder = tmp_path_factory.mktemp("keys")
+    for who in ("owner", "stranger"):
+        generate_key_pair(folder / f"{who}.pem", folder / f"{who}.pub.pem")
+    return {"private": folder / "owner.pem", "public": folder / "owner.pub.pem", "stranger": folder / "stranger.pem"}
+
+
+@pytest.fixture(scope="session")
+def signed_template(tmp_path_factory, mlp_export, keys) -> Path:
+    """artifacts/mlp/export copied and signed by the owner (each test works on its own copy)."""
+    model_dir = tmp_path_factory.mktemp("signed") / "mlp"
+    shutil.copytree(mlp_export, model_dir / "export")
+    sign_export(model_dir / "export", keys["private"])
+    return model_dir
+
+
+@pytest.fixture
+def signed(tmp_path, signed_template) -> Path:
+    """A fresh signed model folder (mlp/export inside)."""
+    model_dir = tmp_path / "artifacts" / "mlp"
+    shutil.copytree(signed_template, model_dir)
+    return model_dir
+
+
+@pytest.fixture(autouse=True)
+def no_configured_keys(monkeypatch):
+    monkeypatch.delenv(PUBLIC_KEY_ENV, raising=False)
+    monkeypatch.delenv(SIGNING_KEY_ENV, raising=False)
+
+
+@pytest.fixture(scope="session")
+def digit(mnist) -> np.ndarray:
+    return mnist.test.images[0]
+
+
+def _demo_status(model_dir: Path, public_key: Path, digit: np.ndarray):
+    """What the demo page shows for one digit, its loader configured through the --public-key hook."""
+    from mnist_edge.cli.demo import require_signatures
+    from mnist_edge.demo.app import DigitDemo
+
+    require_signatures(public_key)  # as `mnist-edge demo --public-key` does before launching
+    labels, _, status = DigitDemo.from_root(model_dir.parent).predict(digit, "mlp", "fp32", "onnxruntime")
+    return labels, status
+
+
+# --- a valid signature -------------------------------------------------------------------------------
+
+
+def test_a_signed_export_loads_verifies_and_serves(signed, keys, digit):
+    export = signed / "export"
+    predictor = runtime.load(export, public_key=keys["public"])
+    assert predictor.signature.startswith("verified: signed by key ")
+    unsigned_run = runtime.load(export).predict(digit)  # the same model, no key asked
+    assert predictor.predict(digit).digit == unsigned_run.digit
+
+    result = _cli("verify", export, "--public-key", keys["public"], "--engine", "onnxruntime")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "signature: verified: every file signed by key" in result.stdout.splitlines()[-1]
+
+    labels, status = _demo_status(signed, keys["public"], digit)
+    assert labels is not None, status
+    assert status.startswith(predictor.class_names[unsigned_run.digit])
+
+
+def test_without_a_key_an_unsigned_export_loads_as_today_and_says_so(mlp_export, signed, digit):
+    assert not (mlp_export / SIGNATURE_NAME).exists()
+    assert runtime.load(mlp_export).signature.startswith("unsigned")
+    assert runtime.load(signed / "export").signature.startswith("signed, signature not checked")
+
+
+# --- every attack an owner of the folder could try -------------------------------------------------------
+
+
+def _flip_one_byte(export: Path, keys) -> None:
+    data = bytearray((export / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (export / "model.onnx").write_bytes(bytes(data))
+
+
+def _add_a_file(export: Path, keys) -> None:
+    (export / "notes.txt").write_text("not signed\n")
+
+
+def _remove_a_file(export: Path, keys) -> None:
+    (export / "model.tflite").unlink()  # not the file loaded: only the signature notices
+
+
+def _swap_the_model(export: Path, keys) -> None:
+    """Another valid model (the int8 one) as model.onnx, with the manifest's size and sha256 updated."""
+    shutil.copyfile(export / "model.int8.onnx", export / "model.onnx")
+    manifest = json.loads((export / "manifest.json").read_text())
+    entry = next(a for a in manifest["artifacts"] if a["file"] == "model.onnx")
+    content = (export / "model.onnx").read_bytes()
+    entry.update(sha256=hashlib.sha256(content).hexdigest(), bytes=len(content))
+    (export / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    runtime.load(export)  # without a key, the swap works: that is the attack
+
+
+def _sign_with_another_key(export: Path, keys) -> None:
+    sign_export(export, keys["stranger"])
+
+
+def _strip_the_signature(export: Path, keys) -> None:
+    (export / SIGNATURE_NAME).unlink()
+
+
+ATTACKS = {
+    "one byte changed": (_flip_one_byte, "changed", "changed: model.onnx)"),
+    "file added": (_add_a_file, "added", "added: notes.txt)"),
+    "file removed": (_remove_a_file, "removed", "removed: model.tflite)"),
+    "model swapped, manifest hash updated": (_swap_the_model, "changed", "changed: manifest.json, model.onnx)"),
+    "another key's signature": (_sign_with_another_key, "wrong-key", "signed by another key than public key"),
+    "unsigned, key required": (_strip_the_signature, "unsigned", "unsigned export (no model.sig)"),
+}
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_each_attack_is_refused_with_its_reason_everywhere(attack, signed, keys, digit, monkeypatch):
+    damage, reason, words = ATTACKS[attack]
+    export = signed / "export"
+    damage(export, keys)
+
+    from mnist_edge.runtime import predictor as loader
+
+    engines_opened = []
+    monkeypatch.setattr(loader, "open_session", lambda *a, **k: engines_opened.append(a))
+    with pytest.raises(SignatureError) as refused:
+        runtime.load(export, public_key=keys["public"])
+    assert refused.value.reason == reason and words in str(refused.value)
+    assert engines_opened == []  # refused before any model bytes reached an engine
+    monkeypatch.undo()
+    monkeypatch.delenv(PUBLIC_KEY_ENV, raising=False)
+
+    result = _cli("verify", export, "--public-key", keys["public"])
+    assert result.returncode == 1
+    assert result.stdout == ""  # the signature is checked before anything else
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("mnist-edge: error: ")
+    assert words in result.stderr
+
+    labels, status = _demo_status(signed, keys["public"], digit)
+    assert labels is None
+    assert status.startswith("Cannot run the model: ") and words in status
+
+
+def test_an_altered_signature_is_refused(signed, keys):
+    bundle = json.loads((signed / "export" / SIGNATURE_NAME).read_text())
+    raw = bytearray(base64.b64decode(bundle["dsseEnvelope"]["signatures"][0]["sig"]))
+    raw[-1] ^= 0x01
+    bundle["dsseEnvelope"]["signatures"][0]["sig"] = base64.b64encode(bytes(raw)).decode()
+    (signed / "export" / SIGNATURE_NAME).write_text(json.dumps(bundle))
+    with pytest.raises(SignatureError) as refused:
+        runtime.load(signed / "export", public_key=keys["public"])
+    assert refused.value.reason == "bad-signature"
+
+
+def test_the_environment_variable_requires_the_key(signed, keys, monkeypatch):
+    _strip_the_signature(signed / "export", keys)
+    monkeypatch.setenv(PUBLIC_KEY_ENV, str(keys["public"]))
+    with pytest.raises(SignatureError, match="unsigned export"):
+        runtime.load(signed / "export")
+
+
+def test_asking_for_signatures_without_the_extra_is_one_line(signed, keys):
+    script = (
+        "import sys; sys.modules['model_signing'] = None; from mnist_edge.cli import main; "
+        f"sys.exit(main(['verify', {str(signed / 'export')!r}, '--public-key', {str(keys['public'])!r}]))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "install the 'signing' extra: pip install 'mnist-edge[signing]'" in result.stderr
+
+
+# --- signing what is published ----------------------------------------------------------------------------
+
+
+def test_export_signs_what_it_publishes_and_a_bad_key_leaves_the_export(trained_mlp, tmp_path, mnist, keys):
+    from mnist_edge.export.exporter import export_model
+
+    model_dir = tmp_path / "mlp"
+    shutil.copytree(trained_mlp, model_dir, ignore=shutil.ignore_patterns("export*", ".export-staging-*"))
+    export_model(model_dir, families=("onnx",), precisions=("fp32",), dataset=mnist, signing_key=keys["private"])
+    signed = verify_signature(model_dir / "export", public_key=keys["public"])
+    published = {p.name for p in (model_dir / "export").iterdir()}
+    assert {"manifest.json", "model.onnx", "parity.md", SIGNATURE_NAME} <= published
+    assert set(signed.digests) == published - {SIGNATURE_NAME}  # every file, the signature aside
+
+    before = {p.name: p.read_bytes() for p in (model_dir / "export").iterdir()}
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a key\n")
+    with pytest.raises(SigningFailed, match="cannot read the signing key"):
+        export_model(model_dir, families=("onnx",), precisions=("fp32",), dataset=mnist, signing_key=garbage)
+    assert {p.name: p.read_bytes() for p in (model_dir / "export").iterdir()} == before
+
+
+def test_a_model_folder_signature_leaves_out_its_exports(trained_mlp, tmp_path, keys):
+    """What finetune signs: the model folder, its export/ folders left out (they sign themselves)."""
+    from mnist_edge.trainer.finetune import MODEL_FOLDER_UNSIGNED
+
+    model_dir = tmp_path / "mine"
+    shutil.copytree(trained_mlp, model_dir, ignore=shutil.ignore_patterns("export*"))
+    sign_folder(model_dir, keys["private"], ignore=MODEL_FOLDER_UNSIGNED)
+    (model_dir / "export").mkdir()
+    (model_dir / "export" / "manifest.json").write_text("{}")
+    assert "model.keras" in verify_signature(model_dir, public_key=keys["public"]).digests
+    (model_dir / "model.keras").write_bytes(b"swapped")
+    with pytest.raises(SignatureError, match=r"changed: model.keras\)"):
+        verify_signature(model_dir, public_key=keys["public"])
