@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_edge import formats
+from mnist_edge.demo import web_signing
 from mnist_edge.errors import MnistEdgeError
 from mnist_edge.files import atomic_write_bytes, atomic_write_text, process_alive, sha256_file
 from mnist_edge.manifest import Artifact, Manifest, find_exports, read_manifest, write_manifest
@@ -173,7 +174,7 @@ def engine_runtime(engine: str, node_modules: Path) -> dict:
 # --- building -------------------------------------------------------------------------------
 
 
-def stage_site(models: list[BundledModel], out: Path, node_modules: Path) -> Path:
+def stage_site(models: list[BundledModel], out: Path, node_modules: Path, public_key: Path | None = None) -> Path:
     """Write the whole site into a staging folder next to `out` and return it (see `publish`)."""
     check_out(out)
     clean_leftovers(out)
@@ -197,6 +198,8 @@ def stage_site(models: list[BundledModel], out: Path, node_modules: Path) -> Pat
             copy_model(manifest, bundled, staging, engines)
         write_icons(staging / "icons")
         atomic_write_text(staging / MODELS_INDEX, json.dumps(models_index(models, engines), indent=2) + "\n")
+        exports = [(manifest.root, bundled[0].folder) for manifest, bundled in group_by_model(models)]
+        web_signing.add_signatures(staging, exports, public_key)  # with a key: signed exports only
         write_service_worker(staging, models)
         (staging / SITE_MARKER).write_text("built by mnist-edge web; `mnist-edge web` may replace this folder\n")
     except BaseException:
@@ -342,11 +345,14 @@ def build_site(
     data_dir: str | os.PathLike | None = None,
     cache: Path | None = None,
     screenshots: Path | None = None,
+    public_key: str | os.PathLike | None = None,
     log=print,
 ) -> SiteBuild:
     """Build, prove and publish the site at `out`. A failed build or a failed proof leaves the
-    previous site in place."""
+    previous site in place. With a public key (`public_key`, else $MNIST_EDGE_PUBLIC_KEY) only
+    exports its owner signed are bundled, and the page checks their signature (demo/web_signing.py)."""
     from mnist_edge.demo import web_proofs
+    from mnist_edge.signature import configured_public_key
 
     if proofs not in PROOF_MODES:
         raise WebBuildError(f"--proofs {proofs!r}: choose from {', '.join(PROOF_MODES)}")
@@ -355,7 +361,7 @@ def build_site(
     models = choose_models(root, tuple(names), tuple(precisions))
     log(f"mnist-edge web: bundling {', '.join(m.id for m in models)}")
     node_modules = npm_modules(cache)
-    staging = stage_site(models, out, node_modules)
+    staging = stage_site(models, out, node_modules, configured_public_key(public_key))
     try:
         report = prove(staging, models, node_modules, proofs, data_dir, screenshots, log)
         web_proofs.write_report(staging, report, manifests_of(models))

@@ -253,3 +253,23 @@ def test_a_model_folder_signature_leaves_out_its_exports(trained_mlp, tmp_path, 
     (model_dir / "model.keras").write_bytes(b"swapped")
     with pytest.raises(SignatureError, match=r"changed: model.keras\)"):
         verify_signature(model_dir, public_key=keys["public"])
+
+
+# --- the web app's check ------------------------------------------------------------------------------
+
+
+def test_the_page_check_accepts_a_python_signature_and_refuses_each_attack(tmp_path):
+    """demo/web/js/signature.js under `node --test`, against an export signed just now in Python."""
+    sys.path.insert(0, str(Path(__file__).parent / "js"))
+    from make_signature_fixture import make_fixture
+
+    fixture = make_fixture(tmp_path / "fixture")
+    test_file = Path(__file__).parent / "js" / "signature.test.mjs"
+    import os
+
+    result = subprocess.run(
+        ["node", "--test", str(test_file)], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "SIGNED_FIXTURE": str(fixture)},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert "# pass 10" in result.stdout and "# fail 0" in result.stdout

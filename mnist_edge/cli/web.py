@@ -37,6 +37,11 @@ def register(sub) -> None:
     p.add_argument("--serve", action="store_true", help="serve the site after building it (Ctrl+C stops)")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=positive_int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
+    p.add_argument(
+        "--public-key", type=Path, metavar="PEM",
+        help="bundle only exports signed by this key's owner and make the page check their signature "
+        "(default: $MNIST_EDGE_PUBLIC_KEY) [extra: signing]",
+    )
     p.set_defaults(handler=run)
 
 
@@ -49,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise MnistEdgeError(f"--precision {','.join(unknown) or '(empty)'}: choose from {', '.join(formats.PRECISIONS)}")
     build = build_site(
         args.artifacts, args.out, names=args.model, precisions=args.precision, proofs=args.proofs,
-        data_dir=args.data_dir, log=lambda line: print(line, flush=True),
+        data_dir=args.data_dir, public_key=args.public_key, log=lambda line: print(line, flush=True),
     )
     print(f"mnist-edge web: wrote {build.out}/ ({build.first_visit_bytes / 1e6:.1f} MB kept on the first visit, before compression)")
     report = build.report
