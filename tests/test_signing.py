@@ -273,3 +273,172 @@ def test_the_page_check_accepts_a_python_signature_and_refuses_each_attack(tmp_p
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert "# pass 10" in result.stdout and "# fail 0" in result.stdout
+
+
+# --- the web app in Chromium ----------------------------------------------------------------------------
+
+WEB_MODEL = "model.int8.onnx"  # what the site bundles by default
+
+
+def _newer_export(template: Path, out: Path, private_key: Path, days: int) -> Path:
+    """The owner's next export: the same files with a later creation time, signed again."""
+    from datetime import datetime, timedelta
+
+    shutil.copytree(template / "export", out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["created"] = (datetime.fromisoformat(manifest["created"]) + timedelta(days=days)).isoformat()
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    sign_export(out, private_key)
+    return out
+
+
+def _set_site_hash(site_model: Path, manifest_file: Path) -> None:
+    """What an attacker who can write the site does after changing a model: fix the site's manifest."""
+    manifest = json.loads(manifest_file.read_text())
+    content = site_model.read_bytes()
+    for entry in manifest["artifacts"]:
+        if entry["file"] == site_model.name:
+            entry.update(sha256=hashlib.sha256(content).hexdigest(), bytes=len(content))
+    manifest_file.write_text(json.dumps(manifest, indent=2))
+
+
+def _site_attacks(site: Path, signed_template: Path, keys, work: Path) -> dict[str, tuple[Path, str]]:
+    """Copies of the signed site, each changed by an attacker who can write the web server."""
+    attacks = {}
+
+    def copy(name: str) -> Path:
+        target = work / name
+        shutil.copytree(site, target)
+        return target
+
+    changed = copy("changed")
+    model = changed / "models" / "mlp" / WEB_MODEL
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(data))
+    _set_site_hash(model, changed / "models" / "mlp" / "manifest.json")
+    attacks["one byte changed"] = (changed, f"{WEB_MODEL} changed since the export was signed")
+
+    swapped = copy("swapped")  # the fp32 model in place of the int8 one, both manifests updated
+    folder = swapped / "models" / "mlp"
+    shutil.copyfile(signed_template / "export" / "model.onnx", folder / WEB_MODEL)
+    _set_site_hash(folder / WEB_MODEL, folder / "manifest.json")
+    _set_site_hash(folder / WEB_MODEL, folder / "signed-manifest.json")
+    attacks["model swapped, manifest hash updated"] = (swapped, "manifest.json changed since the export was signed")
+
+    uncovered = copy("uncovered")  # a model file the signature does not cover
+    folder = uncovered / "models" / "mlp"
+    (folder / WEB_MODEL).rename(folder / "model.extra.onnx")
+    for name in ("manifest.json", "models.json"):
+        path = folder / name if name == "manifest.json" else uncovered / name
+        path.write_text(path.read_text().replace(WEB_MODEL, "model.extra.onnx"))
+    attacks["file not signed"] = (uncovered, "model.extra.onnx is not covered by the signature")
+
+    stranger = copy("stranger")
+    other = work / "stranger-export"
+    shutil.copytree(signed_template / "export", other)
+    sign_export(other, keys["stranger"])
+    shutil.copyfile(other / SIGNATURE_NAME, stranger / "models" / "mlp" / SIGNATURE_NAME)
+    attacks["another key's signature"] = (stranger, "signed by another key than the one this app trusts")
+
+    unsigned = copy("unsigned")
+    (unsigned / "models" / "mlp" / SIGNATURE_NAME).unlink()
+    attacks["unsigned, key required"] = (unsigned, "has no signature (model.sig) but the app requires one")
+    return attacks
+
+
+def _visit(page, url: str) -> tuple[str, str | None]:
+    """Open (or reload) the page; its status line and the signed version of the model it runs."""
+    page.goto(url)
+    page.wait_for_function(
+        "(s => s.classList.contains('error') || s.textContent.includes('ready'))(document.querySelector('#status'))",
+        timeout=60_000,
+    )
+    version = page.evaluate("window.mnistEdge.state.model?.manifest.created ?? null")
+    return page.locator("#status").inner_text(), version
+
+
+@pytest.fixture(scope="module")
+def web_sites(signed_template, keys, tmp_path_factory):
+    from mnist_edge.demo import web_build
+
+    work = tmp_path_factory.mktemp("signed-web")
+    site = work / "site"
+    web_build.build_site(signed_template / "export", site, proofs="off", public_key=keys["public"], log=lambda _: None)
+    return site, _site_attacks(site, signed_template, keys, work), work
+
+
+@pytest.mark.browser
+def test_the_web_app_runs_a_signed_model_and_refuses_each_attack(web_sites):
+    from playwright.sync_api import sync_playwright
+
+    from mnist_edge.demo import web_proofs
+    from mnist_edge.demo.web_server import SiteServer
+
+    site, attacks, _ = web_sites
+    assert "BEGIN PUBLIC KEY" in (site / "js" / "trust.js").read_text()
+    mounts = {"/": site, **{f"/{folder.name}/": folder for folder, _ in attacks.values()}}
+    with SiteServer(mounts) as server, sync_playwright() as playwright:
+        browser = web_proofs.launch(playwright)
+        try:
+            context = browser.new_context()
+            status, version = _visit(context.new_page(), server.url)
+            assert "ready" in status and version is not None
+            for attack, (folder, words) in attacks.items():
+                context = browser.new_context()  # a first visit each: nothing kept from another
+                status, version = _visit(context.new_page(), f"{server.url}{folder.name}/")
+                assert status.startswith("The model could not be loaded: ") and words in status, (attack, status)
+                assert version is None
+                context.close()
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+def test_a_returning_visitor_gets_a_newer_signed_export_and_refuses_a_rollback(web_sites, signed_template, keys):
+    from playwright.sync_api import sync_playwright
+
+    from mnist_edge.demo import web_build, web_proofs
+    from mnist_edge.demo.web_server import SiteServer
+
+    _, _, work = web_sites
+    older = signed_template / "export"
+    newer = _newer_export(signed_template, work / "newer-export", keys["private"], days=1)
+    created = {name: json.loads((path / "manifest.json").read_text())["created"] for name, path in (("older", older), ("newer", newer))}
+    live = work / "live"
+
+    def publish(export: Path) -> None:
+        web_build.build_site(export, live, proofs="off", public_key=keys["public"], log=lambda _: None)
+
+    def visits_until(predicate, most: int = 4) -> tuple[str, str | None, int]:
+        """Visit again until `predicate(status, version)` (the service worker updates in between)."""
+        for visit in range(1, most + 1):
+            status, version = _visit(page, server.url)
+            if predicate(status, version):
+                return status, version, visit
+            page.evaluate("navigator.serviceWorker.getRegistration().then(r => r && r.update())")
+            page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=30_000)
+        return status, version, most
+
+    publish(older)
+    with SiteServer({"/": live}) as server, sync_playwright() as playwright:
+        browser = web_proofs.launch(playwright)
+        try:
+            page = browser.new_context().new_page()
+            status, version = _visit(page, server.url)
+            assert version == created["older"], status
+            page.wait_for_function("document.querySelector('#offline').textContent.startsWith('Works offline')", timeout=60_000)
+
+            publish(newer)
+            status, version, visits = visits_until(lambda s, v: v == created["newer"])
+            assert version == created["newer"], status
+            print(f"newer signed export served on return visit {visits}")
+
+            publish(older)  # a rollback: validly signed, but older than what this browser ran
+            status, version, visits = visits_until(lambda s, v: "rollback" in s)
+            assert "refusing a rollback" in status and version is None, status
+            print(f"rollback refused on return visit {visits}")
+            cached = page.evaluate(f"caches.match('models/mlp/{WEB_MODEL}').then(r => r !== undefined)")
+            assert cached is False  # the service worker will not serve the refused model
+        finally:
+            browser.close()
