@@ -212,7 +212,11 @@ def verify_signature(
         bundle = signature.read_bytes()
     except OSError as exc:
         raise SignatureError(MALFORMED, f"{signature}: cannot read ({exc.strerror or exc})") from exc
-    digests, hint = _signed_digests(bundle, signature)
+    digests, hint, certified = _signed_digests(bundle, signature)
+    if public_key and certified:
+        raise SignatureError(WRONG_KEY, f"{signature}: signed with a certificate, not by {trusted}; check it with --certificate-chain")
+    if not public_key and not certified:
+        raise SignatureError(WRONG_KEY, f"{signature}: signed with a bare key, not a certificate of {trusted}")
     if public_key and not hint:  # model-signing < 1.0 bundles; it would only print a warning
         raise SignatureError(MALFORMED, f"{signature}: names no signing key (an old model-signing format); sign it again")
     config = _verifier(public_key, certificate_chain)
@@ -255,17 +259,18 @@ def _run_verifier(config, folder: Path, signature: Path, trusted: str) -> None:
                 WRONG_KEY, f"{where}: signed by another key than {trusted}; refusing the export"
             ) from exc
         if text.startswith("Signature mismatch"):
-            digests, _ = _signed_digests(signature.read_bytes(), where)
+            digests = _signed_digests(signature.read_bytes(), where)[0]
             raise _difference(folder, digests) from exc
         raise SignatureError(MALFORMED, f"{where}: not a valid signature ({text})") from exc
     except Exception as exc:  # a bundle model-signing cannot parse, a certificate the chain does not trust
-        kind = WRONG_KEY if type(exc).__name__ == "X509StoreContextError" else MALFORMED
-        raise SignatureError(kind, f"{where}: refused by {trusted} ({type(exc).__name__}: {exc})") from exc
+        if type(exc).__name__ == "X509StoreContextError":
+            raise SignatureError(WRONG_KEY, f"{where}: its certificate is not trusted by {trusted} ({exc})") from exc
+        raise SignatureError(MALFORMED, f"{where}: refused by {trusted} ({type(exc).__name__}: {exc})") from exc
 
 
-def _signed_digests(bundle: bytes, where: Path) -> tuple[dict[str, str], str]:
-    """{file: sha256} from the bundle's in-toto statement, and the signing key's fingerprint
-    (sha256 of its PEM; empty for a certificate)."""
+def _signed_digests(bundle: bytes, where: Path) -> tuple[dict[str, str], str, bool]:
+    """{file: sha256} from the bundle's in-toto statement, the signing key's fingerprint (sha256
+    of its PEM; empty for a certificate), and whether it was signed with a certificate."""
     try:
         data = json.loads(bundle)
         statement = json.loads(base64.b64decode(data["dsseEnvelope"]["payload"]))
@@ -273,10 +278,12 @@ def _signed_digests(bundle: bytes, where: Path) -> tuple[dict[str, str], str]:
         if statement["predicate"]["serialization"]["hash_type"] != "sha256":
             raise ValueError("only sha256 signatures are read")
         digests = {r["name"]: r["digest"] for r in resources}
-        hint = str((data["verificationMaterial"].get("publicKey") or {}).get("hint") or "")
+        material = data["verificationMaterial"]
+        hint = str((material.get("publicKey") or {}).get("hint") or "")
+        certified = bool(material.get("x509CertificateChain"))
     except (ValueError, KeyError, TypeError) as exc:
         raise SignatureError(MALFORMED, f"{where}: not a model-signing bundle of sha256 file hashes ({exc})") from exc
-    return digests, hint
+    return digests, hint, certified
 
 
 def _difference(folder: Path, digests: dict[str, str]) -> SignatureError:

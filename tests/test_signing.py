@@ -442,3 +442,51 @@ def test_a_returning_visitor_gets_a_newer_signed_export_and_refuses_a_rollback(w
             assert cached is False  # the service worker will not serve the refused model
         finally:
             browser.close()
+
+
+# --- a certificate chain instead of a bare key -------------------------------------------------------------
+
+
+def _certificate(subject: str, key, issuer_name: str, issuer_key, *, ca: bool, path: Path) -> Path:
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.now(timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name)]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if not ca:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+    path.write_bytes(builder.sign(issuer_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def test_a_certificate_signature_checks_against_its_chain_only(signed, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    keys = {name: ec.generate_private_key(ec.SECP256R1()) for name in ("ca", "other-ca", "signer")}
+    ca = _certificate("test CA", keys["ca"], "test CA", keys["ca"], ca=True, path=tmp_path / "ca.crt")
+    other = _certificate("other CA", keys["other-ca"], "other CA", keys["other-ca"], ca=True, path=tmp_path / "other.crt")
+    leaf = _certificate("signer", keys["signer"], "test CA", keys["ca"], ca=False, path=tmp_path / "signer.crt")
+    private = tmp_path / "signer.pem"
+    private.write_bytes(
+        keys["signer"].private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    export = signed / "export"
+    result = _cli("sign", export, "--key", private, "--signing-certificate", leaf, "--certificate-chain", ca)
+    assert result.returncode == 0, result.stderr
+    assert verify_signature(export, certificate_chain=[ca]).signer == "certificate chain"
+    with pytest.raises(SignatureError, match="its certificate is not trusted by") as refused:
+        verify_signature(export, certificate_chain=[other])
+    assert refused.value.reason == "wrong-key"

@@ -19,7 +19,7 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--certificate-chain", type=Path, nargs="+", default=[], metavar="PEM",
-        help="with --signing-certificate: the intermediate certificates to include",
+        help="with --signing-certificate: the certificates that issued it (intermediates, root)",
     )
     p.set_defaults(handler=run_sign)
 
@@ -33,8 +33,11 @@ def run_sign(args: argparse.Namespace) -> int:
     from mnist_edge.errors import MnistEdgeError
     from mnist_edge.signature import sign_export
 
-    if args.certificate_chain and args.signing_certificate is None:
-        raise MnistEdgeError("--certificate-chain needs --signing-certificate (the certificate of --key)")
+    if bool(args.certificate_chain) != (args.signing_certificate is not None):
+        raise MnistEdgeError(
+            "--signing-certificate (the certificate of --key) and --certificate-chain (the certificates "
+            "that issued it) go together"
+        )
     folder = one_export(args.export_dir)
     written = sign_export(
         folder, args.key, signing_certificate=args.signing_certificate, certificate_chain=args.certificate_chain

@@ -160,7 +160,7 @@ export async function checkSignedModelFile(siteManifestUrl, siteManifest, file, 
   const bundleUrl = new URL(SIGNATURE_FILE, siteManifestUrl);
   const manifestUrl = new URL(SIGNED_MANIFEST_FILE, siteManifestUrl);
   try {
-    const [bundle, signedManifestBytes] = await Promise.all([fetchJson(bundleUrl), fetchBytes(manifestUrl)]);
+    const [bundle, signedManifestBytes] = await Promise.all([fetchJson(bundleUrl), signedManifest(manifestUrl, siteManifestUrl)]);
     const { name, version } = await checkSignedModel({ bundle, publicKeyPem, signedManifestBytes, siteManifest, file, bytes });
     checkNotRollback(name, version);
     return version;
@@ -169,6 +169,16 @@ export async function checkSignedModelFile(siteManifestUrl, siteManifest, file, 
     if (error instanceof SignatureError) throw error;
     throw new SignatureError('malformed', `the signature could not be checked (${error.message || error}); refusing the model`);
   }
+}
+
+/** The export's manifest as signed: signed-manifest.json on a site (whose own manifest.json is
+ *  rewritten), else manifest.json itself (an export folder, as the build's proofs load it). Either
+ *  way its bytes must hash to what the signature says about manifest.json. */
+async function signedManifest(url, fallback) {
+  const response = await fetch(url);
+  if (response.status === 404) return fetchBytes(fallback);
+  if (!response.ok) throw new Error(`${url.pathname}: the server answered ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
 }
 
 async function fetchJson(url) {
