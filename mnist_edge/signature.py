@@ -200,6 +200,8 @@ def verify_signature(
     of the folder against the hashes it signs: none changed, added or removed. Raises
     SignatureError with a `reason` (unsigned, wrong-key, bad-signature, changed, added, removed,
     malformed)."""
+    if not public_key and not certificate_chain:
+        raise MnistEdgeError("a signature check needs a public key or a certificate chain")
     folder = export_folder(path)
     trusted = f"public key {public_key}" if public_key else "the certificate chain " + ", ".join(map(str, certificate_chain))
     signature = folder / SIGNATURE_NAME
@@ -213,12 +215,7 @@ def verify_signature(
     except OSError as exc:
         raise SignatureError(MALFORMED, f"{signature}: cannot read ({exc.strerror or exc})") from exc
     digests, hint, certified = _signed_digests(bundle, signature)
-    if public_key and certified:
-        raise SignatureError(WRONG_KEY, f"{signature}: signed with a certificate, not by {trusted}; check it with --certificate-chain")
-    if not public_key and not certified:
-        raise SignatureError(WRONG_KEY, f"{signature}: signed with a bare key, not a certificate of {trusted}")
-    if public_key and not hint:  # model-signing < 1.0 bundles; it would only print a warning
-        raise SignatureError(MALFORMED, f"{signature}: names no signing key (an old model-signing format); sign it again")
+    _check_signer_kind(signature, trusted, by_key=bool(public_key), hint=hint, certified=certified)
     config = _verifier(public_key, certificate_chain)
     with tempfile.TemporaryDirectory(prefix="mnist-edge-signature-") as scratch:
         checked = Path(scratch) / SIGNATURE_NAME  # the bytes verified are the bytes parsed above
@@ -227,9 +224,17 @@ def verify_signature(
     return SignedExport(folder, digests, f"key {hint[:16]}" if public_key else "certificate chain")
 
 
+def _check_signer_kind(signature: Path, trusted: str, *, by_key: bool, hint: str, certified: bool) -> None:
+    """A bundle signed the other way (a bare key vs a certificate) than the one trusted is refused."""
+    if by_key and certified:
+        raise SignatureError(WRONG_KEY, f"{signature}: signed with a certificate, not by {trusted}; check it with --certificate-chain")
+    if not by_key and not certified:
+        raise SignatureError(WRONG_KEY, f"{signature}: signed with a bare key, not a certificate of {trusted}")
+    if by_key and not hint:  # model-signing < 1.0 bundles; model-signing would only print a warning
+        raise SignatureError(MALFORMED, f"{signature}: names no signing key (an old model-signing format); sign it again")
+
+
 def _verifier(public_key, certificate_chain):
-    if not public_key and not certificate_chain:
-        raise MnistEdgeError("a signature check needs a public key or a certificate chain")
     _, _, verifying = _model_signing()
     try:
         if public_key:

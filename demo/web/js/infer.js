@@ -32,7 +32,7 @@ export async function loadModel(entry, runtime) {
   const [manifest, bytes] = await Promise.all([fetchJson(manifestUrl), fetchBytes(new URL(entry.file, manifestUrl))]);
   const artifact = (manifest.artifacts || []).find((a) => a.file === entry.file);
   if (!artifact) throw new ModelLoadError(`${entry.file} is not listed in ${manifestUrl.pathname}`);
-  await checkSignedModelFile(manifestUrl, manifest, entry.file, bytes); // signature.js: a no-op unless the build embedded a key
+  await checkSignedModelFile(manifestUrl, manifest, entry.file, bytes); // a no-op unless the build embedded a key
   await checkBytes(bytes, artifact);
   try {
     const session = await open(await engine, bytes, runtime, manifest, artifact);
