@@ -490,3 +490,14 @@ def test_a_certificate_signature_checks_against_its_chain_only(signed, tmp_path)
     with pytest.raises(SignatureError, match="its certificate is not trusted by") as refused:
         verify_signature(export, certificate_chain=[other])
     assert refused.value.reason == "wrong-key"
+
+
+def test_the_pipeline_reuses_an_export_only_if_its_signing_key_signed_it(signed, keys):
+    """pipeline.build_model re-exports (and signs) unless `signed_with` holds: it never signs files as found."""
+    from mnist_edge.signature import signed_with
+
+    export = signed / "export"
+    assert signed_with(export, keys["private"])
+    assert not signed_with(export, keys["stranger"])
+    _swap_the_model(export, keys)
+    assert not signed_with(export, keys["private"])
