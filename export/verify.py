@@ -54,7 +54,10 @@ def verify_export(
 
     Artifacts of engines not in `engines` get their sha256 checked only. A LiteRT artifact on a
     machine without `ai-edge-litert` is reported as not checked (a failure), never as passing."""
-    manifest = verify_signature(export_dir, public_key=public_key).read_manifest() if public_key else read_manifest(export_dir)
+    if public_key:
+        manifest = verify_signature(export_dir, public_key=public_key).read_manifest()
+    else:
+        manifest = read_manifest(export_dir)
     dataset = load_dataset(data_dir, download=False)
     if fingerprint(dataset.test) != manifest.test_set.sha256:
         raise VerifyFailed(

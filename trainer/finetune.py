@@ -189,11 +189,15 @@ def finetune(
     it forgot MNIST. Returns the new model's metrics. With a signing key (`signing_key`, else
     $MNIST_EDGE_SIGNING_KEY) the model folder is signed before it is published (out/model.sig,
     its export/ folders left out: they carry their own signature)."""
+    from mnist_edge.signature import configured_signing_key, load_signing_key
+
     source, out = Path(source), Path(out)
     if not (source / MODEL_FILE).is_file():
         raise FinetuneError(f"{source / MODEL_FILE}: no trained model here")
     if out.resolve() == source.resolve():
         raise FinetuneError(f"--out {out} is the source model's folder; choose another (e.g. {source}-mine)")
+    if (key := configured_signing_key(signing_key)) is not None:
+        load_signing_key(key)  # a bad key fails now, not after the training
     record = read_record(source)
     folder = read_image_folder(data, record.class_names)
     keras = require("keras")
