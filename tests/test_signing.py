@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -34,8 +35,6 @@ pytest.importorskip("model_signing", reason="the 'signing' extra is not installe
 
 
 def _cli(*args, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    import os
-
     env = {k: v for k, v in os.environ.items() if k not in (PUBLIC_KEY_ENV, SIGNING_KEY_ENV)}
     env.update(env_extra or {})
     return subprocess.run(
@@ -70,9 +69,14 @@ def signed(tmp_path, signed_template) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def no_configured_keys(monkeypatch):
-    monkeypatch.delenv(PUBLIC_KEY_ENV, raising=False)
-    monkeypatch.delenv(SIGNING_KEY_ENV, raising=False)
+def no_configured_keys():
+    """No key from the environment; and none left behind (the demo's hook sets $MNIST_EDGE_PUBLIC_KEY)."""
+    names = (PUBLIC_KEY_ENV, SIGNING_KEY_ENV)
+    saved = {name: os.environ.pop(name) for name in names if name in os.environ}
+    yield
+    for name in names:
+        os.environ.pop(name, None)
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")
@@ -176,7 +180,6 @@ def test_each_attack_is_refused_with_its_reason_everywhere(attack, signed, keys,
     assert refused.value.reason == reason and words in str(refused.value)
     assert engines_opened == []  # refused before any model bytes reached an engine
     monkeypatch.undo()
-    monkeypatch.delenv(PUBLIC_KEY_ENV, raising=False)
 
     result = _cli("verify", export, "--public-key", keys["public"])
     assert result.returncode == 1
@@ -265,8 +268,6 @@ def test_the_page_check_accepts_a_python_signature_and_refuses_each_attack(tmp_p
 
     fixture = make_fixture(tmp_path / "fixture")
     test_file = Path(__file__).parent / "js" / "signature.test.mjs"
-    import os
-
     result = subprocess.run(
         ["node", "--test", str(test_file)], capture_output=True, text=True, timeout=120,
         env={**os.environ, "SIGNED_FIXTURE": str(fixture)},
