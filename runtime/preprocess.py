@@ -86,6 +86,7 @@ TARGET_STROKE = 2.0  # measured after the whole pipeline, thin-pen drawings come
 WORK_FACTOR = 4  # large crops are reduced to about this many times the box before the final resize
 RESAMPLE = Image.Resampling.LANCZOS
 
+HEADER_SIZE = "mnist_edge.header_size"  # image.info key: the width and height the file declares
 EVERYWHERE = (slice(None), slice(None))  # the whole image, as a window
 
 EncodedImage = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Image.Image]
@@ -174,6 +175,7 @@ def _loaded(image: Image.Image, name: str, max_pixels: int | None, work_side: in
     """Check the header's size, then decode the pixels (a truncated file raises) and orient."""
     _check_pixels(*image.size, name, max_pixels)
     factor = _reduction(image.size, work_side)
+    image.info[HEADER_SIZE] = image.size  # the size before any reduced decoding (kept by transposes)
     if factor > 1 and image.format == "JPEG":
         # Grey straight from the luma channel, scaled in the DCT domain: the decoder picks the
         # largest of 1/8, 1/4, 1/2 that keeps at least size // factor, and skips the colour work.
@@ -448,6 +450,22 @@ def _ink(grey: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     with paper, noise and compression artefacts set to exactly 0. Raises NoDigitError.
 
     `grey` and `alpha` are uint8 or float32 in [0, 1] (as `_image_to_arrays` gives them)."""
+    ink, _ = ink_window(grey, alpha)
+    top, bottom = _ink_span(ink.sum(axis=1))
+    left, right = _ink_span(ink.sum(axis=0))
+    crop = ink[top:bottom, left:right]
+    # Scale so the ink's core is 1.0, as in MNIST; a few JPEG overshoots must not set the scale.
+    full = _percentile(crop[crop > 0], INK_PEAK_PERCENTILE)
+    crop = crop * np.float32(1 / full)
+    return np.minimum(crop, 1, out=crop)
+
+
+def ink_window(grey: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, tuple[int, int]]:
+    """The ink over the bounding box of every ink pixel (specks included, not yet scaled): light on
+    a zero background, float32, paper, noise and compression artefacts exactly 0; and the box's
+    (top, left) in `grey`. Polarity, paper level and noise as in `to_mnist`. Raises NoDigitError.
+
+    `grey` and `alpha` are uint8 or float32 in [0, 1] (as `_image_to_arrays` gives them)."""
     if alpha is not None and float(_unit(alpha.min())) < 1:
         if _strokes_in_alpha(grey, alpha):
             grey = alpha  # light strokes on a dark (transparent) ground already
@@ -471,15 +489,7 @@ def _ink(grey: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     count = int(np.count_nonzero(is_ink))
     if count < MIN_INK_PIXELS:
         raise NoDigitError(f"no digit found: the image is blank ({count} ink pixels)")
-    ink = values * is_ink  # faster than np.where, which branches per pixel
-
-    top, bottom = _ink_span(ink.sum(axis=1))
-    left, right = _ink_span(ink.sum(axis=0))
-    crop = ink[top:bottom, left:right]
-    # Scale so the ink's core is 1.0, as in MNIST; a few JPEG overshoots must not set the scale.
-    full = _percentile(crop[crop > 0], INK_PEAK_PERCENTILE)
-    crop = crop * np.float32(1 / full)
-    return np.minimum(crop, 1, out=crop)
+    return values * is_ink, (box[0].start, box[1].start)  # faster than np.where, which branches per pixel
 
 
 def _ink_strength(grey: np.ndarray, background: float | _Surface, invert: bool, box: tuple[slice, slice]) -> np.ndarray:
@@ -662,14 +672,26 @@ def _grey_and_alpha(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Grey and alpha (uint8, or float32 in [0, 1]); with `work_side`, an image at least twice that
     long reduced by an integer factor (a JPEG already while decoding)."""
+    grey, alpha, _ = grey_alpha_scale(image, max_pixels, work_side)
+    return grey, alpha
+
+
+def grey_alpha_scale(
+    image: ImageSource, max_pixels: int | None, work_side: int | None = None
+) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """As `_grey_and_alpha`, with the scale back to the input: input pixels per pixel of grey
+    (1.0 unless the image was reduced)."""
     if isinstance(image, np.ndarray):
         grey, alpha = _array_to_arrays(image, max_pixels)
+        longer = max(image.shape[:2])
     else:
-        grey, alpha = _image_to_arrays(load_image(image, max_pixels=max_pixels, work_side=work_side))
+        decoded = load_image(image, max_pixels=max_pixels, work_side=work_side)
+        longer = max(decoded.info.get(HEADER_SIZE, decoded.size))
+        grey, alpha = _image_to_arrays(decoded)
     factor = _reduction(grey.shape, work_side)
     if factor > 1:
         grey, alpha = _reduce(grey, factor), (None if alpha is None else _reduce(alpha, factor))
-    return grey, alpha
+    return grey, alpha, longer / max(grey.shape)
 
 
 # --- public ----------------------------------------------------------------------------------
