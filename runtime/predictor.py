@@ -107,6 +107,15 @@ class Predictor:
         x = self.prepare(image)
         return self.to_prediction(self.predict_array(x[np.newaxis])[0])
 
+    def read(self, image, *, min_confidence: float | None = None, max_pixels: int | None = None):
+        """Read a whole number: a row of 1 to 12 digits (docs/reading.md). Returns a
+        number.Reading (text, confidence, rejected, and per digit its class, confidence, top 3 and
+        box in input pixels). Raises NoDigitError for a blank field, TooManyDigitsError, and the
+        decoding errors of predict."""
+        from mnist_edge.runtime.number import read_number
+
+        return read_number(self, image, min_confidence=min_confidence, max_pixels=max_pixels)
+
     def predict_batch(self, images) -> list[Prediction]:
         """Predict many images in one inference call. The first bad image raises."""
         prepared = [self.prepare(image) for image in images]

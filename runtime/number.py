@@ -1,0 +1,517 @@
+"""Read a whole handwritten number (one row of 1 to 12 digits) with a single-digit model.
+
+The recipe, step by step, is docs/reading.md; every constant is in number_spec.json, which the
+JavaScript port reads too. In short:
+
+    decode and find the ink as `to_mnist` does (paper, lighting, polarity) -> reduce to a working
+    height -> threshold to a mask -> remove ruled lines, box borders and comb dividers (long thin
+    runs) -> connected components -> drop specks -> atoms: components, and wide components cut at
+    the low points of their column profile -> candidate digits: runs of neighbouring atoms ->
+    every candidate to 28x28 (the `to_mnist` geometry), classified in one batch -> the best
+    partition of the whole row by dynamic programming over the candidates' log-probabilities
+
+Depends on numpy and pillow only (and the predictor it is given).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mnist_edge.runtime import preprocess
+from mnist_edge.runtime.errors import NoDigitError, PreprocessError
+
+SPEC_FILE = Path(__file__).with_name("number_spec.json")
+
+
+class TooManyDigitsError(PreprocessError):
+    """The field holds more digits than a number may have."""
+
+
+@functools.lru_cache(maxsize=1)
+def load_spec() -> dict:
+    """The recipe's constants (number_spec.json)."""
+    return json.loads(SPEC_FILE.read_text(encoding="utf-8"))
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadDigit:
+    digit: int  # class index
+    label: str  # class name
+    confidence: float
+    top: tuple[tuple[str, float], ...]  # the 3 most probable classes, best first
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in input pixels (x1, y1 exclusive)
+    input: np.ndarray = field(repr=False, compare=False)  # what the model saw: float32 [28, 28]
+
+    def as_dict(self) -> dict:
+        return {
+            "digit": self.digit,
+            "label": self.label,
+            "confidence": round(self.confidence, 6),
+            "top": [[name, round(p, 6)] for name, p in self.top],
+            "box": list(self.box),
+        }
+
+
+@dataclass(frozen=True)
+class Reading:
+    text: str
+    confidence: float  # the product of the digits' confidences: the chance the whole text is right
+    rejected: bool  # confidence below min_confidence: a person should check it
+    digits: tuple[ReadDigit, ...]
+
+    def as_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "confidence": round(self.confidence, 6),
+            "rejected": self.rejected,
+            "digits": [d.as_dict() for d in self.digits],
+        }
+
+
+# --- the field: ink, working scale, mask -----------------------------------------------------
+
+
+@dataclass
+class Field:
+    ink: np.ndarray  # float32 [h, w], light ink on 0, core ink at 1
+    mask: np.ndarray  # bool [h, w]: ink above the mask threshold, lines removed
+    scale: float  # input pixels per working pixel
+    origin: tuple[float, float]  # (top, left) of the working area, in input pixels
+
+
+def field_ink(image, spec: dict, max_pixels: int | None = None) -> Field:
+    """The field's ink at the working scale, with its mask (lines not yet removed)."""
+    grey, alpha, scale = preprocess.grey_alpha_scale(image, max_pixels, preprocess.WORK_SIDE)
+    ink, (top, left) = preprocess.ink_window(grey, alpha)
+    rows_top, rows_bottom = preprocess._ink_span(ink.sum(axis=1))  # the height without stray specks
+    factor = max(1, (rows_bottom - rows_top) // spec["work_height"])
+    if factor > 1:
+        ink = np.asarray(Image.fromarray(np.ascontiguousarray(ink, dtype=np.float32), "F").reduce(factor))
+    positive = ink[ink > 0]
+    if positive.size == 0:
+        raise NoDigitError("no digit found: the image is blank")
+    ink = np.minimum(ink * np.float32(1 / preprocess._percentile(positive, preprocess.INK_PEAK_PERCENTILE)), 1)
+    return Field(ink, ink >= spec["mask_threshold"], scale * factor, (top * scale, left * scale))
+
+
+# --- runs and connected components -----------------------------------------------------------
+
+
+def runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The horizontal runs of True in `mask`, row-major: (row, start, stop) arrays, stop exclusive."""
+    height, width = mask.shape
+    padded = np.zeros((height, width + 2), np.int8)
+    padded[:, 1:-1] = mask
+    steps = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(steps == 1)
+    _, stops = np.nonzero(steps == -1)
+    return rows, starts, stops
+
+
+def long_runs(mask: np.ndarray, min_length: float) -> np.ndarray:
+    """The pixels of `mask` in horizontal runs at least `min_length` long."""
+    rows, starts, stops = runs(mask)
+    keep = (stops - starts) >= min_length
+    out = np.zeros(mask.shape, bool)
+    for row, start, stop in zip(rows[keep], starts[keep], stops[keep]):
+        out[row, start:stop] = True
+    return out
+
+
+def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected components: a label image (0 background, 1..n) and n. Runs are joined when
+    they overlap or touch diagonally in neighbouring rows (union-find over runs)."""
+    rows, starts, stops = runs(mask)
+    parent = list(range(len(rows)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    row_first = np.searchsorted(rows, np.arange(mask.shape[0] + 1))
+    for row in range(mask.shape[0] - 1):
+        below_from, below_to = row_first[row + 1], row_first[row + 2]
+        if below_from == below_to:
+            continue
+        below_starts, below_stops = starts[below_from:below_to], stops[below_from:below_to]
+        for i in range(row_first[row], row_first[row + 1]):
+            # runs below with start <= stop_i and stop >= start_i (touching diagonally counts)
+            first = below_from + int(np.searchsorted(below_stops, starts[i], "left"))
+            last = below_from + int(np.searchsorted(below_starts, stops[i], "right"))
+            for j in range(first, last):
+                a, b = root(i), root(j)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    roots = np.array([root(i) for i in range(len(rows))], np.int64)
+    _, run_labels = np.unique(roots, return_inverse=True)
+    labels = np.zeros(mask.shape, np.int32)
+    for row, start, stop, label in zip(rows, starts, stops, run_labels):
+        labels[row, start:stop] = label + 1
+    return labels, int(run_labels.max() + 1) if len(rows) else 0
+
+
+# --- lines and specks ------------------------------------------------------------------------
+
+
+def _crossings(line: np.ndarray, strokes: np.ndarray) -> np.ndarray:
+    """Line pixels a stroke crosses: stroke ink directly above and below the line's thickness."""
+    height = line.shape[0]
+    above = np.zeros_like(line)
+    below = np.zeros_like(line)
+    for row in range(1, height):
+        above[row] = line[row] & (strokes[row - 1] | above[row - 1])
+    for row in range(height - 2, -1, -1):
+        below[row] = line[row] & (strokes[row + 1] | below[row + 1])
+    return above & below
+
+
+def remove_lines(ink: np.ndarray, mask: np.ndarray, spec: dict) -> np.ndarray:
+    """The mask without ruled lines, box borders and comb dividers; strokes crossing a line keep
+    the pixels where they cross it. Lines are found on fainter ink than the mask's, with gaps of
+    up to line.bridge pixels closed, as a faint or blurred printed line breaks up."""
+    rules = spec["line"]
+    height, width = mask.shape
+    faint = ink >= rules["threshold"]
+    across, down = _bridged(faint, rules["bridge"]), _bridged(faint.T, rules["bridge"]).T
+    wide = long_runs(across, rules["min_field_fraction"] * width)
+    tall = long_runs(down.T, rules["vertical_min_field_fraction"] * height).T
+    rows = np.flatnonzero((mask & ~wide & ~tall).any(axis=1))
+    digit_height = rows[-1] - rows[0] + 1 if rows.size else height
+    horizontal = long_runs(across, max(rules["min_field_fraction"] * width, rules["min_heights"] * digit_height))
+    horizontal &= ~_crossings(horizontal, mask & ~horizontal)
+    vertical = _dividers(down & ~horizontal, horizontal, rules)
+    vertical &= ~_crossings(vertical.T, (mask & ~vertical & ~horizontal).T).T
+    return mask & ~horizontal & ~vertical
+
+
+def _bridged(mask: np.ndarray, gap: int) -> np.ndarray:
+    """`mask` with horizontal gaps of up to `gap` pixels between ink filled."""
+    out = mask.copy()
+    for size in range(1, gap + 1):
+        for offset in range(size):  # the gap's pixel at `offset` from its left end
+            out[:, offset + 1 : mask.shape[1] - size + offset] |= mask[:, : -size - 1] & mask[:, size + 1 :]
+    return out
+
+
+def _dividers(mask: np.ndarray, horizontal: np.ndarray, rules: dict) -> np.ndarray:
+    """Vertical runs joining a removed horizontal line above to one below (box sides, comb
+    dividers), at least the rule's share of the field's height long."""
+    height = mask.shape[0]
+    if not horizontal.any():
+        return np.zeros_like(mask)
+    cols, starts, stops = runs((mask | horizontal).T)
+    out = np.zeros_like(mask)
+    for col, start, stop in zip(cols, starts, stops):
+        if stop - start < rules["vertical_min_field_fraction"] * height:
+            continue
+        if horizontal[start : start + 3, col].any() and horizontal[max(start, stop - 3) : stop, col].any():
+            out[start:stop, col] = True
+    return out & mask
+
+
+@dataclass(frozen=True, eq=False)
+class Piece:
+    """A component, or the part of one between two cut paths: the atoms a digit is made of."""
+
+    label: int
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    area: int
+    pixels: np.ndarray = field(repr=False)  # bool [y1 - y0, x1 - x0]: which pixels of the box are its own
+    cut_ink: int = 0  # for a piece cut from the one before it: the ink pixels the cut path crossed
+
+    @property
+    def centre(self) -> float:
+        return (self.x0 + self.x1) / 2
+
+
+def _piece(label: int, own: np.ndarray, top: int, left: int, cut_ink: int = 0) -> Piece | None:
+    """The piece holding the True pixels of `own` (a window at top, left), or None if there are none."""
+    box = preprocess._bounding_box(own)
+    if box is None:
+        return None
+    pixels = own[box]
+    rows, cols = box
+    return Piece(label, left + cols.start, top + rows.start, left + cols.stop, top + rows.stop, int(pixels.sum()), pixels, cut_ink)
+
+
+def _component_boxes(labels: np.ndarray, count: int) -> list[Piece]:
+    pieces = []
+    for label in range(1, count + 1):
+        ys, xs = np.nonzero(labels == label)
+        top, left = int(ys.min()), int(xs.min())
+        own = labels[top : int(ys.max()) + 1, left : int(xs.max()) + 1] == label
+        pieces.append(_piece(label, own, top, left))
+    return pieces
+
+
+def digit_height(pieces: list[Piece], spec: dict) -> int:
+    """The tallest of the components holding a fair share of the largest one's ink."""
+    largest = max(p.area for p in pieces)
+    return max(p.y1 - p.y0 for p in pieces if p.area >= spec["digit_height"]["min_area_share"] * largest)
+
+
+def without_specks(pieces: list[Piece], height: int, spec: dict) -> list[Piece]:
+    rules = spec["speck"]
+    return [
+        p for p in pieces
+        if p.area >= rules["max_area_heights2"] * height * height
+        or max(p.x1 - p.x0, p.y1 - p.y0) >= rules["max_side_heights"] * height
+    ]
+
+
+# --- atoms: components and the pieces of wide ones -------------------------------------------
+
+
+def atoms(pieces: list[Piece], height: int, spec: dict) -> list[Piece]:
+    """The components in reading order, each wide one cut into pieces along its cut paths."""
+    out = []
+    for piece in pieces:
+        rows, width = piece.pixels.shape
+        columns = np.arange(width)[np.newaxis, :]
+        left, crossed = np.zeros(rows, np.int64), 0
+        for path, ink in [*cut_paths(piece.pixels, height, spec), (np.full(rows, width), 0)]:
+            part = piece.pixels & (columns >= left[:, np.newaxis]) & (columns < path[:, np.newaxis])
+            found = _piece(piece.label, part, piece.y0, piece.x0, crossed)
+            if found is not None:
+                out.append(found)
+            left, crossed = path, ink
+    return sorted(out, key=lambda p: (p.centre, p.y0))
+
+
+def cut_paths(own: np.ndarray, height: int, spec: dict) -> list[tuple[np.ndarray, int]]:
+    """Candidate cuts through a component wide enough to be touching digits: top-to-bottom paths
+    (one column per row, moving at most one column a row) crossing the least ink, found by
+    dynamic programming; the paths ending at the local minima of that cost, cheapest first, apart
+    by at least `spacing`, left to right. Each: (the path's column in each row, ink pixels crossed)."""
+    rules = spec["cut"]
+    rows, width = own.shape
+    if width < rules["min_width_heights"] * height:
+        return []
+    cost = own.astype(np.float64)
+    total = cost[0].copy()
+    moves = np.zeros((rows, width), np.int8)
+    for row in range(1, rows):
+        step = np.full((3, width), np.inf)
+        step[0, 1:] = total[:-1] + rules["sideways_cost"]  # from the column to the left
+        step[1] = total
+        step[2, :-1] = total[1:] + rules["sideways_cost"]
+        best = step.argmin(axis=0)
+        total = step[best, np.arange(width)] + cost[row]
+        moves[row] = best - 1
+    margin = max(1, round(rules["margin_heights"] * height))
+    spacing = max(1, round(rules["spacing_heights"] * height))
+    inside = np.arange(margin, width - margin)
+    inside = inside[(total[inside] <= total[inside - 1]) & (total[inside] <= total[inside + 1])]
+    chosen: list[int] = []
+    for column in inside[np.lexsort((inside, total[inside]))]:
+        if all(abs(column - c) >= spacing for c in chosen):
+            chosen.append(int(column))
+    paths = []
+    for end in sorted(chosen):
+        path = np.empty(rows, np.int64)
+        path[-1] = end
+        for row in range(rows - 1, 0, -1):
+            path[row - 1] = path[row] + moves[row, path[row]]
+        if paths:  # paths never cross: each stays right of the one before
+            path = np.maximum(path, paths[-1][0])
+        paths.append((path, int(own[np.arange(rows), np.minimum(path, width - 1)].sum())))
+    return paths
+
+
+# --- candidate digits, their crops, and the best segmentation ---------------------------------
+
+
+def candidates(parts: list[Piece], height: int, spec: dict) -> list[tuple[int, int]]:
+    """Runs of neighbouring atoms [i, j) that may be one digit: at most max_atoms, not wider than
+    max_width, and no gap wider than merge_gap between an atom and those before it."""
+    rules = spec["segment"]
+    found = []
+    for i in range(len(parts)):
+        right = parts[i].x1
+        x0 = parts[i].x0
+        for j in range(i + 1, min(len(parts), i + rules["max_atoms"]) + 1):
+            if j > i + 1:
+                gap = parts[j - 1].x0 - right
+                if gap > rules["merge_gap_heights"] * height:
+                    break
+                right = max(right, parts[j - 1].x1)
+                x0 = min(x0, parts[j - 1].x0)
+                if right - x0 > rules["max_width_heights"] * height:
+                    break
+            found.append((i, j))
+    return found
+
+
+def bounds(parts: list[Piece]) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1 of pieces together, in working pixels."""
+    return min(p.x0 for p in parts), min(p.y0 for p in parts), max(p.x1 for p in parts), max(p.y1 for p in parts)
+
+
+def crop(field: Field, parts: list[Piece], dilation: int) -> np.ndarray:
+    """The ink of these pieces only (their pixels grown by `dilation` to keep the soft edges),
+    cropped to it: what `to_mnist` would crop if the digit were alone."""
+    x0, y0, x1, y1 = bounds(parts)
+    height, width = field.ink.shape
+    top, left = max(0, y0 - dilation), max(0, x0 - dilation)
+    bottom, right = min(height, y1 + dilation), min(width, x1 + dilation)
+    own = np.zeros((bottom - top, right - left), bool)
+    for p in parts:
+        own[p.y0 - top : p.y1 - top, p.x0 - left : p.x1 - left] |= p.pixels
+    for _ in range(dilation):
+        own = _grown(own)
+    ink = field.ink[top:bottom, left:right] * own
+    box = preprocess._bounding_box(ink > 0)
+    return ink[box]
+
+
+def _grown(mask: np.ndarray) -> np.ndarray:
+    """`mask` dilated by one pixel (3x3), same shape."""
+    rows = mask.copy()
+    rows[1:] |= mask[:-1]
+    rows[:-1] |= mask[1:]
+    out = rows.copy()
+    out[:, 1:] |= rows[:, :-1]
+    out[:, :-1] |= rows[:, 1:]
+    return out
+
+
+def to_input(ink: np.ndarray, size: int, box: int) -> np.ndarray:
+    """One candidate's cropped ink as the model's input: the `to_mnist` geometry."""
+    ink = ink * np.float32(1 / preprocess._percentile(ink[ink > 0], preprocess.INK_PEAK_PERCENTILE))
+    return preprocess._centre(preprocess._fit_box(np.minimum(ink, 1), box), size)
+
+
+def candidate_score(parts: list[Piece], probability: float, height: int, spec: dict) -> float:
+    """log P(digit) with the shape's priors: no digit much wider than tall, none much shorter than
+    the field's digits."""
+    rules = spec["segment"]
+    x0, y0, x1, y1 = bounds(parts)
+    aspect = (x1 - x0) / max(1, y1 - y0)
+    score = math.log(max(probability, 1e-12)) - rules["aspect_penalty"] * max(0.0, aspect - rules["free_aspect"])
+    short = rules["min_height_heights"] - (y1 - y0) / height
+    return score - rules["small_penalty"] * max(0.0, short) / rules["min_height_heights"]
+
+
+def skip_cost(part: Piece, height: int, spec: dict) -> float:
+    """What leaving an atom out of every digit costs: little for a scrap, much for real ink."""
+    rules = spec["segment"]
+    return rules["skip_base"] + rules["skip_area_heights2"] * part.area / (height * height)
+
+
+def cut_costs(parts: list[Piece], stroke: float, spec: dict) -> list[float]:
+    """For each atom, what starting a digit at it costs: for a piece cut from the atom before it,
+    cut_cost per stroke width of ink the cut goes through; 0 elsewhere."""
+    costs = [0.0] * len(parts)
+    for k in range(1, len(parts)):
+        before, piece = parts[k - 1], parts[k]
+        if piece.cut_ink and before.label == piece.label:
+            costs[k] = spec["cut"]["cost"] * piece.cut_ink / max(stroke, 1.0)
+    return costs
+
+
+def best_segmentation(
+    count: int, scored: dict[tuple[int, int], float], skips: list[float], cuts: list[float] | None = None
+) -> list[tuple[int, int]]:
+    """The partition of atoms 0..count-1 into candidate digits (or skipped atoms) with the highest
+    total score, each cut made through ink paying its cost: dynamic programming over the cut
+    positions, not a greedy choice."""
+    cuts = cuts or [0.0] * count
+    best = [0.0] + [-math.inf] * count
+    back: list[tuple[int, bool]] = [(0, False)] * (count + 1)
+    for j in range(1, count + 1):
+        if best[j - 1] - skips[j - 1] > best[j]:
+            best[j], back[j] = best[j - 1] - skips[j - 1], (j - 1, False)
+        for i in range(j):
+            score = scored.get((i, j))
+            if score is not None:
+                score -= cuts[i]
+            if score is not None and best[i] + score > best[j]:
+                best[j], back[j] = best[i] + score, (i, True)
+    chosen, j = [], count
+    while j > 0:
+        i, is_digit = back[j]
+        if is_digit:
+            chosen.append((i, j))
+        j = i
+    return chosen[::-1]
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def read_number(predictor, image, *, min_confidence: float | None = None, max_pixels: int | None = None) -> Reading:
+    """Read the row of digits in `image` (path, bytes, PIL image or array) with a digit model.
+    Raises NoDigitError (blank, only lines or specks), TooManyDigitsError, and the decoding
+    errors of `to_mnist`."""
+    spec = load_spec()
+    threshold = spec["min_confidence"] if min_confidence is None else min_confidence
+    size, box = _digit_geometry(predictor)
+    field = field_ink(image, spec, max_pixels)
+    field.mask = remove_lines(field.ink, field.mask, spec)
+    labels, count = components(field.mask)
+    pieces = _component_boxes(labels, count)
+    if not pieces:
+        raise NoDigitError("no digit found: the image holds only lines")
+    height = digit_height(pieces, spec)
+    pieces = without_specks(pieces, height, spec)
+    if len(pieces) > 2 * spec["max_digits"] + 8:
+        raise TooManyDigitsError(f"too many digits: {len(pieces)} separate marks, a number has at most {spec['max_digits']} digits")
+    parts = atoms(pieces, height, spec)
+    spans = candidates(parts, height, spec)
+    if len(spans) > spec["max_candidates"]:
+        raise TooManyDigitsError(f"too many digits: the ink is too crowded to read as at most {spec['max_digits']} digits")
+    inputs = np.stack([to_input(crop(field, parts[i:j], spec["crop_dilation"]), size, box) for i, j in spans])
+    probabilities = predictor.predict_array(inputs)
+    scored = {span: candidate_score(parts[span[0] : span[1]], float(p.max()), height, spec) for span, p in zip(spans, probabilities)}
+    stroke = preprocess._stroke_width(field.mask.astype(np.float32))
+    skips = [skip_cost(p, height, spec) for p in parts]
+    chosen = best_segmentation(len(parts), scored, skips, cut_costs(parts, stroke, spec))
+    if not chosen:
+        raise NoDigitError("no digit found: only specks and scraps of ink")
+    if len(chosen) > spec["max_digits"]:
+        raise TooManyDigitsError(f"too many digits: read {len(chosen)}, a number has at most {spec['max_digits']}")
+    row_of = {span: row for row, span in enumerate(spans)}
+    digits = tuple(
+        _read_digit(predictor, probabilities[row_of[span]], inputs[row_of[span]], field, parts[span[0] : span[1]])
+        for span in chosen
+    )
+    confidence = float(np.prod([d.confidence for d in digits]))
+    return Reading("".join(d.label for d in digits), confidence, confidence < threshold, digits)
+
+
+def _digit_geometry(predictor) -> tuple[int, int]:
+    spec = predictor.manifest.input
+    if spec.preprocessing.kind != "digit" or spec.height != spec.width:
+        raise PreprocessError(
+            f"reading numbers needs a model of centred digits (preprocessing 'digit'), this one uses {spec.preprocessing.kind!r}"
+        )
+    from mnist_edge.manifest import digit_box
+
+    return spec.height, spec.preprocessing.box or digit_box(spec.height)
+
+
+def _read_digit(predictor, probabilities: np.ndarray, model_input: np.ndarray, field: Field, parts: list[Piece]) -> ReadDigit:
+    prediction = predictor.to_prediction(probabilities)
+    x0, y0, x1, y1 = bounds(parts)
+    top, left = field.origin
+    box = (
+        math.floor(left + x0 * field.scale), math.floor(top + y0 * field.scale),
+        math.ceil(left + x1 * field.scale), math.ceil(top + y1 * field.scale),
+    )
+    top3 = tuple((name, p) for name, p in prediction.top(3))
+    return ReadDigit(prediction.digit, prediction.label, prediction.confidence, top3, box, model_input)
