@@ -17,19 +17,19 @@ from PIL import Image, ImageFilter
 
 SPACINGS = ("wide", "close", "touching", "overlapping")  # how neighbours sit in a plain/ruled/boxed field
 FORMS = ("plain", "ruled", "box", "comb")
-SEPARATED = ("wide", "close", "comb")  # spacings whose digits do not touch
+SEPARATED = ("wide", "close", "cells")  # spacings whose digits do not touch
 LENGTHS = (2, 8)  # digits per field, inclusive
 HEIGHT = (40, 80)  # the field's digit height in pixels
 GAP = {"wide": (0.25, 0.6), "close": (0.06, 0.2)}  # gaps between ink boxes, in digit heights
 OVERLAP = (0.1, 0.25)  # overlapping: the boxes share this share of the narrower digit's width
-CONTACT = (1, 3)  # touching: pixels the ink of neighbours shares
+CONTACT = (1, 3)  # touching: pixels the ink of neighbours shares, boxes overlapping at most OVERLAP[1]
 
 
 @dataclass
 class GeneratedField:
     image: bytes  # PNG or JPEG
     text: str
-    spacing: str  # one of SPACINGS, or "comb"
+    spacing: str  # one of SPACINGS, or "cells" (a comb: one digit per cell)
     form: str  # one of FORMS
     jpeg: bool
     blurred: bool
@@ -62,12 +62,14 @@ def _contact_offset(canvas: np.ndarray, digit: np.ndarray, top: int, contact: in
     return int((right[both] - left[both]).max()) + 1 - contact
 
 
-def _place_row(rng, digits: list[np.ndarray], spacing: str, height: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
-    """The digits side by side on one canvas of ink (float32, 0 = paper), with their boxes."""
-    width = sum(d.shape[1] for d in digits) + 4 * height
+def _place_row(rng, digits: list[np.ndarray], spacing: str, height: int):
+    """The digits side by side on one canvas of ink (float32, 0 = paper), their boxes, and the
+    spacing they ended up with: "touching" only if every neighbour's ink does touch (the shapes
+    may not allow it with boxes overlapping at most OVERLAP[1]: those are "nearly touching")."""
+    width = sum(d.shape[1] for d in digits) + (len(digits) + 2) * height
     rows = 3 * height
     canvas = np.zeros((rows, width), np.float32)
-    boxes, x = [], height
+    boxes, x, touched = [], height, True
     for n, digit in enumerate(digits):
         top = height + int(rng.integers(-height // 12, height // 12 + 1)) + (height - digit.shape[0]) // 2
         if n and spacing in GAP:
@@ -75,14 +77,28 @@ def _place_row(rng, digits: list[np.ndarray], spacing: str, height: int) -> tupl
         elif n and spacing == "overlapping":
             narrower = min(digit.shape[1], boxes[-1][2] - boxes[-1][0])
             x = boxes[-1][2] - round(rng.uniform(*OVERLAP) * narrower)
-        elif n:  # touching
+        elif n:  # touching, where the shapes let them touch with boxes overlapping at most MAX_OVERLAP
+            narrower = min(digit.shape[1], boxes[-1][2] - boxes[-1][0])
             offset = _contact_offset(canvas, digit, top, int(rng.integers(CONTACT[0], CONTACT[1] + 1)))
-            x = boxes[-1][2] - 1 if offset is None else max(offset, boxes[-1][0] + 1)
+            x = max(boxes[-1][2] - round(OVERLAP[1] * narrower), boxes[-1][2] - 1 if offset is None else offset)
+        if n and spacing == "touching":
+            touched = touched and _touches(canvas[top : top + digit.shape[0], x : x + digit.shape[1]], digit)
         canvas[top : top + digit.shape[0], x : x + digit.shape[1]] = np.maximum(
             canvas[top : top + digit.shape[0], x : x + digit.shape[1]], digit
         )
         boxes.append((x, top, x + digit.shape[1], top + digit.shape[0]))
-    return canvas, boxes
+    return canvas, boxes, spacing if spacing != "touching" or touched else "nearly touching"
+
+
+def _touches(below: np.ndarray, digit: np.ndarray) -> bool:
+    """Does the digit's ink meet (or come within a pixel of) the ink already under it?"""
+    ink = below >= 0.3
+    grown = ink.copy()
+    grown[1:] |= ink[:-1]
+    grown[:-1] |= ink[1:]
+    grown[:, 1:] |= grown[:, :-1].copy()
+    grown[:, :-1] |= grown[:, 1:].copy()
+    return bool((grown & (digit >= 0.3)).any())
 
 
 def _place_comb(rng, digits: list[np.ndarray], height: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]], int]:
@@ -168,7 +184,7 @@ def make_field(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray,
     """One field of MNIST digits drawn from `images` / `labels` (uint8 [N, 28, 28], [N])."""
     length = length or int(rng.integers(LENGTHS[0], LENGTHS[1] + 1))
     form = form or str(rng.choice(FORMS))
-    spacing = "comb" if form == "comb" else (spacing or str(rng.choice(SPACINGS)))
+    spacing = "cells" if form == "comb" else (spacing or str(rng.choice(SPACINGS)))
     picks = rng.integers(0, len(images), length)
     height = int(rng.integers(*HEIGHT))
     digits = [_digit_ink(images[i], max(8, round(height * rng.uniform(0.85, 1.1)))) for i in picks]
@@ -176,7 +192,7 @@ def make_field(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray,
     if form == "comb":
         canvas, boxes, cell = _place_comb(rng, digits, height)
     else:
-        canvas, boxes = _place_row(rng, digits, spacing, height)
+        canvas, boxes, spacing = _place_row(rng, digits, spacing, height)  # or nearly touching
     _draw_form(rng, canvas, boxes, form, height, cell)
     if rng.random() < 0.3:
         _specks(rng, canvas)

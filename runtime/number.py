@@ -93,8 +93,12 @@ def field_ink(image, spec: dict, max_pixels: int | None = None) -> Field:
     """The field's ink at the working scale, with its mask (lines not yet removed)."""
     grey, alpha, scale = preprocess.grey_alpha_scale(image, max_pixels, preprocess.WORK_SIDE)
     ink, (top, left) = preprocess.ink_window(grey, alpha)
-    rows_top, rows_bottom = preprocess._ink_span(ink.sum(axis=1))  # the height without stray specks
-    factor = max(1, (rows_bottom - rows_top) // spec["work_height"])
+    # Rows and columns holding only stray specks (runs under SPECK_MASS of the ink) are left out.
+    rows_top, rows_bottom = preprocess._ink_span(ink.sum(axis=1))
+    cols_left, cols_right = preprocess._ink_span(ink.sum(axis=0))
+    ink = ink[rows_top:rows_bottom, cols_left:cols_right]
+    top, left = top + rows_top, left + cols_left
+    factor = max(1, round((rows_bottom - rows_top) / spec["work_height"]))
     if factor > 1:
         ink = np.asarray(Image.fromarray(np.ascontiguousarray(ink, dtype=np.float32), "F").reduce(factor))
     positive = ink[ink > 0]
@@ -130,36 +134,33 @@ def long_runs(mask: np.ndarray, min_length: float) -> np.ndarray:
 
 def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """8-connected components: a label image (0 background, 1..n) and n. Runs are joined when
-    they overlap or touch diagonally in neighbouring rows (union-find over runs)."""
+    they overlap or touch diagonally in neighbouring rows; labels spread along those joins to
+    the smallest run index of each component."""
     rows, starts, stops = runs(mask)
-    parent = list(range(len(rows)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    row_first = np.searchsorted(rows, np.arange(mask.shape[0] + 1))
-    for row in range(mask.shape[0] - 1):
-        below_from, below_to = row_first[row + 1], row_first[row + 2]
-        if below_from == below_to:
-            continue
-        below_starts, below_stops = starts[below_from:below_to], stops[below_from:below_to]
-        for i in range(row_first[row], row_first[row + 1]):
-            # runs below with start <= stop_i and stop >= start_i (touching diagonally counts)
-            first = below_from + int(np.searchsorted(below_stops, starts[i], "left"))
-            last = below_from + int(np.searchsorted(below_starts, stops[i], "right"))
-            for j in range(first, last):
-                a, b = root(i), root(j)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-    roots = np.array([root(i) for i in range(len(rows))], np.int64)
-    _, run_labels = np.unique(roots, return_inverse=True)
+    count = len(rows)
+    if count == 0:
+        return np.zeros(mask.shape, np.int32), 0
+    # The runs of the next row that touch run i are those with start <= stop_i and stop >= start_i.
+    span = mask.shape[1] + 2
+    first = np.searchsorted(rows * span + stops, (rows + 1) * span + starts, "left")
+    last = np.searchsorted(rows * span + starts, (rows + 1) * span + stops, "right")
+    links = np.maximum(last - first, 0)
+    upper = np.repeat(np.arange(count), links)
+    lower = np.arange(links.sum()) - np.repeat(np.cumsum(links) - links, links) + np.repeat(first, links)
+    label = np.arange(count)
+    while True:
+        joined = np.minimum(label[upper], label[lower])
+        before = label.copy()
+        np.minimum.at(label, upper, joined)
+        np.minimum.at(label, lower, joined)
+        label = label[label]
+        if np.array_equal(label, before):
+            break
+    _, run_labels = np.unique(label, return_inverse=True)
     labels = np.zeros(mask.shape, np.int32)
-    for row, start, stop, label in zip(rows, starts, stops, run_labels):
-        labels[row, start:stop] = label + 1
-    return labels, int(run_labels.max() + 1) if len(rows) else 0
+    for row, start, stop, value in zip(rows, starts, stops, run_labels):
+        labels[row, start:stop] = value + 1
+    return labels, int(run_labels.max()) + 1
 
 
 # --- lines and specks ------------------------------------------------------------------------
@@ -250,13 +251,19 @@ def _piece(label: int, own: np.ndarray, top: int, left: int, cut_ink: int = 0) -
 
 
 def _component_boxes(labels: np.ndarray, count: int) -> list[Piece]:
-    pieces = []
-    for label in range(1, count + 1):
-        ys, xs = np.nonzero(labels == label)
-        top, left = int(ys.min()), int(xs.min())
-        own = labels[top : int(ys.max()) + 1, left : int(xs.max()) + 1] == label
-        pieces.append(_piece(label, own, top, left))
-    return pieces
+    """Each component as a Piece (its box and its own pixels in it)."""
+    ys, xs = np.nonzero(labels)
+    values = labels[ys, xs] - 1
+    top, left = np.full(count, labels.shape[0]), np.full(count, labels.shape[1])
+    bottom, right = np.zeros(count, np.int64), np.zeros(count, np.int64)
+    np.minimum.at(top, values, ys)
+    np.minimum.at(left, values, xs)
+    np.maximum.at(bottom, values, ys + 1)
+    np.maximum.at(right, values, xs + 1)
+    return [
+        _piece(label + 1, labels[top[label] : bottom[label], left[label] : right[label]] == label + 1, int(top[label]), int(left[label]))
+        for label in range(count)
+    ]
 
 
 def digit_height(pieces: list[Piece], spec: dict) -> int:
@@ -295,42 +302,60 @@ def atoms(pieces: list[Piece], height: int, spec: dict) -> list[Piece]:
 
 def cut_paths(own: np.ndarray, height: int, spec: dict) -> list[tuple[np.ndarray, int]]:
     """Candidate cuts through a component wide enough to be touching digits: top-to-bottom paths
-    (one column per row, moving at most one column a row) crossing the least ink, found by
-    dynamic programming; the paths ending at the local minima of that cost, cheapest first, apart
-    by at least `spacing`, left to right. Each: (the path's column in each row, ink pixels crossed)."""
+    (one column per row, moving at most one column a row) crossing the least ink, by dynamic
+    programming from the top and from the bottom; the paths ending at the local minima of that
+    cost, cheapest first, at least `spacing` apart on average, left to right. Each: (the path's
+    column in each row, ink pixels crossed)."""
     rules = spec["cut"]
     rows, width = own.shape
     if width < rules["min_width_heights"] * height:
         return []
-    cost = own.astype(np.float64)
-    total = cost[0].copy()
-    moves = np.zeros((rows, width), np.int8)
-    for row in range(1, rows):
-        step = np.full((3, width), np.inf)
-        step[0, 1:] = total[:-1] + rules["sideways_cost"]  # from the column to the left
-        step[1] = total
-        step[2, :-1] = total[1:] + rules["sideways_cost"]
-        best = step.argmin(axis=0)
-        total = step[best, np.arange(width)] + cost[row]
-        moves[row] = best - 1
     margin = max(1, round(rules["margin_heights"] * height))
     spacing = max(1, round(rules["spacing_heights"] * height))
-    inside = np.arange(margin, width - margin)
-    inside = inside[(total[inside] <= total[inside - 1]) & (total[inside] <= total[inside + 1])]
-    chosen: list[int] = []
-    for column in inside[np.lexsort((inside, total[inside]))]:
-        if all(abs(column - c) >= spacing for c in chosen):
-            chosen.append(int(column))
+    found = []
+    for flip in (False, True):
+        cost = own[::-1] if flip else own
+        total, moves = _path_costs(cost.astype(np.float64), rules["sideways_cost"])
+        inside = np.arange(margin, width - margin)
+        inside = inside[(total[inside] <= total[inside - 1]) & (total[inside] <= total[inside + 1])]
+        for end in inside:
+            path = _traced(moves, int(end))
+            found.append((float(total[end]), path[::-1] if flip else path))
+    chosen: list[np.ndarray] = []
+    for _, path in sorted(found, key=lambda item: (item[0], int(item[1].sum()))):
+        if all(np.abs(path - other).mean() >= spacing for other in chosen):
+            chosen.append(path)
     paths = []
-    for end in sorted(chosen):
-        path = np.empty(rows, np.int64)
-        path[-1] = end
-        for row in range(rows - 1, 0, -1):
-            path[row - 1] = path[row] + moves[row, path[row]]
+    for path in sorted(chosen, key=lambda p: float(p.mean())):
         if paths:  # paths never cross: each stays right of the one before
             path = np.maximum(path, paths[-1][0])
         paths.append((path, int(own[np.arange(rows), np.minimum(path, width - 1)].sum())))
     return paths
+
+
+def _path_costs(cost: np.ndarray, sideways: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each bottom column, the least total cost of a path from the top row down to it (each
+    step straight down or one column aside, aside costing `sideways` more), and the moves."""
+    rows, width = cost.shape
+    total = cost[0].copy()
+    moves = np.zeros((rows, width), np.int8)
+    step = np.full((3, width), np.inf)
+    for row in range(1, rows):
+        step[0, 1:] = total[:-1] + sideways  # from the column to the left
+        step[1] = total
+        step[2, :-1] = total[1:] + sideways
+        best = step.argmin(axis=0)
+        total = step[best, np.arange(width)] + cost[row]
+        moves[row] = best - 1
+    return total, moves
+
+
+def _traced(moves: np.ndarray, end: int) -> np.ndarray:
+    path = np.empty(moves.shape[0], np.int64)
+    path[-1] = end
+    for row in range(moves.shape[0] - 1, 0, -1):
+        path[row - 1] = path[row] + moves[row, path[row]]
+    return path
 
 
 # --- candidate digits, their crops, and the best segmentation ---------------------------------
@@ -398,13 +423,26 @@ def to_input(ink: np.ndarray, size: int, box: int) -> np.ndarray:
 
 def candidate_score(parts: list[Piece], probability: float, height: int, spec: dict) -> float:
     """log P(digit) with the shape's priors: no digit much wider than tall, none much shorter than
-    the field's digits."""
+    the field's digits; plus digit_bonus, which offsets the sum of logs' bias towards fewer digits."""
     rules = spec["segment"]
     x0, y0, x1, y1 = bounds(parts)
     aspect = (x1 - x0) / max(1, y1 - y0)
-    score = math.log(max(probability, 1e-12)) - rules["aspect_penalty"] * max(0.0, aspect - rules["free_aspect"])
+    score = rules["digit_bonus"] + math.log(max(probability, 1e-12))
+    score -= rules["aspect_penalty"] * max(0.0, aspect - rules["free_aspect"])
     short = rules["min_height_heights"] - (y1 - y0) / height
-    return score - rules["small_penalty"] * max(0.0, short) / rules["min_height_heights"]
+    score -= rules["small_penalty"] * max(0.0, short) / rules["min_height_heights"]
+    return score - rules["apart_penalty"] * _joins_apart(parts)
+
+
+def _joins_apart(parts: list[Piece]) -> int:
+    """How many of the pieces start right of all the ink before them and belong to another
+    component: separate marks side by side are more often two digits than one (the pieces of a
+    broken 5 or a two-stroke 4 overlap in x)."""
+    joins, right = 0, parts[0].x1
+    for before, piece in zip(parts, parts[1:]):
+        joins += piece.label != before.label and piece.x0 >= right
+        right = max(right, piece.x1)
+    return joins
 
 
 def skip_cost(part: Piece, height: int, spec: dict) -> float:

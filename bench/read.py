@@ -1,0 +1,171 @@
+"""Reading whole numbers: mnist-edge's `read` against Tesseract 5 on the same seeded fields.
+
+1,000 fields (mnist_edge/fields.py) of 2 to 8 MNIST *test* digits, with gaps from wide to
+touching and overlapping, plain, on a ruled line, in a box or a comb, with varied paper, ink,
+blur and JPEG. Measured: whole-number accuracy by length and by condition; per-digit accuracy
+(the model on the same digits alone, as MNIST gives them) and the bound it sets, the mean over
+fields of per-digit accuracy to the power of the length; ms per field; the time to read a
+6-digit field from a 1200x300 photo (one thread); and Tesseract (digits only, one text line).
+
+    python bench/read.py --model artifacts/cnn/export --out bench-artifacts
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mnist_edge import runtime
+from mnist_edge.data import load_dataset
+from mnist_edge.fields import SEPARATED, make_field, make_fields
+from mnist_edge.runtime.errors import PreprocessError
+
+TESSERACT_ARGS = ("--psm", "7", "-c", "tessedit_char_whitelist=0123456789")
+PHOTO_SIZE = (1200, 300)
+PHOTO_RUNS = 30
+
+
+def read_all(predictor, fields) -> tuple[list[str], list[float]]:
+    texts, seconds = [], []
+    for field in fields:
+        start = time.perf_counter()
+        try:
+            texts.append(predictor.read(field.image).text)
+        except PreprocessError as exc:
+            texts.append(f"error: {exc}")
+        seconds.append(time.perf_counter() - start)
+    return texts, seconds
+
+
+def tesseract_all(fields) -> tuple[list[str] | None, list[float]]:
+    if shutil.which("tesseract") is None:
+        return None, []
+    texts, seconds = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for n, field in enumerate(fields):
+            path = Path(folder) / f"{n}.{'jpg' if field.jpeg else 'png'}"
+            path.write_bytes(field.image)
+            start = time.perf_counter()
+            done = subprocess.run(["tesseract", str(path), "stdout", *TESSERACT_ARGS], capture_output=True, text=True)
+            seconds.append(time.perf_counter() - start)
+            texts.append("".join(c for c in done.stdout if c.isdigit()))
+    return texts, seconds
+
+
+def photo_bytes(images, labels, seed: int) -> tuple[bytes, str]:
+    """A 6-digit field printed on a 1200x300 photo (JPEG), digits about 200 px tall."""
+    field = make_field(np.random.default_rng(seed), images, labels, length=6, spacing="close", form="plain")
+    picture = Image.open(io.BytesIO(field.image)).convert("L")
+    scale = min(PHOTO_SIZE[0] * 0.9 / picture.width, PHOTO_SIZE[1] * 0.9 / picture.height)
+    picture = picture.resize((round(picture.width * scale), round(picture.height * scale)), Image.Resampling.BICUBIC)
+    paper = int(np.median(np.asarray(picture)))
+    canvas = Image.new("L", PHOTO_SIZE, paper)
+    canvas.paste(picture, ((PHOTO_SIZE[0] - picture.width) // 2, (PHOTO_SIZE[1] - picture.height) // 2))
+    buffer = io.BytesIO()
+    canvas.save(buffer, "JPEG", quality=88)
+    return buffer.getvalue(), field.text
+
+
+def photo_ms(predictor, data: bytes) -> float:
+    predictor.read(data)  # warm up
+    times = []
+    for _ in range(PHOTO_RUNS):
+        start = time.perf_counter()
+        predictor.read(data)
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def digit_accuracy(predictor, images, labels) -> float:
+    """The model's accuracy on MNIST test digits alone, as MNIST gives them (the bound's base)."""
+    probabilities = predictor.predict_array(images.astype(np.float32) / 255)
+    return float((probabilities.argmax(axis=1) == labels).mean())
+
+
+def grouped(fields, texts, key) -> dict[str, tuple[int, int]]:
+    groups: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for field, text in zip(fields, texts):
+        for name in key(field):
+            groups[name][0] += text == field.text
+            groups[name][1] += 1
+    return {name: (right, total) for name, (right, total) in groups.items()}
+
+
+def table(fields, ours, theirs, per_digit: float) -> list[str]:
+    """Markdown rows: group, fields, bound, mnist-edge, Tesseract."""
+    rows = ["| fields | n | bound (per-digit^length) | mnist-edge read | Tesseract 5 |", "|---|---:|---:|---:|---:|"]
+    keys = [
+        ("all", lambda f: ["all"]),
+        ("separated", lambda f: ["separated"] if f.spacing in SEPARATED else ["touching or overlapping"]),
+        ("length", lambda f: [f"{len(f.text)} digits"]),
+        ("spacing", lambda f: [f.spacing]),
+        ("form", lambda f: [f.form]),
+        ("image", lambda f: f.conditions[2:]),
+    ]
+    for _, key in keys:
+        mine = grouped(fields, ours, key)
+        other = grouped(fields, theirs, key) if theirs else {}
+        for name in sorted(mine, key=lambda n: (len(n), n)) if key is not keys[0][1] else mine:
+            right, total = mine[name]
+            bound = np.mean([per_digit ** len(f.text) for f in fields if name in key(f)])
+            tess = f"{other[name][0] / total:.1%}" if other else "-"
+            rows.append(f"| {name} | {total} | {bound:.1%} | {right / total:.1%} | {tess} |")
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True, help="export folder of a digit model")
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--out", type=Path, default=Path("bench-artifacts"))
+    parser.add_argument("--no-tesseract", action="store_true")
+    parser.add_argument("--data-dir", help="MNIST folder (default: $MNIST_DATA_DIR)")
+    args = parser.parse_args(argv)
+
+    test = load_dataset(args.data_dir).test
+    predictor = runtime.load(args.model, threads=1)
+    fields = make_fields(test.images, test.labels, args.count, seed=args.seed)
+    per_digit = digit_accuracy(predictor, test.images, test.labels)
+    ours, seconds = read_all(predictor, fields)
+    theirs, tess_seconds = (None, []) if args.no_tesseract else tesseract_all(fields)
+    photo, photo_text = photo_bytes(test.images, test.labels, args.seed)
+    photo_time = photo_ms(predictor, photo)
+
+    lines = [
+        f"# Reading whole numbers: {args.count} seeded fields (seed {args.seed}), model {args.model}",
+        "",
+        *table(fields, ours, theirs, per_digit),
+        "",
+        f"- per-digit accuracy (the model on the same MNIST test digits alone): {per_digit:.2%}",
+        f"- mnist-edge read: {1000 * statistics.mean(seconds):.1f} ms per field (mean, one thread), "
+        f"median {1000 * statistics.median(seconds):.1f} ms",
+        f"- 6-digit field on a 1200x300 JPEG photo: {photo_time:.1f} ms (median of {PHOTO_RUNS}, one thread); "
+        f"read {predictor.read(photo).text!r}, truth {photo_text!r}",
+    ]
+    if theirs is not None:
+        lines.append(f"- Tesseract 5 (`tesseract IMAGE stdout {' '.join(TESSERACT_ARGS)}`): "
+                     f"{1000 * statistics.mean(tess_seconds):.0f} ms per field, including process start")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "read.md").write_text("\n".join(lines) + "\n")
+    rows = [{"text": f.text, "conditions": f.conditions, "read": r, "tesseract": t}
+            for f, r, t in zip(fields, ours, theirs or [None] * len(fields))]
+    (args.out / "read.json").write_text(json.dumps(rows, indent=1) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
