@@ -421,7 +421,12 @@ def to_input(ink: np.ndarray, size: int, box: int) -> np.ndarray:
     return preprocess._centre(preprocess._fit_box(np.minimum(ink, 1), box), size)
 
 
-def candidate_score(parts: list[Piece], probability: float, height: int, spec: dict) -> float:
+def row_band(pieces: list[Piece]) -> tuple[float, float]:
+    """The row's top line and baseline: the median top and bottom of its marks."""
+    return float(np.median([p.y0 for p in pieces])), float(np.median([p.y1 for p in pieces]))
+
+
+def candidate_score(parts: list[Piece], probability: float, height: int, spec: dict, band: tuple[float, float] | None = None) -> float:
     """log P(digit) with the shape's priors: no digit much wider than tall, none much shorter than
     the field's digits; plus digit_bonus, which offsets the sum of logs' bias towards fewer digits."""
     rules = spec["segment"]
@@ -431,16 +436,21 @@ def candidate_score(parts: list[Piece], probability: float, height: int, spec: d
     score -= rules["aspect_penalty"] * max(0.0, aspect - rules["free_aspect"])
     short = rules["min_height_heights"] - (y1 - y0) / height
     score -= rules["small_penalty"] * max(0.0, short) / rules["min_height_heights"]
-    return score - rules["apart_penalty"] * _joins_apart(parts)
+    if band is not None:  # a digit spans the row: a piece floating above the baseline or hanging below the top is a part
+        off = max(0.0, (band[1] - y1) / height - rules["band_tolerance_heights"])
+        off += max(0.0, (y0 - band[0]) / height - rules["band_tolerance_heights"])
+        score -= rules["band_penalty"] * off
+    return score - rules["apart_penalty"] * _joins_apart(parts, rules["apart_gap_heights"] * height)
 
 
-def _joins_apart(parts: list[Piece]) -> int:
-    """How many of the pieces start right of all the ink before them and belong to another
-    component: separate marks side by side are more often two digits than one (the pieces of a
-    broken 5 or a two-stroke 4 overlap in x)."""
-    joins, right = 0, parts[0].x1
+def _joins_apart(parts: list[Piece], full_gap: float) -> float:
+    """Separate marks side by side are more often two digits than one (the pieces of a broken 5
+    overlap in x, those of a two-stroke 4 nearly touch): for each piece of another component
+    starting right of all the ink before it, its gap over `full_gap`, at most 1."""
+    joins, right = 0.0, parts[0].x1
     for before, piece in zip(parts, parts[1:]):
-        joins += piece.label != before.label and piece.x0 >= right
+        if piece.label != before.label and piece.x0 >= right:
+            joins += min(1.0, (piece.x0 - right + 1) / max(full_gap, 1.0))
         right = max(right, piece.x1)
     return joins
 
@@ -453,12 +463,13 @@ def skip_cost(part: Piece, height: int, spec: dict) -> float:
 
 def cut_costs(parts: list[Piece], stroke: float, spec: dict) -> list[float]:
     """For each atom, what starting a digit at it costs: for a piece cut from the atom before it,
-    cut_cost per stroke width of ink the cut goes through; 0 elsewhere."""
+    cost times the square of the stroke widths of ink the cut goes through (touching digits meet
+    at one stroke; a cut through one wide digit crosses two or more); 0 elsewhere."""
     costs = [0.0] * len(parts)
     for k in range(1, len(parts)):
         before, piece = parts[k - 1], parts[k]
         if piece.cut_ink and before.label == piece.label:
-            costs[k] = spec["cut"]["cost"] * piece.cut_ink / max(stroke, 1.0)
+            costs[k] = spec["cut"]["cost"] * (piece.cut_ink / max(stroke, 1.0)) ** 2
     return costs
 
 
@@ -515,7 +526,11 @@ def read_number(predictor, image, *, min_confidence: float | None = None, max_pi
         raise TooManyDigitsError(f"too many digits: the ink is too crowded to read as at most {spec['max_digits']} digits")
     inputs = np.stack([to_input(crop(field, parts[i:j], spec["crop_dilation"]), size, box) for i, j in spans])
     probabilities = predictor.predict_array(inputs)
-    scored = {span: candidate_score(parts[span[0] : span[1]], float(p.max()), height, spec) for span, p in zip(spans, probabilities)}
+    band = row_band(pieces)
+    scored = {
+        span: candidate_score(parts[span[0] : span[1]], float(p.max()), height, spec, band)
+        for span, p in zip(spans, probabilities)
+    }
     stroke = preprocess._stroke_width(field.mask.astype(np.float32))
     skips = [skip_cost(p, height, spec) for p in parts]
     chosen = best_segmentation(len(parts), scored, skips, cut_costs(parts, stroke, spec))
