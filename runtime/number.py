@@ -208,7 +208,8 @@ def _bridged(mask: np.ndarray, gap: int) -> np.ndarray:
 
 def _dividers(mask: np.ndarray, horizontal: np.ndarray, rules: dict) -> np.ndarray:
     """Vertical runs joining a removed horizontal line above to one below (box sides, comb
-    dividers), at least the rule's share of the field's height long."""
+    dividers): at least the rule's share of the field's height long, with a line pixel within
+    divider_reach pixels of both ends."""
     height = mask.shape[0]
     if not horizontal.any():
         return np.zeros_like(mask)
@@ -217,7 +218,8 @@ def _dividers(mask: np.ndarray, horizontal: np.ndarray, rules: dict) -> np.ndarr
     for col, start, stop in zip(cols, starts, stops):
         if stop - start < rules["vertical_min_field_fraction"] * height:
             continue
-        if horizontal[start : start + 3, col].any() and horizontal[max(start, stop - 3) : stop, col].any():
+        reach = rules["divider_reach"]
+        if horizontal[start : start + reach, col].any() and horizontal[max(start, stop - reach) : stop, col].any():
             out[start:stop, col] = True
     return out & mask
 
@@ -518,7 +520,7 @@ def read_number(predictor, image, *, min_confidence: float | None = None, max_pi
         raise NoDigitError("no digit found: the image holds only lines")
     height = digit_height(pieces, spec)
     pieces = without_specks(pieces, height, spec)
-    if len(pieces) > 2 * spec["max_digits"] + 8:
+    if len(pieces) > spec["max_marks"]:
         raise TooManyDigitsError(f"too many digits: {len(pieces)} separate marks, a number has at most {spec['max_digits']} digits")
     parts = atoms(pieces, height, spec)
     spans = candidates(parts, height, spec)

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 from mnist_edge import runtime
 from mnist_edge.cli import main, read
 from mnist_edge.runtime import number
-from mnist_edge.runtime.errors import NoDigitError
+from mnist_edge.runtime.errors import ImageTooLargeError, NoDigitError
 
 SPEC = number.load_spec()
 HEIGHT = 56  # digit height in the constructed fields, pixels
@@ -213,13 +213,15 @@ def test_ruled_line_box_comb_and_specks(predictor, known):
     assert predictor.read(_photo(specks)).text == "638"
 
 
-def test_blank_field_is_an_error(predictor):
+def test_blank_field_lines_only_and_huge_image_are_errors(predictor):
     with pytest.raises(NoDigitError, match="blank"):
         predictor.read(np.full((100, 400), 235, np.uint8))
     lines_only = np.full((100, 400), 235, np.uint8)
     lines_only[60:62, 10:390] = 20
     with pytest.raises(NoDigitError):
         predictor.read(lines_only)
+    with pytest.raises(ImageTooLargeError, match="pixel limit"):
+        predictor.read(lines_only, max_pixels=10_000)
 
 
 def test_too_many_digits_is_an_error(predictor, known):
