@@ -194,7 +194,19 @@ def remove_lines(ink: np.ndarray, mask: np.ndarray, spec: dict) -> np.ndarray:
     horizontal &= ~_crossings(horizontal, mask & ~horizontal)
     vertical = _dividers(down & ~horizontal, horizontal, rules)
     vertical &= ~_crossings(vertical.T, (mask & ~vertical & ~horizontal).T).T
-    return mask & ~horizontal & ~vertical
+    # A blurred line's soft edge goes with it: `line.edge` rows next to a horizontal line and
+    # columns next to a divider (not beside the pixels where a stroke crosses, which are kept).
+    edge = _spread(horizontal, rules["edge"]) | _spread(vertical.T, rules["edge"]).T
+    return mask & ~horizontal & ~vertical & ~edge
+
+
+def _spread(mask: np.ndarray, depth: int) -> np.ndarray:
+    """`mask` grown `depth` pixels up and down."""
+    out = mask.copy()
+    for step in range(1, depth + 1):
+        out[step:] |= mask[:-step]
+        out[:-step] |= mask[step:]
+    return out
 
 
 def _bridged(mask: np.ndarray, gap: int) -> np.ndarray:
