@@ -44,7 +44,22 @@ CONCURRENCY = 4  # predictions running at once; sessions are small and single-th
 # from this page. Checked from the PNG header, before any pixel is decoded.
 MAX_DRAWING_PIXELS = 4_000_000
 
+# The Gradio page's Content-Security-Policy: nothing from another origin (no fonts, scripts or
+# telemetry fetched from the internet; nothing sent elsewhere), no plugins, no framing. Gradio's
+# front end writes inline scripts and styles, and its drawing canvas (pixi.js) compiles shaders
+# with eval, so 'unsafe-inline' and 'unsafe-eval' stay (measured: without them the Sketchpad never
+# appears); the static web app
+# (demo/web_server.py SITE_CSP) has no inline code and a stricter policy.
+DEMO_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; media-src 'self' data: blob:; "
+    "worker-src 'self' blob:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
 NOTHING_DRAWN = "Draw a digit first (or upload an image)."
+# What the served page says for any file it did not receive itself: the same words whether the
+# path exists, is a folder or is unreadable, so the API reveals nothing about the server's files.
+NOT_AN_UPLOAD = "only images uploaded to or drawn on this page are read"
 REFRESH_SECONDS = 5  # how often an open page looks for newly published models
 
 
@@ -110,14 +125,20 @@ class DigitDemo:
     models: dict[str, ModelChoice]
     collect: Path | None = None  # where "this is a N" saves samples (mnist-edge demo --collect)
     root: Path | None = None  # the folder the models were found in, looked at again by refresh()
+    # Served: only files inside this folder (Gradio's upload folder) are ever read; None: any
+    # image a Python caller passes.
+    uploads: Path | None = None
     _predictors: dict[tuple[str, str, str], tuple[runtime.Predictor, contextlib.AbstractContextManager]] = field(
         default_factory=dict, repr=False
     )
     _loading: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def from_root(cls, root: Path, collect: Path | None = None) -> "DigitDemo":
-        return cls(find_models(Path(root)), collect=Path(collect) if collect else None, root=Path(root))
+    def from_root(cls, root: Path, collect: Path | None = None, uploads: Path | None = None) -> "DigitDemo":
+        return cls(
+            find_models(Path(root)), collect=Path(collect) if collect else None, root=Path(root),
+            uploads=Path(os.path.realpath(uploads)) if uploads else None,
+        )
 
     def refresh(self) -> bool:
         """Pick up models published, re-published or removed since the page started (a pipeline
@@ -165,7 +186,7 @@ class DigitDemo:
         if self.collect is None:
             return ""
         counts = count_samples(self.collect, self.class_names(model))
-        return f"Saved in {self.collect}: " + " · ".join(f"{name}: {n}" for name, n in counts.items())
+        return f"Saved in {self.collect.name}/: " + " · ".join(f"{name}: {n}" for name, n in counts.items())
 
     def save(self, image, label: str, model: str) -> tuple[str, str]:
         """Save the drawing or upload in front into the collect folder as an example of `label`:
@@ -179,6 +200,9 @@ class DigitDemo:
         source, shown_name, drawn = _image_source(image)
         if source is None:
             return NOTHING_DRAWN, self.counter(model)
+        source = _readable_source(source, self.uploads)
+        if source is None:
+            return f"Not saved: {NOT_AN_UPLOAD}.", self.counter(model)
         try:
             predictor, _ = self.predictor(model, *self._first_choice(model))
             predictor.prepare(source, max_pixels=MAX_DRAWING_PIXELS if drawn else None)
@@ -191,7 +215,7 @@ class DigitDemo:
         except MnistEdgeError as exc:
             return f"Not saved: {exc}", self.counter(model)
         path = save_sample(self.collect, label, content, suffix)
-        return f"Saved as {path} ({label}).", self.counter(model)
+        return f"Saved as {path.relative_to(self.collect).as_posix()} ({label}).", self.counter(model)
 
     def _first_choice(self, model: str) -> tuple[str, str]:
         choice = self.models[model]
@@ -228,6 +252,9 @@ class DigitDemo:
         source, shown_name, drawn = _image_source(image)
         if source is None:
             return None, None, NOTHING_DRAWN
+        source = _readable_source(source, self.uploads)
+        if source is None:
+            return None, None, f"Cannot read this image: {NOT_AN_UPLOAD}."
         try:
             predictor, guard = self.predictor(model, engine, precision)
             start = time.perf_counter()
@@ -265,6 +292,7 @@ class DigitDemo:
         from mnist_edge.runtime.explain import OCCLUSION_PATCH, occlusion_map
 
         source, _, drawn = _image_source(image)
+        source = _readable_source(source, self.uploads) if source is not None else None
         if source is None or (model not in self.models and not (self.refresh() and model in self.models)):
             return None, ""
         try:
@@ -324,6 +352,18 @@ def _file_path(value) -> str | None:
     if isinstance(value, dict) and value.get("path"):
         return str(value["path"])
     return None
+
+
+def _readable_source(source, uploads: Path | None):
+    """`source` if it may be read, else None. Served (`uploads` set), only a file inside the upload
+    folder is read, by its real path (a symlink out of it is refused); anything else an API caller
+    sends (a server path, a list of numbers) is refused without looking at what it names."""
+    if uploads is None:
+        return source
+    if not isinstance(source, str) or "\0" in source:
+        return None
+    real = Path(os.path.realpath(source))
+    return str(real) if real.is_relative_to(uploads) and real != uploads else None
 
 
 def _image_source(image) -> tuple[object | None, str | None, bool]:
@@ -395,7 +435,9 @@ def build_app(
     from mnist_edge.errors import require
 
     gr = require("gradio")
-    demo = DigitDemo.from_root(Path(model_root), collect=collect)
+    from gradio.utils import get_upload_folder
+
+    demo = DigitDemo.from_root(Path(model_root), collect=collect, uploads=Path(get_upload_folder()))
     model_names = list(demo.models)
     first = demo.models[model_names[0]]
     first_engine = first.engines[0]
@@ -594,10 +636,11 @@ def launch(
     """Serve the demo until interrupted. Local only by default; `share` asks Gradio for a public link."""
     app = build_app(Path(model_root), collect=collect)
     names = ", ".join(app.digit_demo.models)
+    one_line_errors()
     try:
         app.queue(default_concurrency_limit=CONCURRENCY).launch(
             server_name=host, server_port=port, share=share, max_file_size=max_file_size,
-            prevent_thread_lock=True, quiet=True,
+            prevent_thread_lock=True, quiet=True, app_kwargs=security_headers(),
         )
     except OSError as exc:
         raise MnistEdgeError(f"cannot serve on {host}:{port}: {exc}") from None
@@ -608,6 +651,58 @@ def launch(
         # SIGTERM (a service manager, `docker stop`) closes the server like Ctrl+C does.
         signal.signal(signal.SIGTERM, _interrupt)
     app.block_thread()  # until interrupted, then closes the server
+
+
+def security_headers() -> dict:
+    """FastAPI arguments that add DEMO_CSP (and nosniff) to every response of the demo."""
+    from starlette.middleware import Middleware
+
+    class SecurityHeaders:
+        def __init__(self, app):
+            self.app = app
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] != "http":
+                return await self.app(scope, receive, send)
+
+            async def send_with_headers(message):
+                if message["type"] == "http.response.start":
+                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-security-policy"]
+                    headers += [(b"content-security-policy", DEMO_CSP.encode()), (b"x-content-type-options", b"nosniff")]
+                    message = {**message, "headers": headers}
+                await send(message)
+
+            await self.app(scope, receive, send_with_headers)
+
+    return {"middleware": [Middleware(SecurityHeaders)]}
+
+
+def one_line_errors() -> None:
+    """A client hanging up mid-upload, or a request Gradio refuses (data that fails its checks), is
+    one line in the demo's log, not a traceback: both are normal on a public page."""
+    import logging
+    import types
+
+    import gradio.queueing
+    import gradio.route_utils
+    import gradio.routes
+
+    def say(error: BaseException | None) -> str:
+        if type(error).__name__ == "ClientDisconnect":
+            return "mnist-edge demo: a client hung up mid-request"
+        return f"mnist-edge demo: a request failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+
+    class OneLine(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if record.exc_info:
+                record.msg, record.args = say(record.exc_info[1]), ()
+                record.exc_info = record.exc_text = None
+            return True
+
+    logging.getLogger("uvicorn.error").addFilter(OneLine())
+    shim = types.SimpleNamespace(print_exc=lambda *args, **kwargs: print(say(sys.exc_info()[1]), file=sys.stderr, flush=True))
+    for module in (gradio.queueing, gradio.route_utils, gradio.routes):
+        module.traceback = shim
 
 
 def _interrupt(signum, frame):

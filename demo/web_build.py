@@ -42,6 +42,8 @@ SITE_MARKER = ".mnist-edge-site"  # an --out folder holding this may be replaced
 MODELS_INDEX = "models.json"
 DEFAULT_PRECISIONS = ("int8",)  # the smallest download that keeps the test accuracy
 NPM_TIMEOUT = 600
+# A bundled model's folder is named after its manifest's model name: a plain name, never a path.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class WebBuildError(MnistEdgeError):
@@ -96,6 +98,7 @@ def choose_models(
     if not exports:
         raise WebBuildError(f"no exported model under {root}; run `mnist-edge pipeline` (or `mnist-edge export`) first")
     manifests = [read_manifest(path) for path in exports]
+    check_model_names(manifests)
     by_name = {m.name: m for m in manifests}
     missing = [n for n in names if n not in by_name]
     if missing:
@@ -112,6 +115,24 @@ def choose_models(
                 )
             chosen.append(BundledModel(manifest, *found))
     return chosen
+
+
+def check_model_names(manifests: list[Manifest]) -> None:
+    """Each model name is a plain folder name (a manifest's `../x` never becomes a path) and
+    names one export only."""
+    seen: dict[str, Manifest] = {}
+    for manifest in manifests:
+        if not MODEL_NAME.fullmatch(manifest.name):
+            raise WebBuildError(
+                f"{manifest.where}: model name {manifest.name!r} is not a plain name (letters, digits, '.', '_', '-', "
+                "at most 64, starting with a letter or digit); the site names a folder after it"
+            )
+        if manifest.name in seen:
+            raise WebBuildError(
+                f"two exports are named {manifest.name!r} ({seen[manifest.name].where} and {manifest.where}); "
+                "choose one with --model, or point at one folder"
+            )
+        seen[manifest.name] = manifest
 
 
 # --- the npm packages -----------------------------------------------------------------------
@@ -230,7 +251,17 @@ def copy_model(manifest: Manifest, bundled: list[BundledModel], staging: Path, e
         atomic_write_bytes(folder / m.artifact.file, read_verified(manifest, m.artifact))
     libraries = {**manifest.libraries, **{engine: runtime["version"] for engine, runtime in engines.items()}}
     site_manifest = dataclasses.replace(manifest, artifacts=tuple(m.artifact for m in bundled), libraries=libraries)
-    write_manifest(folder, site_manifest)
+    write_manifest(folder, published(site_manifest))
+
+
+def published(manifest: Manifest) -> Manifest:
+    """The manifest as the site publishes it: nothing about the build machine (its platform, the
+    local path of the test set; the test set's fingerprint stays)."""
+    source = manifest.test_set.source
+    public = source if "://" in source else (Path(source).name or "local copy")
+    return dataclasses.replace(
+        manifest, platform={}, test_set=dataclasses.replace(manifest.test_set, source=public)
+    )
 
 
 def models_index(models: list[BundledModel], engines: dict) -> dict:

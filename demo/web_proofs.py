@@ -52,6 +52,7 @@ CANVAS = 280  # the page's canvas (demo/web/js/draw.js CANVAS_SIZE)
 PEN_WIDTHS = (6, 10, 14, 20, 28, 36)  # in canvas pixels: thin strokes take the thickening path
 PAGE_USE_DIGITS = 3
 PAGE_TIMEOUT_MS = 60_000
+PROOF_PREFIXES = ("/proof/",)  # the harness page (an inline import map): outside the site's CSP
 
 
 class BrowserUnavailable(MnistEdgeError):
@@ -190,7 +191,7 @@ def prove_models(page, base_url: str, site: Path, manifests: list[Manifest], x: 
     from mnist_edge.export.parity import compare
 
     page.goto(base_url + "proof/")
-    page.wait_for_function("window.proofReady === true", timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_function("() => window.proofReady === true", timeout=PAGE_TIMEOUT_MS)
     runs = []
     for manifest in manifests:
         for artifact in manifest.artifacts:
@@ -378,9 +379,10 @@ class PreprocessingParity:
 
 
 def open_app(page, url: str) -> None:
-    """Open the web app and wait until its first model is loaded."""
+    """Open the web app and wait until its first model is loaded. (The site's CSP forbids eval:
+    every wait below is a function, which Playwright runs without it.)"""
     page.goto(url)
-    page.wait_for_function("window.mnistEdge !== undefined", timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_function("() => window.mnistEdge !== undefined", timeout=PAGE_TIMEOUT_MS)
     page.evaluate("window.mnistEdge.ready")
 
 
@@ -487,8 +489,8 @@ def read_drawing(page, strokes: list[dict], *, via: str = "mouse") -> str:
     before = page.evaluate("window.mnistEdge.state.answered")
     (draw_with_mouse if via == "mouse" else draw_with_touch)(page, strokes)
     # Each stroke's end asks for a prediction (a lone bar may be refused as "no digit").
-    page.wait_for_function(f"window.mnistEdge.state.answered >= {before + len(strokes)}", timeout=PAGE_TIMEOUT_MS)
-    page.wait_for_function("document.querySelector('#top li .label') !== null", timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_function(f"() => window.mnistEdge.state.answered >= {before + len(strokes)}", timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_function("() => document.querySelector('#top li .label') !== null", timeout=PAGE_TIMEOUT_MS)
     return page.locator("#top li .label").first.inner_text()
 
 
@@ -529,7 +531,7 @@ def only_this_host(context, url: str) -> list[str]:
 
 def wait_for_service_worker(page) -> bool:
     try:
-        page.wait_for_function("navigator.serviceWorker && navigator.serviceWorker.controller !== null", timeout=PAGE_TIMEOUT_MS)
+        page.wait_for_function("() => navigator.serviceWorker && navigator.serviceWorker.controller !== null", timeout=PAGE_TIMEOUT_MS)
         return True
     except Exception:
         return False
@@ -767,7 +769,7 @@ def run_proofs(site: Path, models, node_modules: Path, dataset, *, screenshots: 
     with tempfile.TemporaryDirectory(prefix="mnist-edge-proofs-") as tmp, chromium() as browser:
         work = Path(tmp)
         data_file = write_test_images(x, work)
-        with SiteServer(proof_mounts(site, manifests, node_modules, work)) as server:
+        with SiteServer(proof_mounts(site, manifests, node_modules, work), csp_exempt=PROOF_PREFIXES) as server:
             page = browser.new_page()
             runs = prove_models(page, server.url, site, manifests, x, labels, data_file)
             open_app(page, server.url)

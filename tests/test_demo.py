@@ -25,7 +25,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mnist_edge import runtime
-from mnist_edge.demo.app import BRUSH_RADIUS, CANVAS_SIZE, NOTHING_DRAWN, DigitDemo, example_digits, find_models
+from mnist_edge.demo.app import (
+    BRUSH_RADIUS, CANVAS_SIZE, DEMO_CSP, NOTHING_DRAWN, DigitDemo, example_digits, find_models,
+)
 from mnist_edge.errors import MnistEdgeError
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -35,6 +37,8 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run",
 ]
+CSP_WATCH = """window.cspViolations = [];
+document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"""
 REDRAWN_DIGITS = 50
 LOAD_REQUESTS = 200
 LOAD_CLIENTS = 20
@@ -156,6 +160,7 @@ def server(model_root, tmp_path_factory):
             time.sleep(0.25)
         SERVER_PROCESS["demo"] = process
         SERVER_PROCESS["collect"] = work / "mine"
+        SERVER_PROCESS["log"] = log_path
         yield url
     finally:
         process.terminate()  # SIGTERM: the demo closes its server, as on Ctrl+C
@@ -403,7 +408,9 @@ def test_browser_draws_digits_and_reads_an_example(server, mlp_export, test_arti
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(server, wait_until="load")
+            page.add_init_script(CSP_WATCH)
+            response = page.goto(server, wait_until="load")
+            assert response.headers["content-security-policy"] == DEMO_CSP
             page.wait_for_selector("#sketch canvas", timeout=30_000)
             prediction = page.locator("#prediction [data-testid='label-output-value']")
             status = page.locator("#status textarea")
@@ -455,6 +462,7 @@ def test_browser_draws_digits_and_reads_an_example(server, mlp_export, test_arti
             expect(prediction).to_have_text(example_expected)
             expect(page.get_by_role("radio", name="fp16")).to_be_visible()
             page.screenshot(path=str(test_artifacts_dir / "demo-upload.png"), full_page=True)
+            assert page.evaluate("window.cspViolations") == []  # everything above ran under DEMO_CSP
         finally:
             browser.close()
 
@@ -471,15 +479,28 @@ def _call_over_http(http, server: str, endpoint: str, path: Path, *, drawing: bo
     image = {"path": response.json()[0], "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
     if drawing:
         image = {"background": None, "layers": [], "composite": image, "id": None}
-    response = http.post(f"{api}/call/{endpoint}", json={"data": [image, "mlp", "fp32", "onnxruntime"]})
+    return _call_api(http, server, endpoint, [image, "mlp", "fp32", "onnxruntime"])
+
+
+def _call_api(http, server: str, endpoint: str, data: list) -> list:
+    """One call of `endpoint` with `data` as sent (no upload): its result from the event stream."""
+    event, payload = _api_event(http, server, endpoint, data)
+    assert event == "complete", f"{endpoint}: {event} {payload}"
+    return payload
+
+
+def _api_event(http, server: str, endpoint: str, data: list) -> tuple[str, object]:
+    """The last event of one call of `endpoint` ("complete" or "error") and its data."""
+    api = f"{server}gradio_api"
+    response = http.post(f"{api}/call/{endpoint}", json={"data": data})
     response.raise_for_status()
     response = http.get(f"{api}/call/{endpoint}/{response.json()['event_id']}")
     event = None
     for line in response.text.splitlines():
         if line.startswith("event:"):
             event = line.removeprefix("event:").strip()
-        elif line.startswith("data:") and event == "complete":
-            return json.loads(line.removeprefix("data:"))
+        elif line.startswith("data:") and event in ("complete", "error"):
+            return event, json.loads(line.removeprefix("data:"))
     raise AssertionError(f"no result in the event stream: {response.text[:500]}")
 
 
@@ -585,7 +606,8 @@ def test_save_keeps_readable_samples_only(model_root, mnist, tmp_path):
     drawing = sketch_value(draw_lines(SEVEN))
     message, counter = demo.save(drawing, "7", "mlp")
     (saved,) = (tmp_path / "mine" / "7").glob("*.png")
-    assert message == f"Saved as {saved} (7)." and "7: 1" in counter and "1: 0" in counter
+    assert message == f"Saved as 7/{saved.name} (7)." and "7: 1" in counter and "1: 0" in counter
+    assert str(tmp_path) not in message + counter
     np.testing.assert_array_equal(np.asarray(Image.open(saved)), drawing["composite"])  # the drawing as it was
     message, _ = demo.save(drawing, "7", "mlp")
     assert len(list((tmp_path / "mine" / "7").glob("*.png"))) == 2  # a second file, never an overwrite
@@ -612,6 +634,73 @@ def test_api_saves_an_upload_into_the_collect_folder(server, digit_files):
         stream = http.get(f"{api}/call/collect/{response.json()['event_id']}").text
     message, counter = json.loads(next(line[5:] for line in stream.splitlines() if line.startswith("data:")))
     files = sorted((collect / "0").glob("*.png"))
-    assert len(files) == before + 1 and message == f"Saved as {files[-1]} (0)."
-    assert f"0: {before + 1}" in counter
+    assert len(files) == before + 1 and message == f"Saved as 0/{files[-1].name} (0)."  # no server path
+    assert f"0: {before + 1}" in counter and str(collect) not in counter
     assert files[-1].read_bytes() == path.read_bytes()  # the upload as it was sent
+
+
+# --- server files are never read through the API ------------------------------------------------
+
+
+def test_api_reads_only_what_was_uploaded_and_names_no_server_path(server, digit_files):
+    """Gradio file data without `meta` (or a bare path) is not checked by Gradio: the demo reads
+    only files inside Gradio's upload folder. A digit PNG on the server, a secret, a folder and a
+    missing file all get the same words, so the reply says nothing about the server's files."""
+    import httpx
+
+    collect = SERVER_PROCESS["collect"]
+    before = sorted(p for p in collect.rglob("*"))
+    on_server = str(digit_files[0][0])  # a readable digit image on the server that nobody uploaded
+    paths = [on_server, "/etc/passwd", "/etc", "/no/such/file.png", "/proc/self/environ", "../../etc/hostname"]
+    refused = "Cannot read this image: only images uploaded to or drawn on this page are read."
+    with httpx.Client(timeout=60) as http:
+        for path in paths:
+            for value in ({"path": path}, {"path": path, "orig_name": "digit.png"}, path):
+                # Gradio's own checks refuse some shapes (a bare path; file data without `meta`
+                # inside a drawing) with an empty error; the rest reach the demo, which refuses them.
+                # Either way nothing is read and the answer is the same whatever the path names.
+                gradio_refused = ("error", {"error": None})
+                drawing = {"background": None, "layers": [], "composite": value, "id": None}
+                for endpoint, image in (("predict_upload", value), ("predict_drawing", drawing)):
+                    event, answer = _api_event(http, server, endpoint, [image, "mlp", "fp32", "onnxruntime"])
+                    if endpoint == "predict_upload" and isinstance(value, dict):
+                        assert event == "complete"  # this one reaches the demo's own check
+                    if (event, answer) != gradio_refused:
+                        labels, model_input, status = answer
+                        assert not (labels or {}).get("label") and model_input is None, (path, status)
+                        assert status == refused, (path, status)
+                for endpoint, image in (("explain_upload", value), ("explain_drawing", drawing)):
+                    event, answer = _api_event(http, server, endpoint, [image, "mlp", "fp32", "onnxruntime"])
+                    assert (event, answer) == gradio_refused or answer == [None, ""], (path, answer)
+                event, answer = _api_event(http, server, "collect", ["upload", None, value, "0", "mlp"])
+                if (event, answer) != gradio_refused:
+                    message, counter = answer
+                    assert message == "Not saved: only images uploaded to or drawn on this page are read.", message
+                    assert str(collect) not in counter, counter
+    assert sorted(p for p in collect.rglob("*")) == before  # nothing was copied in
+
+
+def test_a_client_hanging_up_mid_upload_is_one_line_in_the_log(server):
+    """Half an upload, then the connection closes: the demo logs one line (no traceback, which the
+    server fixture also checks at the end) and keeps serving."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(server)
+    boundary = "mnistedgeboundary"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="digit.png"\r\nContent-Type: image/png\r\n\r\n'
+    for _ in range(3):
+        with socket.create_connection((url.hostname, url.port), timeout=10) as connection:
+            connection.sendall(
+                f"POST /gradio_api/upload HTTP/1.1\r\nHost: {url.netloc}\r\n"
+                f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 1000000\r\n\r\n".encode()
+                + head.encode() + b"\x89PNG" + b"\0" * 200_000
+            )
+            time.sleep(0.3)  # the server is reading the body when the client goes
+    deadline = time.monotonic() + 20
+    while "a client hung up" not in SERVER_PROCESS["log"].read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    log = SERVER_PROCESS["log"].read_text()
+    assert "mnist-edge demo: a client hung up mid-request" in log and "Traceback" not in log, log
+    with urllib.request.urlopen(server, timeout=10) as response:  # still serving
+        assert response.status == 200
