@@ -13,6 +13,7 @@ from mnist_edge.files import sha256_file
 from mnist_edge.manifest import EXPORT_DIR, Manifest, ManifestError, read_manifest
 from mnist_edge.signature import configured_signing_key, signed_with
 from mnist_edge.termination import on_exit_at_once
+from mnist_edge.demo.models import STATUS_FILE  # in the artifacts folder while a pipeline runs: what is still to come
 
 
 def _export_is_current(model_dir: Path) -> bool:
@@ -30,7 +31,6 @@ def _export_is_current(model_dir: Path) -> bool:
     )
 
 
-STATUS_FILE = "pipeline-status.json"  # in the artifacts folder while a pipeline runs: what is still to come
 SERVE_TIMEOUT = 120  # seconds the demo may take to answer after it is started
 WEB_TIMEOUT = 1800  # seconds the web app may take to build, prove itself in Chromium and answer
 COMPARED = ("mlp", "cnn")  # compare.md is written when both are trained and exported

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -39,6 +40,17 @@ CHROMIUM_ARGS = [
 ]
 CSP_WATCH = """window.cspViolations = [];
 document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"""
+# Is the model-input preview shown whole: its label not truncated, its picture inside its box?
+PREVIEW_FITS = """() => {
+  const block = document.querySelector('#model-input');
+  const label = [...block.querySelectorAll('*')].find((e) => [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.includes('What the model sees')));
+  const img = block.querySelector('img'), box = block.getBoundingClientRect(), pic = img.getBoundingClientRect();
+  const text = label.getBoundingClientRect();
+  const covered = [...block.querySelectorAll('button')].filter((b) => b.offsetParent !== null && !b.contains(img) && b !== label.closest('button')).some((b) => {
+    const r = b.getBoundingClientRect(); return r.width > 0 && r.left < text.right && r.right > text.left && r.top < text.bottom && r.bottom > text.top; });
+  return { label: label.textContent.trim(), labelWhole: !covered && label.scrollWidth <= label.clientWidth + 1 && text.right <= box.right + 1,
+           pictureWhole: pic.bottom <= box.bottom + 1 && pic.right <= box.right + 1 && Math.abs(pic.height - pic.width) < 2 && pic.height >= 200 };
+}"""
 REDRAWN_DIGITS = 50
 LOAD_REQUESTS = 200
 LOAD_CLIENTS = 20
@@ -232,7 +244,7 @@ def test_a_drawn_one_and_seven(digit_demo, backend, precision):
         assert len(labels) == 10 and abs(sum(labels.values()) - 1) < 0.02  # int8 outputs step by 1/256
 
 
-def test_bad_input_gives_a_message_not_an_exception(digit_demo, digit_files, tmp_path, monkeypatch):
+def test_bad_input_gives_a_message_not_an_exception(digit_demo, digit_files, tmp_path):
     digit_png = digit_files[0][0]
 
     def check(image, expected: str, *, precision="fp32", backend="onnxruntime"):
@@ -254,12 +266,11 @@ def test_bad_input_gives_a_message_not_an_exception(digit_demo, digit_files, tmp
     status = check({"path": str(text), "orig_name": "holiday.png"}, "holiday.png: not a readable image")
     assert str(tmp_path) not in status
 
-    monkeypatch.setattr("mnist_edge.demo.app.MAX_DRAWING_PIXELS", 100_000)  # drawings get the canvas's limit
-    check(sketch_value(draw_lines(ONE)), "over the 100,000-pixel limit")
-    monkeypatch.undo()
-    monkeypatch.setattr(runtime.preprocess, "MAX_PIXELS", 10_000)  # uploads the runtime's
-    check(str(digit_png), "over the 10,000-pixel limit")
-    monkeypatch.undo()
+    limited = DigitDemo.from_root(digit_demo.catalog.root, max_drawing_pixels=100_000, max_upload_pixels=10_000)
+    labels, model_input, status = limited.predict(sketch_value(draw_lines(ONE)), "mlp", "fp32", "onnxruntime")
+    assert "over the 100,000-pixel limit" in status, status  # drawings get the canvas's limit
+    labels, model_input, status = limited.predict(str(digit_png), "mlp", "fp32", "onnxruntime")
+    assert "over the 10,000-pixel limit" in status, status  # uploads their own
 
     check(sketch_value(draw_lines(ONE)), "no onnxruntime fp16 artifact", precision="fp16")
     labels, _, _ = digit_demo.predict(sketch_value(draw_lines(ONE)), "mlp", "fp32", "onnxruntime")
@@ -429,10 +440,14 @@ def test_browser_draws_digits_and_reads_an_example(server, mlp_export, test_arti
                 page.mouse.up()
 
             # The canvas shows at about 72% here: 220 screen pixels are about 300 canvas pixels.
-            brush.click()  # strokes register only once the Brush tool is selected
+            # The first stroke draws without choosing a tool: the page selects the brush itself.
             stroke([(0, -110), (0, 110)])
             expect(prediction).to_have_text("1", timeout=20_000)
             expect(status).to_have_value(re.compile(r"^1 \(\d+%\) in [\d.]+ ms"))
+            # "What the model sees (28x28)": its whole label and picture show in a 1280-px window.
+            expect(page.locator("#model-input img")).to_be_visible(timeout=20_000)
+            fits = page.evaluate(PREVIEW_FITS)
+            assert fits["label"] == "What the model sees (28x28)" and fits["labelWhole"] and fits["pictureWhole"], fits
 
             page.locator("#sketch button[aria-label='Clear canvas']").click()
             expect(status).to_have_value(re.compile("Draw a digit first"), timeout=20_000)
@@ -704,3 +719,32 @@ def test_a_client_hanging_up_mid_upload_is_one_line_in_the_log(server):
     assert "mnist-edge demo: a client hung up mid-request" in log and "Traceback" not in log, log
     with urllib.request.urlopen(server, timeout=10) as response:  # still serving
         assert response.status == 200
+
+
+# --- the first page a new user sees --------------------------------------------------------------
+
+
+def _relabelled_export(mlp_export: Path, root: Path, name: str, accuracy: float) -> None:
+    copy = root / name / "export"
+    shutil.copytree(mlp_export, copy)
+    data = json.loads((copy / "manifest.json").read_text())
+    data["model"]["name"], data["model"]["test_accuracy"] = name, accuracy
+    (copy / "manifest.json").write_text(json.dumps(data))
+
+
+def test_a_fresh_page_selects_the_most_accurate_model_and_the_notice_has_no_emoji(mlp_export, tmp_path):
+    from mnist_edge.demo.app import build_app
+    from mnist_edge.demo.models import STATUS_FILE
+
+    root = tmp_path / "artifacts"
+    _relabelled_export(mlp_export, root, "cnn", 0.9816)
+    _relabelled_export(mlp_export, root, "mlp", 0.9916)
+    (root / STATUS_FILE).write_text(json.dumps({"pid": os.getpid(), "pending": ["big"], "current": "big", "stage": "training"}))
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    app = build_app(root, examples=False)
+    menu = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "model")
+    assert list(app.digit_demo.models) == ["cnn", "mlp"]  # the menu's order is unchanged
+    assert menu.value == "mlp"  # but the best model is the one selected
+    notice = app.digit_demo.pending_notice()
+    assert "Still being made (now training big): **big**" in notice
+    assert notice.isascii(), notice  # no emoji that a browser without an emoji font shows as a box
