@@ -185,6 +185,40 @@ def mime_type(path: Path) -> str:
     return MIME_TYPES.get(path.suffix.lower(), BINARY)
 
 
+def _send_file(handler, server: SiteServer, file: Path, send_body: bool) -> None:
+    """Answer with `file`: gzipped when the client takes it, a 304 when its ETag still matches."""
+    stat = file.stat()
+    content_type = mime_type(file)
+    use_gzip = (
+        server.compress
+        and content_type not in UNCOMPRESSED
+        and "gzip" in handler.headers.get("Accept-Encoding", "")
+    )
+    etag = '"' + hashlib.sha1(f"{stat.st_mtime_ns}-{stat.st_size}-{use_gzip}".encode()).hexdigest()[:20] + '"'
+    if etag in [t.strip() for t in handler.headers.get("If-None-Match", "").split(",")]:
+        handler.send_response(HTTPStatus.NOT_MODIFIED)
+        handler.send_header("ETag", etag)
+        handler.send_header("Cache-Control", "no-cache")
+        handler.end_headers()
+        server.record(Transfer(handler.path, 304, 0, False))
+        return
+    body = server.gzipped(file, stat) if use_gzip else file.read_bytes()
+    handler.send_response(HTTPStatus.OK)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.send_header("ETag", etag)
+    # Always revalidate: a rebuilt site is seen at once; the service worker serves offline.
+    handler.send_header("Cache-Control", "no-cache")
+    handler.send_security_headers()
+    if use_gzip:
+        handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Vary", "Accept-Encoding")
+    handler.end_headers()
+    if send_body:
+        handler.wfile.write(body)
+    server.record(Transfer(handler.path, 200, len(body) if send_body else 0, use_gzip))
+
+
 def _handler_for(server: SiteServer):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -205,38 +239,9 @@ def _handler_for(server: SiteServer):
             if file is None:
                 self._send_plain(HTTPStatus.NOT_FOUND, b"not found\n", send_body)
                 return
-            stat = file.stat()
-            content_type = mime_type(file)
-            use_gzip = (
-                server.compress
-                and content_type not in UNCOMPRESSED
-                and "gzip" in self.headers.get("Accept-Encoding", "")
-            )
-            etag = '"' + hashlib.sha1(f"{stat.st_mtime_ns}-{stat.st_size}-{use_gzip}".encode()).hexdigest()[:20] + '"'
-            if etag in [t.strip() for t in self.headers.get("If-None-Match", "").split(",")]:
-                self.send_response(HTTPStatus.NOT_MODIFIED)
-                self.send_header("ETag", etag)
-                self.send_header("Cache-Control", "no-cache")
-                self.end_headers()
-                server.record(Transfer(self.path, 304, 0, False))
-                return
-            body = server.gzipped(file, stat) if use_gzip else file.read_bytes()
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("ETag", etag)
-            # Always revalidate: a rebuilt site is seen at once; the service worker serves offline.
-            self.send_header("Cache-Control", "no-cache")
-            self._send_security_headers()
-            if use_gzip:
-                self.send_header("Content-Encoding", "gzip")
-                self.send_header("Vary", "Accept-Encoding")
-            self.end_headers()
-            if send_body:
-                self.wfile.write(body)
-            server.record(Transfer(self.path, 200, len(body) if send_body else 0, use_gzip))
+            _send_file(self, server, file, send_body)
 
-        def _send_security_headers(self) -> None:
+        def send_security_headers(self) -> None:
             self.send_header("X-Content-Type-Options", "nosniff")
             policy = server.policy_for(self.path)
             if policy:
@@ -246,7 +251,7 @@ def _handler_for(server: SiteServer):
             self.send_response(status)
             self.send_header("Content-Type", "text/plain; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
-            self._send_security_headers()
+            self.send_security_headers()
             self.end_headers()
             if send_body:
                 self.wfile.write(body)

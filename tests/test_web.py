@@ -607,3 +607,24 @@ def test_the_app_works_under_its_content_security_policy(browser, server, digits
         assert violations and all(v.startswith("script-src") for v in violations), violations
     finally:
         page.close()
+
+
+def test_an_unchanged_site_keeps_its_proofs_and_a_changed_one_is_proven_again(mlp_export, node_modules, tmp_path):
+    """The proofs are cached by content: the build's Chromium step (counted here; the proofs
+    themselves are tested above) runs once for two identical builds, and again when the site changes."""
+    calls, logs = [], []
+
+    def run(site, models, node_modules, dataset, screenshots=None):
+        calls.append(site)
+        return web_proofs.ProofReport(chromium="counted", images=len(dataset.test))
+
+    steps = dataclasses.replace(web_proofs.STEPS, run=run)
+    out = tmp_path / "site"
+    web_build.build_site(mlp_export, out, proofs="on", steps=steps, log=logs.append)
+    first_report = (out / "parity.md").read_text()
+    again = web_build.build_site(mlp_export, out, proofs="on", steps=steps, log=logs.append)
+    assert len(calls) == 1 and again.report.failures() == [] and again.report.chromium == "counted"
+    assert any("unchanged since its proofs passed" in line for line in logs), logs
+    assert (out / "parity.md").read_text() == first_report and (out / "sw.js").is_file()
+    web_build.build_site(mlp_export, out, precisions=("int8", "fp32"), proofs="on", steps=steps, log=logs.append)
+    assert len(calls) == 2  # another site: proven again
