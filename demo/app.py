@@ -49,6 +49,12 @@ DEMO_CSP = (
 
 
 
+# Gradio keeps each session's state (every API call without a session is a new one) until 10,000
+# are held: about 80 KB each, measured, so the demo grew by some 800 MB before any was dropped. The
+# demo keeps the most recent SESSION_CAPACITY (README, "Reliability": memory).
+SESSION_CAPACITY = 200
+
+
 class DigitDemo:
     """What the page calls: the service's typed results as Gradio's tuples of outputs, plus the
     catalog's models and the pipeline's notice."""
@@ -131,8 +137,10 @@ def launch(
     share: bool = False,
     max_file_size: str | int = "5mb",
     collect: Path | None = None,
+    sessions: int = SESSION_CAPACITY,
 ) -> None:
-    """Serve the demo until interrupted. Local only by default; `share` asks Gradio for a public link."""
+    """Serve the demo until interrupted. Local only by default; `share` asks Gradio for a public link.
+    `sessions`: how many sessions' state Gradio keeps (the oldest are dropped), which bounds memory."""
     app = build_app(Path(model_root), collect=collect)
     names = ", ".join(app.digit_demo.models)
     one_line_errors()
@@ -140,6 +148,7 @@ def launch(
         app.queue(default_concurrency_limit=CONCURRENCY).launch(
             server_name=host, server_port=port, share=share, max_file_size=max_file_size,
             prevent_thread_lock=True, quiet=True, app_kwargs=security_headers(),
+            state_session_capacity=sessions,
         )
     except OSError as exc:
         raise MnistEdgeError(f"cannot serve on {host}:{port}: {exc}") from None

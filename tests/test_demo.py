@@ -51,6 +51,7 @@ PREVIEW_FITS = """() => {
   return { label: label.textContent.trim(), labelWhole: !covered && label.scrollWidth <= label.clientWidth + 1 && text.right <= box.right + 1,
            pictureWhole: pic.bottom <= box.bottom + 1 && pic.right <= box.right + 1 && Math.abs(pic.height - pic.width) < 2 && pic.height >= 200 };
 }"""
+SESSIONS = 40  # the server keeps this many sessions' state (mnist-edge demo --sessions)
 REDRAWN_DIGITS = 50
 LOAD_REQUESTS = 200
 LOAD_CLIENTS = 20
@@ -153,7 +154,8 @@ def server(model_root, tmp_path_factory):
     log_path = work / "server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [*_demo_command(), "demo", "--model", str(model_root), "--port", str(port), "--collect", str(work / "mine")],
+            [*_demo_command(), "demo", "--model", str(model_root), "--port", str(port), "--collect", str(work / "mine"),
+             "--sessions", str(SESSIONS)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=work, env=env,
         )
     try:
@@ -748,3 +750,63 @@ def test_a_fresh_page_selects_the_most_accurate_model_and_the_notice_has_no_emoj
     notice = app.digit_demo.pending_notice()
     assert "Still being made (now training big): **big**" in notice
     assert notice.isascii(), notice  # no emoji that a browser without an emoji font shows as a box
+
+
+def test_the_pipeline_says_others_are_being_made_only_when_some_are():
+    from mnist_edge.pipeline import demo_started_line
+
+    url = "http://127.0.0.1:7860/"
+    assert demo_started_line(url, "mlp", ["cnn"]) == f"mnist-edge: the demo is serving the first model (mlp) at {url} while cnn is made"
+    assert demo_started_line(url, "mlp", []) == f"mnist-edge: the demo is serving at {url}"  # a second run: nothing to make
+    assert "while" not in demo_started_line(url, "cnn", ())
+
+
+# --- memory: bounded decoding, no growth with requests -------------------------------------------
+
+
+def test_large_uploads_decode_a_few_at_a_time_and_give_the_memory_back(server, tmp_path):
+    """Eight requests at once with a 15.9-megapixel WEBP of a few KB (just under the upload limit):
+    at most DECODE_SLOTS decode at a time, so the peak stays within the bound the README states,
+    and the memory goes back afterwards. A 40-megapixel upload is refused from its header."""
+    import httpx
+    from PIL import ImageDraw
+
+    from mnist_edge.demo.service import DECODE_SLOTS, MAX_UPLOAD_PIXELS
+
+    side = 3990  # 15.9 megapixels
+    photo = tmp_path / "one.webp"
+    image = Image.new("RGB", (side, side), (255, 255, 255))
+    ImageDraw.Draw(image).line([(side // 2, side // 5), (side // 2, side * 4 // 5)], fill=(0, 0, 0), width=side // 15)
+    image.save(photo, quality=50)
+    huge = tmp_path / "huge.webp"
+    Image.new("RGB", (6400, 6400), (255, 255, 255)).save(huge, quality=50)
+    pid = SERVER_PROCESS["demo"].pid
+    before = _memory_kib(pid, "VmRSS")
+    peak, done = [before], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak.append(_memory_kib(pid, "VmRSS"))
+            time.sleep(0.01)
+
+    def send(path):
+        with httpx.Client(timeout=300) as http:
+            return _call_over_http(http, server, "predict_upload", path)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(send, [photo] * 8 + [huge]))
+    finally:
+        done.set()
+        watcher.join()
+    time.sleep(0.5)
+    after = _memory_kib(pid, "VmRSS")
+    for labels, _, status in answers[:8]:
+        assert labels and labels["label"] == "1", status
+    assert f"over the {MAX_UPLOAD_PIXELS:,}-pixel limit" in answers[8][2], answers[8][2]
+    rise, kept = (max(peak) - before) / 1024, (after - before) / 1024
+    print(f"\n8 uploads of {side}x{side} at once: {before / 1024:.0f} MB before, peak +{rise:.0f} MB, after +{kept:.0f} MB")
+    assert rise < DECODE_SLOTS * 300  # 2 decodes of <= 16 MP at ~15 bytes a pixel (README)
+    assert kept < 150
