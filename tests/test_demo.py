@@ -810,3 +810,30 @@ def test_large_uploads_decode_a_few_at_a_time_and_give_the_memory_back(server, t
     print(f"\n8 uploads of {side}x{side} at once: {before / 1024:.0f} MB before, peak +{rise:.0f} MB, after +{kept:.0f} MB")
     assert rise < DECODE_SLOTS * 300  # 2 decodes of <= 16 MP at ~15 bytes a pixel (README)
     assert kept < 150
+
+
+def test_the_demo_modules_have_one_job_each_and_no_upward_import():
+    """app joins models, service and page without importing the pipeline (even inside a function);
+    the web proofs never import the build (it takes them as an argument); no function in demo/ is
+    over 60 lines."""
+    import ast
+
+    import mnist_edge.demo as package
+
+    folder = Path(package.__file__).parent
+    forbidden = {"pipeline": ("app", "models", "service", "page"), "web_build": tuple(
+        f.stem for f in folder.glob("web_*.py") if f.stem not in ("web_build", "web_server", "web_signing"))}
+    found, long = [], []
+    for file in folder.glob("*.py"):
+        tree = ast.parse(file.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                names += [a.name for a in node.names] if isinstance(node, ast.ImportFrom) else []
+                for target, importers in forbidden.items():
+                    if file.stem in importers and any(n.split(".")[-1] == target for n in names):
+                        found.append(f"{file.name} imports {target}")
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long.append(f"{file.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not found, found
+    assert not long, long
