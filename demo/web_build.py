@@ -33,15 +33,19 @@ from mnist_edge.errors import MnistEdgeError
 from mnist_edge.files import atomic_write_bytes, atomic_write_text, process_alive, sha256_file
 from mnist_edge.manifest import Artifact, Manifest, find_exports, read_manifest, write_manifest
 
-SOURCE = Path(__file__).with_name("web")  # the app's sources, package data of mnist_edge.demo
+from .web_source import SOURCE, manifests_of, package_version
+
 PACKAGE_FILES = ("package.json", "package-lock.json")
 APP_FILES = ("index.html", "app.css", "app.webmanifest", "js")  # copied as they are
 SERVICE_WORKER = "sw.js"  # copied with its list of files and version filled in
 PRECACHE_LINE = re.compile(r"^const PRECACHE = .*$", re.MULTILINE)
 SITE_MARKER = ".mnist-edge-site"  # an --out folder holding this may be replaced by a new build
+PROOF_KEY = ".mnist-edge-proofs"  # what the site's passed proofs were made for (build_site's proof_key)
 MODELS_INDEX = "models.json"
 DEFAULT_PRECISIONS = ("int8",)  # the smallest download that keeps the test accuracy
 NPM_TIMEOUT = 600
+# A bundled model's folder is named after its manifest's model name: a plain name, never a path.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class WebBuildError(MnistEdgeError):
@@ -96,6 +100,7 @@ def choose_models(
     if not exports:
         raise WebBuildError(f"no exported model under {root}; run `mnist-edge pipeline` (or `mnist-edge export`) first")
     manifests = [read_manifest(path) for path in exports]
+    check_model_names(manifests)
     by_name = {m.name: m for m in manifests}
     missing = [n for n in names if n not in by_name]
     if missing:
@@ -112,6 +117,24 @@ def choose_models(
                 )
             chosen.append(BundledModel(manifest, *found))
     return chosen
+
+
+def check_model_names(manifests: list[Manifest]) -> None:
+    """Each model name is a plain folder name (a manifest's `../x` never becomes a path) and
+    names one export only."""
+    seen: dict[str, Manifest] = {}
+    for manifest in manifests:
+        if not MODEL_NAME.fullmatch(manifest.name):
+            raise WebBuildError(
+                f"{manifest.where}: model name {manifest.name!r} is not a plain name (letters, digits, '.', '_', '-', "
+                "at most 64, starting with a letter or digit); the site names a folder after it"
+            )
+        if manifest.name in seen:
+            raise WebBuildError(
+                f"two exports are named {manifest.name!r} ({seen[manifest.name].where} and {manifest.where}); "
+                "choose one with --model, or point at one folder"
+            )
+        seen[manifest.name] = manifest
 
 
 # --- the npm packages -----------------------------------------------------------------------
@@ -155,10 +178,6 @@ def npm_modules(cache: Path | None = None) -> Path:
     except OSError:  # another build installed the same lockfile meanwhile
         shutil.rmtree(work, ignore_errors=True)
     return folder / "node_modules"
-
-
-def package_version(node_modules: Path, package: str) -> str:
-    return json.loads((node_modules / package / "package.json").read_text(encoding="utf-8"))["version"]
 
 
 def engine_runtime(engine: str, node_modules: Path) -> dict:
@@ -208,11 +227,6 @@ def stage_site(models: list[BundledModel], out: Path, node_modules: Path, public
     return staging
 
 
-def manifests_of(models: list[BundledModel]) -> list[Manifest]:
-    """Each bundled model's manifest once (a model may be bundled at several precisions)."""
-    return list({m.name: m.manifest for m in models}.values())
-
-
 def group_by_model(models: list[BundledModel]) -> list[tuple[Manifest, list[BundledModel]]]:
     groups: dict[str, list[BundledModel]] = {}
     for m in models:
@@ -230,7 +244,17 @@ def copy_model(manifest: Manifest, bundled: list[BundledModel], staging: Path, e
         atomic_write_bytes(folder / m.artifact.file, read_verified(manifest, m.artifact))
     libraries = {**manifest.libraries, **{engine: runtime["version"] for engine, runtime in engines.items()}}
     site_manifest = dataclasses.replace(manifest, artifacts=tuple(m.artifact for m in bundled), libraries=libraries)
-    write_manifest(folder, site_manifest)
+    write_manifest(folder, published(site_manifest))
+
+
+def published(manifest: Manifest) -> Manifest:
+    """The manifest as the site publishes it: nothing about the build machine (its platform, the
+    local path of the test set; the test set's fingerprint stays)."""
+    source = manifest.test_set.source
+    public = source if "://" in source else (Path(source).name or "local copy")
+    return dataclasses.replace(
+        manifest, platform={}, test_set=dataclasses.replace(manifest.test_set, source=public)
+    )
 
 
 def models_index(models: list[BundledModel], engines: dict) -> dict:
@@ -258,7 +282,7 @@ def precache_files(site: Path, models: list[BundledModel]) -> list[str]:
     page itself), except the model files of the models not shown first (the service worker keeps
     those when they are first chosen), so the first visit downloads one model, not all."""
     first = f"{models[0].folder}/{models[0].artifact.file}"
-    skip = {SERVICE_WORKER, SITE_MARKER} | {f"{m.folder}/{m.artifact.file}" for m in models} - {first}
+    skip = {SERVICE_WORKER, SITE_MARKER, PROOF_KEY} | {f"{m.folder}/{m.artifact.file}" for m in models} - {first}
     files = sorted(p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file())
     return ["./", *(f for f in files if f not in skip)]
 
@@ -266,16 +290,21 @@ def precache_files(site: Path, models: list[BundledModel]) -> list[str]:
 def write_service_worker(site: Path, models: list[BundledModel]) -> None:
     """sw.js with the list of files to keep and a version that changes whenever any site file does."""
     files = precache_files(site, models)
-    digest = hashlib.sha256()
-    for path in sorted(p for p in site.rglob("*") if p.is_file() and p.name not in (SERVICE_WORKER, SITE_MARKER)):
-        digest.update(f"{path.relative_to(site).as_posix()}\0{sha256_file(path)}\0".encode())
-    precache = {"version": digest.hexdigest()[:16], "files": files}
+    precache = {"version": site_digest(site)[:16], "files": files}
     source = (SOURCE / SERVICE_WORKER).read_text(encoding="utf-8")
     line = f"const PRECACHE = {json.dumps(precache)}; // written by `mnist-edge web`"
     text, count = PRECACHE_LINE.subn(lambda _: line, source)
     if count != 1:
         raise WebBuildError(f"{SOURCE / SERVICE_WORKER}: expected one `const PRECACHE = ...` line to fill in")
     atomic_write_text(site / SERVICE_WORKER, text)
+
+
+def site_digest(site: Path) -> str:
+    """sha256 over every file of the site (name and content), but the service worker and the marks."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in site.rglob("*") if p.is_file() and p.name not in (SERVICE_WORKER, SITE_MARKER, PROOF_KEY)):
+        digest.update(f"{path.relative_to(site).as_posix()}\0{sha256_file(path)}\0".encode())
+    return digest.hexdigest()
 
 
 def write_icons(folder: Path) -> None:
@@ -331,7 +360,7 @@ PROOF_MODES = ("auto", "on", "off")  # auto: prove when Chromium is there; on: f
 class SiteBuild:
     out: Path
     models: list[BundledModel]
-    report: object  # web_proofs.ProofReport
+    report: object  # web_proofs.ProofReport, or ReusedProofs
     first_visit_bytes: int  # what the service worker keeps on the first visit, uncompressed
 
 
@@ -347,13 +376,18 @@ def build_site(
     screenshots: Path | None = None,
     public_key: str | os.PathLike | None = None,
     log=print,
+    steps=None,
 ) -> SiteBuild:
     """Build, prove and publish the site at `out`. A failed build or a failed proof leaves the
     previous site in place. With a public key (`public_key`, else $MNIST_EDGE_PUBLIC_KEY) only
-    exports its owner signed are bundled, and the page checks their signature (demo/web_signing.py)."""
-    from mnist_edge.demo import web_proofs
+    exports its owner signed are bundled, and the page checks their signature (demo/web_signing.py).
+    `steps`: how to prove it (web_proofs.STEPS, passed in by the CLI; None takes those). A site
+    whose content, Chromium and test set are those its previous build proved keeps that build's
+    proofs instead of running them again."""
     from mnist_edge.signature import configured_public_key
 
+    if steps is None:  # a Python caller's default; the build itself never imports the proofs
+        from mnist_edge.demo.web_proofs import STEPS as steps
     if proofs not in PROOF_MODES:
         raise WebBuildError(f"--proofs {proofs!r}: choose from {', '.join(PROOF_MODES)}")
     out = Path(out)
@@ -363,14 +397,10 @@ def build_site(
     node_modules = npm_modules(cache)
     staging = stage_site(models, out, node_modules, configured_public_key(public_key))
     try:
-        report = prove(staging, models, node_modules, proofs, data_dir, screenshots, log)
-        web_proofs.write_report(staging, report, manifests_of(models))
-        write_service_worker(staging, models)  # the manifests now hold the browser proofs
+        report = prove(staging, out, models, node_modules, proofs, data_dir, screenshots, log, steps)
         failures = report.failures()
         if failures:
-            raise web_proofs.BrowserProofFailed(
-                "a browser proof failed, the site was not published: " + "; ".join(failures)
-            )
+            raise steps.failed("a browser proof failed, the site was not published: " + "; ".join(failures))
         precached = precache_files(staging, models)[1:]
         first_visit = sum((staging / name).stat().st_size for name in precached)
         publish(staging, out)
@@ -380,15 +410,40 @@ def build_site(
     return SiteBuild(out, models, report, first_visit)
 
 
-def prove(staging: Path, models: list[BundledModel], node_modules: Path, proofs: str, data_dir, screenshots, log):
-    """Run the browser proofs on the staged site, or say why they did not run."""
-    from mnist_edge.data import fingerprint, load_dataset
-    from mnist_edge.demo import web_proofs
-
+def prove(staging: Path, out: Path, models: list[BundledModel], node_modules: Path, proofs: str, data_dir, screenshots, log, steps):
+    """Prove the staged site (or reuse the proofs of an identical one at `out`, or say why no
+    proof ran), write the report and the service worker; returns the report."""
+    report, key = None, None
     if proofs == "off":
-        return web_proofs.ProofReport(not_run="skipped with --proofs off")
-    if proofs == "auto" and web_proofs.find_chromium() is None:
-        return web_proofs.ProofReport(not_run="no Chromium on this machine (install it, or set $MNIST_EDGE_CHROMIUM)")
+        report = steps.not_run("skipped with --proofs off")
+    elif proofs == "auto" and steps.chromium_binary() is None:
+        report = steps.not_run("no Chromium on this machine (install it, or set $MNIST_EDGE_CHROMIUM)")
+    else:
+        dataset, test_sha256 = matching_test_set(models, data_dir)
+        key = proof_key(staging, steps.chromium_binary(), test_sha256)
+        if reuse_proofs(out, staging, key):
+            log("mnist-edge web: the site is unchanged since its proofs passed; keeping them (parity.md)")
+            write_service_worker(staging, models)
+            return ReusedProofs(json.loads((staging / "parity.json").read_text()).get("chromium"))
+        log(f"mnist-edge web: proving the site in Chromium ({len(dataset.test):,} test images per artifact and engine)")
+        try:
+            report = steps.run(staging, models, node_modules, dataset, screenshots=screenshots)
+        except steps.unavailable as exc:
+            if proofs == "on":
+                raise
+            report, key = steps.not_run(str(exc)), None
+    steps.write_report(staging, report, manifests_of(models))
+    write_service_worker(staging, models)  # the manifests now hold the browser proofs
+    if key and not report.failures():
+        (staging / PROOF_KEY).write_text(key + "\n")
+    return report
+
+
+def matching_test_set(models: list[BundledModel], data_dir) -> tuple:
+    """(the MNIST data set, its test set's fingerprint) when it is the one the bundled models were
+    measured on; WebBuildError otherwise."""
+    from mnist_edge.data import fingerprint, load_dataset
+
     dataset = load_dataset(data_dir, download=False)
     test_sha256 = fingerprint(dataset.test)
     for manifest in manifests_of(models):
@@ -397,10 +452,43 @@ def prove(staging: Path, models: list[BundledModel], node_modules: Path, proofs:
                 f"the test set at {dataset.source} is not the one {manifest.name} was measured on "
                 f"({manifest.test_set.source}); point --data-dir at it, or build with --proofs off"
             )
-    log(f"mnist-edge web: proving the site in Chromium ({len(dataset.test):,} test images per artifact and engine)")
+    return dataset, test_sha256
+
+
+def proof_key(staging: Path, chromium: str | None, test_sha256: str) -> str:
+    """What the proofs depend on: every staged file (before the proofs write theirs), the
+    Chromium binary (path, size, time) and the test set."""
+    digest = hashlib.sha256(site_digest(staging).encode())
+    if chromium:
+        binary = Path(chromium).resolve()
+        stat = binary.stat()
+        digest.update(f"{binary}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    digest.update(test_sha256.encode())
+    return digest.hexdigest()
+
+
+def reuse_proofs(out: Path, staging: Path, key: str) -> bool:
+    """Copy the proofs of the site at `out` into `staging` when they were made for this `key` and
+    passed; False (nothing copied) otherwise."""
     try:
-        return web_proofs.run_proofs(staging, models, node_modules, dataset, screenshots=screenshots)
-    except web_proofs.BrowserUnavailable as exc:
-        if proofs == "on":
-            raise
-        return web_proofs.ProofReport(not_run=str(exc))
+        if (out / PROOF_KEY).read_text().strip() != key or not json.loads((out / "parity.json").read_text())["passed"]:
+            return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    proven = ["parity.md", "parity.json", PROOF_KEY, *(p.relative_to(out).as_posix() for p in out.glob("models/*/manifest.json"))]
+    for name in proven:
+        shutil.copy2(out / name, staging / name)
+    return True
+
+
+@dataclass(frozen=True)
+class ReusedProofs:
+    """The report of proofs kept from the previous build of the same site (they passed;
+    parity.md and parity.json hold them)."""
+
+    chromium: str | None
+    not_run: None = None
+    reused: bool = True
+
+    def failures(self) -> list[str]:
+        return []

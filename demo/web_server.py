@@ -6,13 +6,17 @@ costs a 304, and a log of what went over the wire (the benchmark's transfer size
         print(server.url)            # http://127.0.0.1:<free port>/
 
 `mounts` maps URL prefixes to folders ("/": the site; the proofs add "/proof/" for their own
-pages and data). Only files under a mount are served; dot-files and `..` never are.
+pages and data). Only files under a mount are served; dot-files and `..` never are. Every
+response carries the site's Content-Security-Policy (`SITE_CSP`: nothing but this origin, no
+inline script or style), except under the `csp_exempt` prefixes (the proofs' own harness page).
+A path that is not a path (a NUL byte) is a 400; a client hanging up is not an error.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import sys
 import threading
 import urllib.parse
 from dataclasses import dataclass
@@ -40,6 +44,15 @@ BINARY = "application/octet-stream"  # models (.onnx, .ort, .tflite) and proof d
 # is compressed already.
 UNCOMPRESSED = ("image/png",)
 GZIP_LEVEL = 6  # nginx's gzip_comp_level ranges 1-9; 6 is the common setting (and zlib's default)
+# The web app's policy: scripts, styles, models and the wasm runtime from this origin only (the
+# wasm needs 'wasm-unsafe-eval' to compile), images also from data: and blob: (the samples and
+# the model input), nothing inline, no plugins, no framing. index.html carries the same policy
+# in a <meta> (without frame-ancestors, which only a header can set), for static hosts.
+SITE_CSP = (
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; worker-src 'self'; manifest-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
 
 
 @dataclass(frozen=True)
@@ -55,14 +68,19 @@ class Transfer:
 class SiteServer:
     """Serve folders on `host`:`port` (0: a free port) from a background thread."""
 
-    def __init__(self, mounts: dict[str, Path], host: str = "127.0.0.1", port: int = 0, *, compress: bool = True):
+    def __init__(
+        self, mounts: dict[str, Path], host: str = "127.0.0.1", port: int = 0, *, compress: bool = True,
+        csp: str = SITE_CSP, csp_exempt: tuple[str, ...] = (),
+    ):
         self.mounts = {prefix if prefix.endswith("/") else prefix + "/": Path(folder).resolve() for prefix, folder in mounts.items()}
         self.compress = compress
+        self.csp = csp
+        self.csp_exempt = csp_exempt
         self.transfers: list[Transfer] = []
         self._lock = threading.Lock()
         self._gzipped: dict[tuple, bytes] = {}
         try:
-            self.httpd = ThreadingHTTPServer((host, port), _handler_for(self))
+            self.httpd = _QuietServer((host, port), _handler_for(self))
         except OSError as exc:
             raise MnistEdgeError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
         self.httpd.daemon_threads = True
@@ -107,9 +125,17 @@ class SiteServer:
 
     # --- used by the handler ---
 
+    def policy_for(self, url_path: str) -> str | None:
+        """The Content-Security-Policy header for a response to `url_path`, or None."""
+        path = urllib.parse.urlsplit(url_path).path
+        return None if any(path.startswith(prefix) for prefix in self.csp_exempt) else self.csp
+
     def resolve(self, url_path: str) -> Path | None:
-        """The file a URL path names, or None (outside every mount, hidden, or missing)."""
+        """The file a URL path names, or None (outside every mount, hidden, or missing). Raises
+        ValueError for a path no file can have (a NUL byte)."""
         path = urllib.parse.unquote(urllib.parse.urlsplit(url_path).path)
+        if "\0" in path:
+            raise ValueError("a NUL byte in the path")
         for prefix in sorted(self.mounts, key=len, reverse=True):
             if path.startswith(prefix) or path + "/" == prefix:
                 root = self.mounts[prefix]
@@ -144,8 +170,53 @@ class SiteServer:
             self.transfers.append(transfer)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-answer (a closed tab, a cancelled download) is normal: nothing is
+    printed. Anything else is one line on stderr, never a traceback."""
+
+    def handle_error(self, request, client_address) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):  # BrokenPipeError, ConnectionResetError, ...
+            return
+        print(f"mnist-edge web: error answering {client_address[0]}: {error!r}", file=sys.stderr, flush=True)
+
+
 def mime_type(path: Path) -> str:
     return MIME_TYPES.get(path.suffix.lower(), BINARY)
+
+
+def _send_file(handler, server: SiteServer, file: Path, send_body: bool) -> None:
+    """Answer with `file`: gzipped when the client takes it, a 304 when its ETag still matches."""
+    stat = file.stat()
+    content_type = mime_type(file)
+    use_gzip = (
+        server.compress
+        and content_type not in UNCOMPRESSED
+        and "gzip" in handler.headers.get("Accept-Encoding", "")
+    )
+    etag = '"' + hashlib.sha1(f"{stat.st_mtime_ns}-{stat.st_size}-{use_gzip}".encode()).hexdigest()[:20] + '"'
+    if etag in [t.strip() for t in handler.headers.get("If-None-Match", "").split(",")]:
+        handler.send_response(HTTPStatus.NOT_MODIFIED)
+        handler.send_header("ETag", etag)
+        handler.send_header("Cache-Control", "no-cache")
+        handler.end_headers()
+        server.record(Transfer(handler.path, 304, 0, False))
+        return
+    body = server.gzipped(file, stat) if use_gzip else file.read_bytes()
+    handler.send_response(HTTPStatus.OK)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.send_header("ETag", etag)
+    # Always revalidate: a rebuilt site is seen at once; the service worker serves offline.
+    handler.send_header("Cache-Control", "no-cache")
+    handler.send_security_headers()
+    if use_gzip:
+        handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Vary", "Accept-Encoding")
+    handler.end_headers()
+    if send_body:
+        handler.wfile.write(body)
+    server.record(Transfer(handler.path, 200, len(body) if send_body else 0, use_gzip))
 
 
 def _handler_for(server: SiteServer):
@@ -160,45 +231,27 @@ def _handler_for(server: SiteServer):
             self._respond(send_body=False)
 
         def _respond(self, send_body: bool) -> None:
-            file = server.resolve(self.path)
+            try:
+                file = server.resolve(self.path)
+            except ValueError:
+                self._send_plain(HTTPStatus.BAD_REQUEST, b"bad request: not a file path\n", send_body)
+                return
             if file is None:
                 self._send_plain(HTTPStatus.NOT_FOUND, b"not found\n", send_body)
                 return
-            stat = file.stat()
-            content_type = mime_type(file)
-            use_gzip = (
-                server.compress
-                and content_type not in UNCOMPRESSED
-                and "gzip" in self.headers.get("Accept-Encoding", "")
-            )
-            etag = '"' + hashlib.sha1(f"{stat.st_mtime_ns}-{stat.st_size}-{use_gzip}".encode()).hexdigest()[:20] + '"'
-            if etag in [t.strip() for t in self.headers.get("If-None-Match", "").split(",")]:
-                self.send_response(HTTPStatus.NOT_MODIFIED)
-                self.send_header("ETag", etag)
-                self.send_header("Cache-Control", "no-cache")
-                self.end_headers()
-                server.record(Transfer(self.path, 304, 0, False))
-                return
-            body = server.gzipped(file, stat) if use_gzip else file.read_bytes()
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("ETag", etag)
-            # Always revalidate: a rebuilt site is seen at once; the service worker serves offline.
-            self.send_header("Cache-Control", "no-cache")
+            _send_file(self, server, file, send_body)
+
+        def send_security_headers(self) -> None:
             self.send_header("X-Content-Type-Options", "nosniff")
-            if use_gzip:
-                self.send_header("Content-Encoding", "gzip")
-                self.send_header("Vary", "Accept-Encoding")
-            self.end_headers()
-            if send_body:
-                self.wfile.write(body)
-            server.record(Transfer(self.path, 200, len(body) if send_body else 0, use_gzip))
+            policy = server.policy_for(self.path)
+            if policy:
+                self.send_header("Content-Security-Policy", policy)
 
         def _send_plain(self, status: HTTPStatus, body: bytes, send_body: bool) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "text/plain; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
+            self.send_security_headers()
             self.end_headers()
             if send_body:
                 self.wfile.write(body)

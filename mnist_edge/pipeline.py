@@ -13,6 +13,7 @@ from mnist_edge.files import sha256_file
 from mnist_edge.manifest import EXPORT_DIR, Manifest, ManifestError, read_manifest
 from mnist_edge.signature import configured_signing_key, signed_with
 from mnist_edge.termination import on_exit_at_once
+from mnist_edge.demo.models import STATUS_FILE  # in the artifacts folder while a pipeline runs: what is still to come
 
 
 def _export_is_current(model_dir: Path) -> bool:
@@ -30,7 +31,6 @@ def _export_is_current(model_dir: Path) -> bool:
     )
 
 
-STATUS_FILE = "pipeline-status.json"  # in the artifacts folder while a pipeline runs: what is still to come
 SERVE_TIMEOUT = 120  # seconds the demo may take to answer after it is started
 WEB_TIMEOUT = 1800  # seconds the web app may take to build, prove itself in Chromium and answer
 COMPARED = ("mlp", "cnn")  # compare.md is written when both are trained and exported
@@ -112,7 +112,7 @@ def run_pipeline(
 
     with on_exit_at_once(stop_servers):
         try:
-            for name in models:
+            for i, name in enumerate(models):
                 rows.append(
                     build_model(
                         out / name, name, dataset, retrain=retrain, seed=seed, status=status, stream=stream,
@@ -121,7 +121,8 @@ def run_pipeline(
                 )
                 status.done(name)
                 if serve and not servers:
-                    servers.append(start_demo(out, serve, stream))
+                    to_make = [n for n in models[i + 1:] if retrain or not _export_is_current(out / n)]
+                    servers.append(start_demo(out, serve, stream, name, to_make))
             status.remove()
             print_summary(rows, stream)
             if all(_export_is_current(out / name) for name in COMPARED):
@@ -229,12 +230,21 @@ def start_server(what: str, command: list[str], url: str, timeout: float) -> Ser
     return server
 
 
-def start_demo(out: Path, serve: Serve, stream) -> Server:
+def start_demo(out: Path, serve: Serve, stream, first: str = "", to_make: list[str] | tuple = ()) -> Server:
     """`mnist-edge demo` on the artifacts folder; returns once it answers."""
     command = ["demo", "--model", str(out), "--host", serve.host, "--port", str(serve.port)]
     server = start_server("demo", command, f"http://{serve.host}:{serve.port}/", SERVE_TIMEOUT)
-    print(f"mnist-edge: the demo is serving the first model at {server.url} while the others are made", file=stream, flush=True)
+    print(demo_started_line(server.url, first, to_make), file=stream, flush=True)
     return server
+
+
+def demo_started_line(url: str, first: str, to_make: list[str] | tuple) -> str:
+    """What the pipeline says when the demo answers: 'while the others are made' only when some
+    are still to be made (a second run with every export current makes none)."""
+    if not to_make:
+        return f"mnist-edge: the demo is serving at {url}"
+    model = f"the first model ({first})" if first else "the first model"
+    return f"mnist-edge: the demo is serving {model} at {url} while {', '.join(to_make)} {'is' if len(to_make) == 1 else 'are'} made"
 
 
 def start_web(out: Path, serve: Serve, stream) -> Server | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,7 +26,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mnist_edge import runtime
-from mnist_edge.demo.app import BRUSH_RADIUS, CANVAS_SIZE, NOTHING_DRAWN, DigitDemo, example_digits, find_models
+from mnist_edge.demo.app import (
+    BRUSH_RADIUS, CANVAS_SIZE, DEMO_CSP, NOTHING_DRAWN, DigitDemo, example_digits, find_models,
+)
 from mnist_edge.errors import MnistEdgeError
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -35,6 +38,20 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run",
 ]
+CSP_WATCH = """window.cspViolations = [];
+document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"""
+# Is the model-input preview shown whole: its label not truncated, its picture inside its box?
+PREVIEW_FITS = """() => {
+  const block = document.querySelector('#model-input');
+  const label = [...block.querySelectorAll('*')].find((e) => [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.includes('What the model sees')));
+  const img = block.querySelector('img'), box = block.getBoundingClientRect(), pic = img.getBoundingClientRect();
+  const text = label.getBoundingClientRect();
+  const covered = [...block.querySelectorAll('button')].filter((b) => b.offsetParent !== null && !b.contains(img) && b !== label.closest('button')).some((b) => {
+    const r = b.getBoundingClientRect(); return r.width > 0 && r.left < text.right && r.right > text.left && r.top < text.bottom && r.bottom > text.top; });
+  return { label: label.textContent.trim(), labelWhole: !covered && label.scrollWidth <= label.clientWidth + 1 && text.right <= box.right + 1,
+           pictureWhole: pic.bottom <= box.bottom + 1 && pic.right <= box.right + 1 && Math.abs(pic.height - pic.width) < 2 && pic.height >= 200 };
+}"""
+SESSIONS = 40  # the server keeps this many sessions' state (mnist-edge demo --sessions)
 REDRAWN_DIGITS = 50
 LOAD_REQUESTS = 200
 LOAD_CLIENTS = 20
@@ -137,7 +154,8 @@ def server(model_root, tmp_path_factory):
     log_path = work / "server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [*_demo_command(), "demo", "--model", str(model_root), "--port", str(port), "--collect", str(work / "mine")],
+            [*_demo_command(), "demo", "--model", str(model_root), "--port", str(port), "--collect", str(work / "mine"),
+             "--sessions", str(SESSIONS)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=work, env=env,
         )
     try:
@@ -156,6 +174,7 @@ def server(model_root, tmp_path_factory):
             time.sleep(0.25)
         SERVER_PROCESS["demo"] = process
         SERVER_PROCESS["collect"] = work / "mine"
+        SERVER_PROCESS["log"] = log_path
         yield url
     finally:
         process.terminate()  # SIGTERM: the demo closes its server, as on Ctrl+C
@@ -227,7 +246,7 @@ def test_a_drawn_one_and_seven(digit_demo, backend, precision):
         assert len(labels) == 10 and abs(sum(labels.values()) - 1) < 0.02  # int8 outputs step by 1/256
 
 
-def test_bad_input_gives_a_message_not_an_exception(digit_demo, digit_files, tmp_path, monkeypatch):
+def test_bad_input_gives_a_message_not_an_exception(digit_demo, digit_files, tmp_path):
     digit_png = digit_files[0][0]
 
     def check(image, expected: str, *, precision="fp32", backend="onnxruntime"):
@@ -249,12 +268,11 @@ def test_bad_input_gives_a_message_not_an_exception(digit_demo, digit_files, tmp
     status = check({"path": str(text), "orig_name": "holiday.png"}, "holiday.png: not a readable image")
     assert str(tmp_path) not in status
 
-    monkeypatch.setattr("mnist_edge.demo.app.MAX_DRAWING_PIXELS", 100_000)  # drawings get the canvas's limit
-    check(sketch_value(draw_lines(ONE)), "over the 100,000-pixel limit")
-    monkeypatch.undo()
-    monkeypatch.setattr(runtime.preprocess, "MAX_PIXELS", 10_000)  # uploads the runtime's
-    check(str(digit_png), "over the 10,000-pixel limit")
-    monkeypatch.undo()
+    limited = DigitDemo.from_root(digit_demo.catalog.root, max_drawing_pixels=100_000, max_upload_pixels=10_000)
+    labels, model_input, status = limited.predict(sketch_value(draw_lines(ONE)), "mlp", "fp32", "onnxruntime")
+    assert "over the 100,000-pixel limit" in status, status  # drawings get the canvas's limit
+    labels, model_input, status = limited.predict(str(digit_png), "mlp", "fp32", "onnxruntime")
+    assert "over the 10,000-pixel limit" in status, status  # uploads their own
 
     check(sketch_value(draw_lines(ONE)), "no onnxruntime fp16 artifact", precision="fp16")
     labels, _, _ = digit_demo.predict(sketch_value(draw_lines(ONE)), "mlp", "fp32", "onnxruntime")
@@ -403,7 +421,9 @@ def test_browser_draws_digits_and_reads_an_example(server, mlp_export, test_arti
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(server, wait_until="load")
+            page.add_init_script(CSP_WATCH)
+            response = page.goto(server, wait_until="load")
+            assert response.headers["content-security-policy"] == DEMO_CSP
             page.wait_for_selector("#sketch canvas", timeout=30_000)
             prediction = page.locator("#prediction [data-testid='label-output-value']")
             status = page.locator("#status textarea")
@@ -422,10 +442,14 @@ def test_browser_draws_digits_and_reads_an_example(server, mlp_export, test_arti
                 page.mouse.up()
 
             # The canvas shows at about 72% here: 220 screen pixels are about 300 canvas pixels.
-            brush.click()  # strokes register only once the Brush tool is selected
+            # The first stroke draws without choosing a tool: the page selects the brush itself.
             stroke([(0, -110), (0, 110)])
             expect(prediction).to_have_text("1", timeout=20_000)
             expect(status).to_have_value(re.compile(r"^1 \(\d+%\) in [\d.]+ ms"))
+            # "What the model sees (28x28)": its whole label and picture show in a 1280-px window.
+            expect(page.locator("#model-input img")).to_be_visible(timeout=20_000)
+            fits = page.evaluate(PREVIEW_FITS)
+            assert fits["label"] == "What the model sees (28x28)" and fits["labelWhole"] and fits["pictureWhole"], fits
 
             page.locator("#sketch button[aria-label='Clear canvas']").click()
             expect(status).to_have_value(re.compile("Draw a digit first"), timeout=20_000)
@@ -455,6 +479,7 @@ def test_browser_draws_digits_and_reads_an_example(server, mlp_export, test_arti
             expect(prediction).to_have_text(example_expected)
             expect(page.get_by_role("radio", name="fp16")).to_be_visible()
             page.screenshot(path=str(test_artifacts_dir / "demo-upload.png"), full_page=True)
+            assert page.evaluate("window.cspViolations") == []  # everything above ran under DEMO_CSP
         finally:
             browser.close()
 
@@ -471,15 +496,28 @@ def _call_over_http(http, server: str, endpoint: str, path: Path, *, drawing: bo
     image = {"path": response.json()[0], "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
     if drawing:
         image = {"background": None, "layers": [], "composite": image, "id": None}
-    response = http.post(f"{api}/call/{endpoint}", json={"data": [image, "mlp", "fp32", "onnxruntime"]})
+    return _call_api(http, server, endpoint, [image, "mlp", "fp32", "onnxruntime"])
+
+
+def _call_api(http, server: str, endpoint: str, data: list) -> list:
+    """One call of `endpoint` with `data` as sent (no upload): its result from the event stream."""
+    event, payload = _api_event(http, server, endpoint, data)
+    assert event == "complete", f"{endpoint}: {event} {payload}"
+    return payload
+
+
+def _api_event(http, server: str, endpoint: str, data: list) -> tuple[str, object]:
+    """The last event of one call of `endpoint` ("complete" or "error") and its data."""
+    api = f"{server}gradio_api"
+    response = http.post(f"{api}/call/{endpoint}", json={"data": data})
     response.raise_for_status()
     response = http.get(f"{api}/call/{endpoint}/{response.json()['event_id']}")
     event = None
     for line in response.text.splitlines():
         if line.startswith("event:"):
             event = line.removeprefix("event:").strip()
-        elif line.startswith("data:") and event == "complete":
-            return json.loads(line.removeprefix("data:"))
+        elif line.startswith("data:") and event in ("complete", "error"):
+            return event, json.loads(line.removeprefix("data:"))
     raise AssertionError(f"no result in the event stream: {response.text[:500]}")
 
 
@@ -585,7 +623,8 @@ def test_save_keeps_readable_samples_only(model_root, mnist, tmp_path):
     drawing = sketch_value(draw_lines(SEVEN))
     message, counter = demo.save(drawing, "7", "mlp")
     (saved,) = (tmp_path / "mine" / "7").glob("*.png")
-    assert message == f"Saved as {saved} (7)." and "7: 1" in counter and "1: 0" in counter
+    assert message == f"Saved as 7/{saved.name} (7)." and "7: 1" in counter and "1: 0" in counter
+    assert str(tmp_path) not in message + counter
     np.testing.assert_array_equal(np.asarray(Image.open(saved)), drawing["composite"])  # the drawing as it was
     message, _ = demo.save(drawing, "7", "mlp")
     assert len(list((tmp_path / "mine" / "7").glob("*.png"))) == 2  # a second file, never an overwrite
@@ -612,6 +651,189 @@ def test_api_saves_an_upload_into_the_collect_folder(server, digit_files):
         stream = http.get(f"{api}/call/collect/{response.json()['event_id']}").text
     message, counter = json.loads(next(line[5:] for line in stream.splitlines() if line.startswith("data:")))
     files = sorted((collect / "0").glob("*.png"))
-    assert len(files) == before + 1 and message == f"Saved as {files[-1]} (0)."
-    assert f"0: {before + 1}" in counter
+    assert len(files) == before + 1 and message == f"Saved as 0/{files[-1].name} (0)."  # no server path
+    assert f"0: {before + 1}" in counter and str(collect) not in counter
     assert files[-1].read_bytes() == path.read_bytes()  # the upload as it was sent
+
+
+# --- server files are never read through the API ------------------------------------------------
+
+
+def test_api_reads_only_what_was_uploaded_and_names_no_server_path(server, digit_files):
+    """Gradio file data without `meta` (or a bare path) is not checked by Gradio: the demo reads
+    only files inside Gradio's upload folder. A digit PNG on the server, a secret, a folder and a
+    missing file all get the same words, so the reply says nothing about the server's files."""
+    import httpx
+
+    collect = SERVER_PROCESS["collect"]
+    before = sorted(p for p in collect.rglob("*"))
+    on_server = str(digit_files[0][0])  # a readable digit image on the server that nobody uploaded
+    paths = [on_server, "/etc/passwd", "/etc", "/no/such/file.png", "/proc/self/environ", "../../etc/hostname"]
+    refused = "Cannot read this image: only images uploaded to or drawn on this page are read."
+    with httpx.Client(timeout=60) as http:
+        for path in paths:
+            for value in ({"path": path}, {"path": path, "orig_name": "digit.png"}, path):
+                # Gradio's own checks refuse some shapes (a bare path; file data without `meta`
+                # inside a drawing) with an empty error; the rest reach the demo, which refuses them.
+                # Either way nothing is read and the answer is the same whatever the path names.
+                gradio_refused = ("error", {"error": None})
+                drawing = {"background": None, "layers": [], "composite": value, "id": None}
+                for endpoint, image in (("predict_upload", value), ("predict_drawing", drawing)):
+                    event, answer = _api_event(http, server, endpoint, [image, "mlp", "fp32", "onnxruntime"])
+                    if endpoint == "predict_upload" and isinstance(value, dict):
+                        assert event == "complete"  # this one reaches the demo's own check
+                    if (event, answer) != gradio_refused:
+                        labels, model_input, status = answer
+                        assert not (labels or {}).get("label") and model_input is None, (path, status)
+                        assert status == refused, (path, status)
+                for endpoint, image in (("explain_upload", value), ("explain_drawing", drawing)):
+                    event, answer = _api_event(http, server, endpoint, [image, "mlp", "fp32", "onnxruntime"])
+                    assert (event, answer) == gradio_refused or answer == [None, ""], (path, answer)
+                event, answer = _api_event(http, server, "collect", ["upload", None, value, "0", "mlp"])
+                if (event, answer) != gradio_refused:
+                    message, counter = answer
+                    assert message == "Not saved: only images uploaded to or drawn on this page are read.", message
+                    assert str(collect) not in counter, counter
+    assert sorted(p for p in collect.rglob("*")) == before  # nothing was copied in
+
+
+def test_a_client_hanging_up_mid_upload_is_one_line_in_the_log(server):
+    """Half an upload, then the connection closes: the demo logs one line (no traceback, which the
+    server fixture also checks at the end) and keeps serving."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(server)
+    boundary = "mnistedgeboundary"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="digit.png"\r\nContent-Type: image/png\r\n\r\n'
+    for _ in range(3):
+        with socket.create_connection((url.hostname, url.port), timeout=10) as connection:
+            connection.sendall(
+                f"POST /gradio_api/upload HTTP/1.1\r\nHost: {url.netloc}\r\n"
+                f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 1000000\r\n\r\n".encode()
+                + head.encode() + b"\x89PNG" + b"\0" * 200_000
+            )
+            time.sleep(0.3)  # the server is reading the body when the client goes
+    deadline = time.monotonic() + 20
+    while "a client hung up" not in SERVER_PROCESS["log"].read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    log = SERVER_PROCESS["log"].read_text()
+    assert "mnist-edge demo: a client hung up mid-request" in log and "Traceback" not in log, log
+    with urllib.request.urlopen(server, timeout=10) as response:  # still serving
+        assert response.status == 200
+
+
+# --- the first page a new user sees --------------------------------------------------------------
+
+
+def _relabelled_export(mlp_export: Path, root: Path, name: str, accuracy: float) -> None:
+    copy = root / name / "export"
+    shutil.copytree(mlp_export, copy)
+    data = json.loads((copy / "manifest.json").read_text())
+    data["model"]["name"], data["model"]["test_accuracy"] = name, accuracy
+    (copy / "manifest.json").write_text(json.dumps(data))
+
+
+def test_a_fresh_page_selects_the_most_accurate_model_and_the_notice_has_no_emoji(mlp_export, tmp_path):
+    from mnist_edge.demo.app import build_app
+    from mnist_edge.demo.models import STATUS_FILE
+
+    root = tmp_path / "artifacts"
+    _relabelled_export(mlp_export, root, "cnn", 0.9816)
+    _relabelled_export(mlp_export, root, "mlp", 0.9916)
+    (root / STATUS_FILE).write_text(json.dumps({"pid": os.getpid(), "pending": ["big"], "current": "big", "stage": "training"}))
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    app = build_app(root, examples=False)
+    menu = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "model")
+    assert list(app.digit_demo.models) == ["cnn", "mlp"]  # the menu's order is unchanged
+    assert menu.value == "mlp"  # but the best model is the one selected
+    notice = app.digit_demo.pending_notice()
+    assert "Still being made (now training big): **big**" in notice
+    assert notice.isascii(), notice  # no emoji that a browser without an emoji font shows as a box
+
+
+def test_the_pipeline_says_others_are_being_made_only_when_some_are():
+    from mnist_edge.pipeline import demo_started_line
+
+    url = "http://127.0.0.1:7860/"
+    assert demo_started_line(url, "mlp", ["cnn"]) == f"mnist-edge: the demo is serving the first model (mlp) at {url} while cnn is made"
+    assert demo_started_line(url, "mlp", []) == f"mnist-edge: the demo is serving at {url}"  # a second run: nothing to make
+    assert "while" not in demo_started_line(url, "cnn", ())
+
+
+# --- memory: bounded decoding, no growth with requests -------------------------------------------
+
+
+def test_large_uploads_decode_a_few_at_a_time_and_give_the_memory_back(server, tmp_path):
+    """Eight requests at once with a 15.9-megapixel WEBP of a few KB (just under the upload limit):
+    at most DECODE_SLOTS decode at a time, so the peak stays within the bound the README states,
+    and the memory goes back afterwards. A 40-megapixel upload is refused from its header."""
+    import httpx
+    from PIL import ImageDraw
+
+    from mnist_edge.demo.service import DECODE_SLOTS, MAX_UPLOAD_PIXELS
+
+    side = 3990  # 15.9 megapixels
+    photo = tmp_path / "one.webp"
+    image = Image.new("RGB", (side, side), (255, 255, 255))
+    ImageDraw.Draw(image).line([(side // 2, side // 5), (side // 2, side * 4 // 5)], fill=(0, 0, 0), width=side // 15)
+    image.save(photo, quality=50)
+    huge = tmp_path / "huge.webp"
+    Image.new("RGB", (6400, 6400), (255, 255, 255)).save(huge, quality=50)
+    pid = SERVER_PROCESS["demo"].pid
+    before = _memory_kib(pid, "VmRSS")
+    peak, done = [before], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak.append(_memory_kib(pid, "VmRSS"))
+            time.sleep(0.01)
+
+    def send(path):
+        with httpx.Client(timeout=300) as http:
+            return _call_over_http(http, server, "predict_upload", path)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(send, [photo] * 8 + [huge]))
+    finally:
+        done.set()
+        watcher.join()
+    time.sleep(0.5)
+    after = _memory_kib(pid, "VmRSS")
+    for labels, _, status in answers[:8]:
+        assert labels and labels["label"] == "1", status
+    assert f"over the {MAX_UPLOAD_PIXELS:,}-pixel limit" in answers[8][2], answers[8][2]
+    rise, kept = (max(peak) - before) / 1024, (after - before) / 1024
+    print(f"\n8 uploads of {side}x{side} at once: {before / 1024:.0f} MB before, peak +{rise:.0f} MB, after +{kept:.0f} MB")
+    assert rise < DECODE_SLOTS * 300  # 2 decodes of <= 16 MP at ~15 bytes a pixel (README)
+    assert kept < 150
+
+
+def test_the_demo_modules_have_one_job_each_and_no_upward_import():
+    """app joins models, service and page without importing the pipeline (even inside a function);
+    the web proofs never import the build (it takes them as an argument); no function in demo/ is
+    over 60 lines."""
+    import ast
+
+    import mnist_edge.demo as package
+
+    folder = Path(package.__file__).parent
+    forbidden = {"pipeline": ("app", "models", "service", "page"), "web_build": tuple(
+        f.stem for f in folder.glob("web_*.py") if f.stem not in ("web_build", "web_server", "web_signing"))}
+    found, long = [], []
+    for file in folder.glob("*.py"):
+        tree = ast.parse(file.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                names += [a.name for a in node.names] if isinstance(node, ast.ImportFrom) else []
+                for target, importers in forbidden.items():
+                    if file.stem in importers and any(n.split(".")[-1] == target for n in names):
+                        found.append(f"{file.name} imports {target}")
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long.append(f"{file.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not found, found
+    assert not long, long

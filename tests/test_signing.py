@@ -352,7 +352,7 @@ def _visit(page, url: str) -> tuple[str, str | None]:
     """Open (or reload) the page; its status line and the signed version of the model it runs."""
     page.goto(url)
     page.wait_for_function(
-        "(s => s.classList.contains('error') || s.textContent.includes('ready'))(document.querySelector('#status'))",
+        "() => (s => s.classList.contains('error') || s.textContent.includes('ready'))(document.querySelector('#status'))",
         timeout=60_000,
     )
     version = page.evaluate("window.mnistEdge.state.model?.manifest.created ?? null")
@@ -437,7 +437,7 @@ def test_a_returning_visitor_gets_a_newer_signed_export_and_refuses_a_rollback(w
             page = browser.new_context().new_page()
             status, version = _visit(page, server.url)
             assert version == created["older"], status
-            page.wait_for_function("document.querySelector('#offline').textContent.startsWith('Works offline')", timeout=60_000)
+            page.wait_for_function("() => document.querySelector('#offline').textContent.startsWith('Works offline')", timeout=60_000)
 
             publish(newer)
             status, version, visits = visits_until(lambda s, v: v == created["newer"])

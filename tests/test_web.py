@@ -77,7 +77,7 @@ def server(site, tampered_site, mlp_export, node_modules, test_inputs, tmp_path_
     work = tmp_path_factory.mktemp("proof-data")
     data_file = web_proofs.write_test_images(test_inputs, work)
     mounts = web_proofs.proof_mounts(site, [read_manifest(mlp_export)], node_modules, work)
-    with SiteServer({**mounts, "/tampered/": tampered_site}) as server:
+    with SiteServer({**mounts, "/tampered/": tampered_site}, csp_exempt=web_proofs.PROOF_PREFIXES) as server:
         server.data_file = data_file
         yield server
 
@@ -384,7 +384,7 @@ def test_tampered_model_is_refused_with_a_message(browser, server):
     page = browser.new_page()
     try:
         page.goto(server.url + "tampered/")
-        page.wait_for_function("document.querySelector('#status').classList.contains('error')", timeout=30_000)
+        page.wait_for_function("() => document.querySelector('#status').classList.contains('error')", timeout=30_000)
         status = page.locator("#status").inner_text()
         assert "could not be loaded" in status and "sha256" in status and "refusing to load it" in status
         assert page.locator("#status").get_attribute("role") == "alert"
@@ -401,7 +401,7 @@ def test_empty_or_unreadable_drawings_get_a_message_and_the_model_menu_switches(
     try:
         web_proofs.open_app(page, server.url)
         page.click("#clear")
-        page.wait_for_function("document.querySelector('#message').textContent.includes('first')")
+        page.wait_for_function("() => document.querySelector('#message').textContent.includes('first')")
         assert page.locator("#message").inner_text() == "Draw a digit in the box first."
         assert page.locator("#top li").count() == 0
         page.evaluate("window.mnistEdge.sketch.setStrokes([{width: 20, points: [[20, 140], [260, 150]]}])")
@@ -411,7 +411,7 @@ def test_empty_or_unreadable_drawings_get_a_message_and_the_model_menu_switches(
         options = page.locator("#model option")
         assert options.count() == 2 and page.locator("#model").is_visible()
         page.select_option("#model", "mlp-fp32")
-        page.wait_for_function("window.mnistEdge.state.model?.artifact.file === 'model.onnx'", timeout=30_000)
+        page.wait_for_function("() => window.mnistEdge.state.model?.artifact.file === 'model.onnx'", timeout=30_000)
         page.evaluate("window.mnistEdge.sketch.setStrokes([{width: 20, points: [[140, 40], [140, 240]]}])")
         result = page.evaluate("window.mnistEdge.predict()")
         assert len(result["top"]) == 3 and abs(sum(result["probabilities"]) - 1) < 1e-4
@@ -434,7 +434,7 @@ def test_collected_samples_download_as_a_zip_that_evaluate_reads(browser, server
             page.evaluate("window.mnistEdge.predict()")
             page.locator("#labels button", has_text=label).first.click()
             saved.append(label)
-            page.wait_for_function(f"document.querySelector('#message').textContent.startsWith('Saved as \"{label}\"')")
+            page.wait_for_function(f"() => document.querySelector('#message').textContent.startsWith('Saved as \"{label}\"')")
         first = digits[0][0]
         assert f"{first}: 2" in page.locator("#counts").inner_text()
         with page.expect_download() as download:
@@ -500,3 +500,131 @@ def test_leftovers_of_a_killed_build_go_but_a_running_builds_stay(tmp_path):
         (tmp_path / name).mkdir()
     web_build.clean_leftovers(tmp_path / "site")
     assert sorted(p.name for p in tmp_path.iterdir()) == [f".site.building-{alive}", ".site.notes-1", f".site.old-{alive}"]
+
+
+# --- hostile input and what the site publishes ----------------------------------------------------
+
+
+def _raw_request(server, request: bytes) -> bytes:
+    """Send `request` as it is on a fresh connection and return what came back (up to 4 KB)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(server.url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as connection:
+        connection.sendall(request)
+        return connection.recv(4096)
+
+
+def test_a_nul_in_the_path_is_a_400_and_a_client_hanging_up_is_no_traceback(server, capfd):
+    import socket
+    import struct
+    import time
+    from urllib.parse import urlsplit
+
+    for path in (b"/%00", b"/js/%00page.js", b"/proof/%00"):
+        answer = _raw_request(server, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert _get(server.url + "index.html")[0] == 200  # and it keeps serving
+    # A browser closing the tab mid-download: the connection is reset while the server writes.
+    url = urlsplit(server.url)
+    for _ in range(3):
+        with socket.create_connection((url.hostname, url.port), timeout=10) as connection:
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+            connection.sendall(b"GET /vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm HTTP/1.1\r\nHost: x\r\n\r\n")
+            connection.recv(1024)
+    time.sleep(1.0)  # the server's threads meet the reset
+    assert _get(server.url + "index.html")[0] == 200
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Error" not in err, err
+
+
+def _renamed_export(mlp_export: Path, folder: Path, name: str) -> Path:
+    """A copy of the export whose manifest says the model is called `name`."""
+    copy = folder / "export"
+    shutil.copytree(mlp_export, copy)
+    data = json.loads((copy / "manifest.json").read_text())
+    data["model"]["name"] = name
+    (copy / "manifest.json").write_text(json.dumps(data))
+    return copy
+
+
+def test_a_model_name_is_never_a_path(mlp_export, node_modules, tmp_path):
+    escaped = tmp_path / "escaped"
+    evil = _renamed_export(mlp_export, tmp_path / "evil", "../" * 16 + str(escaped).lstrip("/"))
+    result = _cli("web", str(evil), "--out", str(tmp_path / "site"), "--proofs", "off", env=dict(os.environ))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and "is not a plain name" in result.stderr, result.stderr
+    assert not escaped.exists() and not (tmp_path / "site").exists()
+    # Two exports under one root with one name: one line, not a FileExistsError.
+    root = tmp_path / "artifacts"
+    _renamed_export(mlp_export, root / "a", "digits")
+    _renamed_export(mlp_export, root / "b", "digits")
+    with pytest.raises(web_build.WebBuildError, match="two exports are named 'digits'"):
+        web_build.build_site(root, tmp_path / "site2", proofs="off", log=lambda line: None)
+    assert not (tmp_path / "site2").exists()
+
+
+def test_published_manifests_hold_no_build_machine_details_and_the_site_sends_a_strict_csp(site, server, mnist_dir):
+    from mnist_edge.demo.web_server import SITE_CSP
+
+    for file in site.rglob("*"):
+        if file.is_file() and file.suffix in (".json", ".md", ".js", ".html"):
+            text = file.read_text(errors="replace")
+            assert str(mnist_dir) not in text and str(Path.home()) not in text, file
+    for manifest in site.glob("models/*/manifest.json"):
+        data = json.loads(manifest.read_text())
+        assert data["platform"] == {} and "/" not in data["test_set"]["source"], data["test_set"]
+    for path in ("", "index.html", "js/page.js", "nothing-here"):
+        assert _get(server.url + path)[1]["Content-Security-Policy"] == SITE_CSP, path
+    assert "'unsafe-inline'" not in SITE_CSP and "'unsafe-eval'" not in SITE_CSP
+    meta = (site / "index.html").read_text().split('http-equiv="Content-Security-Policy" content="', 1)[1].split('"', 1)[0]
+    assert meta == SITE_CSP.replace("; frame-ancestors 'none'", "")  # the same policy for static hosts
+
+
+CSP_WATCH = """window.cspViolations = [];
+document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"""
+
+
+@pytest.mark.browser
+def test_the_app_works_under_its_content_security_policy(browser, server, digits):
+    page = browser.new_page()
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    try:
+        page.add_init_script(CSP_WATCH)
+        web_proofs.open_app(page, server.url)
+        label, strokes = digits[0]
+        assert web_proofs.read_drawing(page, strokes) == label
+        page.locator("#labels button", has_text=label).first.click()  # a sample kept: images, storage, zip
+        page.wait_for_function("() => document.querySelector('#message').textContent.startsWith('Saved as')")
+        assert page.evaluate("window.cspViolations") == []
+        assert not [e for e in errors if "Content Security Policy" in e], errors
+        # And the policy is in force: an inline script is refused.
+        page.evaluate("() => { const s = document.createElement('script'); s.textContent = 'window.inlineRan = true'; document.body.append(s); }")
+        assert page.evaluate("window.inlineRan === undefined")
+        violations = page.evaluate("window.cspViolations")  # once per policy: the header's and the meta's
+        assert violations and all(v.startswith("script-src") for v in violations), violations
+    finally:
+        page.close()
+
+
+def test_an_unchanged_site_keeps_its_proofs_and_a_changed_one_is_proven_again(mlp_export, node_modules, tmp_path):
+    """The proofs are cached by content: the build's Chromium step (counted here; the proofs
+    themselves are tested above) runs once for two identical builds, and again when the site changes."""
+    calls, logs = [], []
+
+    def run(site, models, node_modules, dataset, screenshots=None):
+        calls.append(site)
+        return web_proofs.ProofReport(chromium="counted", images=len(dataset.test))
+
+    steps = dataclasses.replace(web_proofs.STEPS, run=run)
+    out = tmp_path / "site"
+    web_build.build_site(mlp_export, out, proofs="on", steps=steps, log=logs.append)
+    first_report = (out / "parity.md").read_text()
+    again = web_build.build_site(mlp_export, out, proofs="on", steps=steps, log=logs.append)
+    assert len(calls) == 1 and again.report.failures() == [] and again.report.chromium == "counted"
+    assert any("unchanged since its proofs passed" in line for line in logs), logs
+    assert (out / "parity.md").read_text() == first_report and (out / "sw.js").is_file()
+    web_build.build_site(mlp_export, out, precisions=("int8", "fp32"), proofs="on", steps=steps, log=logs.append)
+    assert len(calls) == 2  # another site: proven again

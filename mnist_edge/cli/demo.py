@@ -27,6 +27,10 @@ def register(sub) -> None:
         "--public-key", type=Path, metavar="PEM",
         help="serve only exports signed by this key's owner (default: $MNIST_EDGE_PUBLIC_KEY) [extra: signing]",
     )
+    p.add_argument(
+        "--sessions", type=positive_int, default=200, metavar="N",
+        help="keep the state of the last N sessions (each API call is one); bounds memory (default: 200)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -46,5 +50,5 @@ def run(args: argparse.Namespace) -> int:
     require_signatures(args.public_key)
     from mnist_edge.demo.app import launch
 
-    launch(args.model, host=args.host, port=args.port, share=args.share, collect=args.collect)
+    launch(args.model, host=args.host, port=args.port, share=args.share, collect=args.collect, sessions=args.sessions)
     return 0

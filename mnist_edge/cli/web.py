@@ -46,6 +46,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mnist_edge.demo import web_proofs
     from mnist_edge.demo.web_build import build_site
     from mnist_edge.demo.web_server import SiteServer
 
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     build = build_site(
         args.artifacts, args.out, names=args.model, precisions=args.precision, proofs=args.proofs,
         data_dir=args.data_dir, public_key=args.public_key, log=lambda line: print(line, flush=True),
+        steps=web_proofs.STEPS,
     )
     print(f"mnist-edge web: wrote {build.out}/ ({build.first_visit_bytes / 1e6:.1f} MB kept on the first visit, before compression)")
     report = build.report
