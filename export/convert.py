@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import subprocess
 import sys
 import tempfile
 import warnings
@@ -195,7 +194,7 @@ def to_ort(job: ConversionJob, kind: formats.ArtifactKind, path: Path) -> None:
         source.parent.mkdir()
         shutil.copyfile(onnx_path, source)  # a folder of its own, so only this model is converted
         out = Path(tmp) / "out"
-        result = subprocess.run(
+        result = termination.run_child(  # killed with the export, never left writing into a removed folder
             [
                 sys.executable, "-m", "onnxruntime.tools.convert_onnx_models_to_ort",
                 "--optimization_style", "Fixed", "--output_dir", str(out), str(source),

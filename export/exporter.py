@@ -173,6 +173,7 @@ def export_model(
     record = read_record(model_dir)
     signing_key = signing_key_of(signing_key)
     dataset = load_training_data(record, data_dir, dataset=dataset)  # before TensorFlow loads: fails fast
+    publish.check_target(model_dir, Path(dataset.source))
     keras_model = load_keras_model(model_dir)
     test_x = scale_images(dataset.test.images)
     labels = dataset.test.labels

@@ -18,6 +18,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 from mnist_edge import __version__
 from mnist_edge.data import Dataset, fingerprint
 from mnist_edge.errors import MnistEdgeError
-from mnist_edge.files import atomic_write_text, process_alive
+from mnist_edge.files import FolderNotReplaceable, atomic_write_text, check_replaceable, process_alive, written_by_toolkit
 from mnist_edge.manifest import (
     EXPORT_DIR,
     SCHEMA_VERSION,
@@ -180,6 +181,28 @@ def _thresholds_text(t: dict) -> str:
 # --- staging, publishing, rejecting --------------------------------------------------------------
 
 
+class ExportWriteError(MnistEdgeError):
+    """The export cannot be written where it goes (a read-only or full disk, a folder in the way)."""
+
+
+def check_target(model_dir: Path, data: Path | None = None) -> None:
+    """Before any work: export/ (and export.rejected/) may be replaced only if they are absent or
+    an export this toolkit wrote, never the data the export reads; and `model_dir` must be writable."""
+    for name in (EXPORT_DIR, REJECTED_DIR, PREVIOUS_DIR):
+        check_replaceable(model_dir / name, protected=(data,) if data else (), option="export")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=model_dir))
+    except OSError as exc:
+        raise ExportWriteError(f"cannot write in {model_dir} ({exc.strerror or exc}); nothing was changed") from exc
+
+
+def _remove_own(folder: Path) -> None:
+    """Remove a folder an export wrote (export.previous, export.rejected); refuse any other."""
+    if os.path.lexists(folder) and not written_by_toolkit(folder):
+        raise FolderNotReplaceable(f"{folder} exists and was not written by mnist-edge; move it away (nothing was changed)")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def clean_leftovers(model_dir: Path) -> list[Path]:
     """Remove what an export killed mid-way left in `model_dir`: staging folders of processes
     that are gone, and a previous export orphaned between the two renames of a publish (it is put
@@ -191,12 +214,22 @@ def clean_leftovers(model_dir: Path) -> list[Path]:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     previous, target = model_dir / PREVIOUS_DIR, model_dir / EXPORT_DIR
-    if previous.is_dir():
+    if previous.is_dir() and written_by_toolkit(previous):
         if target.exists():
             shutil.rmtree(previous, ignore_errors=True)
         else:
             os.replace(previous, target)
     return removed
+
+
+def remove_tree(folder: Path, attempts: int = 5) -> None:
+    """Remove `folder` even while a thread that is being stopped still adds files to it: a single
+    rmtree fails with "directory not empty" and would leave a part behind."""
+    for _ in range(attempts):
+        shutil.rmtree(folder, ignore_errors=True)
+        if not os.path.lexists(folder):
+            return
+        time.sleep(0.05)
 
 
 class Staging:
@@ -208,20 +241,27 @@ class Staging:
         self.model_dir = Path(model_dir)
 
     def __enter__(self) -> "Staging":
-        clean_leftovers(self.model_dir)
-        self.folder = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=self.model_dir))
-        self.scratch = self.folder / ".scratch"
-        self.scratch.mkdir()
+        try:
+            clean_leftovers(self.model_dir)
+            self.folder = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=self.model_dir))
+            self.scratch = self.folder / ".scratch"
+            self.scratch.mkdir()
+        except OSError as exc:
+            raise ExportWriteError(f"cannot write in {self.model_dir} ({exc.strerror or exc}); nothing was changed") from exc
         return self
 
     def remove(self) -> None:
         """Remove the staging folder and put back a previous export caught between the two
         renames of a publish."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        remove_tree(self.folder)
         clean_leftovers(self.model_dir)
 
-    def __exit__(self, *exc) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        remove_tree(self.folder)
+        if exc_type is not None and issubclass(exc_type, OSError):  # a full or read-only disk: one line
+            raise ExportWriteError(
+                f"cannot write the export in {self.model_dir} ({exc.strerror or exc}); the previous export is left in place"
+            ) from exc
 
     def write(self, manifest: Manifest, failures: list[str]) -> None:
         shutil.rmtree(self.scratch, ignore_errors=True)
@@ -231,7 +271,7 @@ class Staging:
     def reject(self, failures: list[str]) -> None:
         """Keep the files for inspection in export.rejected/ and raise ExportFailed."""
         rejected = self.model_dir / REJECTED_DIR
-        shutil.rmtree(rejected, ignore_errors=True)
+        _remove_own(rejected)
         os.replace(self.folder, rejected)
         raise ExportFailed(failures, rejected)
 
@@ -240,9 +280,10 @@ class Staging:
         os.chmod(self.folder, 0o755)  # mkdtemp made it private; an export is meant to be shared
         target = self.model_dir / EXPORT_DIR
         previous = self.model_dir / PREVIOUS_DIR
-        shutil.rmtree(previous, ignore_errors=True)
+        check_replaceable(target, option="export")  # checked again: it may have changed meanwhile
+        _remove_own(previous)
         if target.exists():
             os.replace(target, previous)
         os.replace(self.folder, target)
         shutil.rmtree(previous, ignore_errors=True)
-        shutil.rmtree(self.model_dir / REJECTED_DIR, ignore_errors=True)
+        _remove_own(self.model_dir / REJECTED_DIR)

@@ -69,7 +69,7 @@ def read_image_folder(root: str | os.PathLike, class_names: tuple[str, ...]) -> 
         ]
     if unknown:
         raise ImageFolderError(
-            f"{root}: folder {'s' if len(unknown) > 1 else ''}{', '.join(repr(u) for u in unknown)} "
+            f"{root}: folder{'s' if len(unknown) > 1 else ''} {', '.join(repr(u) for u in unknown)} "
             f"{'are not classes' if len(unknown) > 1 else 'is not a class'} of the model "
             f"(its classes: {', '.join(folder_name(n) for n in class_names)})"
         )

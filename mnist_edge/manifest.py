@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import stat
 import types
 import typing
 from dataclasses import dataclass, field
@@ -98,6 +100,7 @@ class OutputSpec:
     name: str
     shape: tuple[int | None, ...]  # [batch, classes]
     dtype: str
+    values: str = "probabilities"  # or "logits": the runtime applies softmax (see OUTPUT_VALUES)
 
 
 @dataclass(frozen=True)
@@ -235,24 +238,97 @@ def manifest_path(path: str | os.PathLike) -> Path:
 
 
 def write_manifest(folder: str | os.PathLike, manifest: Manifest) -> Path:
+    """Write manifest.json atomically; a value a reader would refuse (NaN, infinity) is refused here too."""
     from mnist_edge.files import atomic_write_text
 
     path = Path(folder) / MANIFEST_NAME
-    atomic_write_text(path, json.dumps(manifest.to_dict(), indent=2) + "\n")
+    _check_consistency(manifest, str(path))
+    try:
+        text = json.dumps(manifest.to_dict(), indent=2, allow_nan=False)
+    except ValueError as exc:
+        raise ManifestError(f"{path}: not written, it would hold a value that is not a finite number ({exc})") from exc
+    atomic_write_text(path, text + "\n")
     return path
+
+
+# What a reader accepts: a manifest is a few kilobytes of shallow JSON.
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_JSON_DEPTH = 32
+
+
+def read_manifest_json(path: str | os.PathLike) -> tuple[Path, object]:
+    """The parsed JSON of a manifest file, read like an artifact: a regular file (never a FIFO or a
+    device, even behind a symlink), at most MAX_MANIFEST_BYTES, nested at most MAX_JSON_DEPTH
+    deep, finite numbers only. Returns (its path, the data)."""
+    file = manifest_path(path)
+    try:
+        content = _read_regular_file(file, MAX_MANIFEST_BYTES)
+    except FileNotFoundError:
+        raise ManifestError(f"{file}: no manifest here; is this an export folder (artifacts/<model>/export)?") from None
+    except OSError as exc:
+        raise ManifestError(f"{file}: cannot read ({exc.strerror or exc})") from exc
+    try:
+        text = content.decode("utf-8")
+        _check_depth(text, str(file))
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{file}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    except (ValueError, RecursionError) as exc:
+        raise ManifestError(f"{file}: {exc}") from exc
+    return file, data
+
+
+def _read_regular_file(file: Path, limit: int) -> bytes:
+    """At most `limit` bytes of a regular file; anything else (FIFO, device, folder, too big) is an OSError-free refusal."""
+    fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ManifestError(f"{file}: not a regular file; refusing to read it")
+        if info.st_size > limit:
+            raise ManifestError(f"{file}: {info.st_size:,} bytes, more than a manifest's limit of {limit:,}")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            content = handle.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(content) > limit:
+        raise ManifestError(f"{file}: more than a manifest's limit of {limit:,} bytes")
+    return content
+
+
+def _check_depth(text: str, where: str) -> None:
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH before parsing it (a parser recursing
+    200,000 levels deep raises RecursionError or worse)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep; not a manifest")
+        elif char in "]}":
+            depth -= 1
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a valid manifest value (numbers must be finite)")
 
 
 def read_manifest(path: str | os.PathLike) -> Manifest:
     """Parse and check a manifest; every problem is one ManifestError naming the file."""
-    file = manifest_path(path)
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ManifestError(f"{file}: no manifest here; is this an export folder (artifacts/<model>/export)?") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{file}: cannot read ({exc})") from exc
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{file}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    file, data = read_manifest_json(path)
     return manifest_from_dict(data, root=file.parent)
 
 
@@ -292,25 +368,59 @@ def _check_version(version, where: str) -> None:
         )
 
 
+# Bounds on what a manifest may ask a runtime to allocate: inputs up to this many pixels a side,
+# up to this many classes.
+MAX_INPUT_SIDE = 1024
+MAX_CLASSES = 10_000
+OUTPUT_VALUES = ("probabilities", "logits")  # what the model's output holds (logits: the runtime applies softmax)
+
+
 def _check_consistency(manifest: Manifest, where: str) -> None:
-    problems = []
-    if len(manifest.input.shape) != 3:
-        problems.append(f"input shape {list(manifest.input.shape)} should be [batch, height, width]")
-    if len(manifest.output.shape) != 2:
-        problems.append(f"output shape {list(manifest.output.shape)} should be [batch, classes]")
-    elif manifest.output.shape[-1] != len(manifest.class_names):
-        problems.append(f"{len(manifest.class_names)} class names but the output has {manifest.output.shape[-1]} values")
+    problems = _shape_problems(manifest)
     if manifest.input.preprocessing.kind not in PREPROCESSING_KINDS:
         problems.append(
             f"preprocessing kind {manifest.input.preprocessing.kind!r} is unknown (known: {', '.join(PREPROCESSING_KINDS)})"
         )
+    if manifest.output.values not in OUTPUT_VALUES:
+        problems.append(f"output values {manifest.output.values!r} should be one of {', '.join(OUTPUT_VALUES)}")
+    low, high = manifest.input.range
+    if not low < high:
+        problems.append(f"input range {[low, high]} is empty")
     for a in manifest.artifacts:
-        if Path(a.file).name != a.file or a.file in ("", ".", ".."):
+        if "\x00" in a.file or Path(a.file).name != a.file or a.file in ("", ".", ".."):
             problems.append(f"artifact file {a.file!r} must be a plain name inside the export folder")
+        if a.bytes < 0:
+            problems.append(f"{a.file}: size {a.bytes} is negative")
         if not a.proofs:
             problems.append(f"{a.file} lists no proof")
+    accuracies = [("model", manifest.model.test_accuracy)] + [(a.file, a.test_accuracy) for a in manifest.artifacts]
+    problems += [f"{what}: test accuracy {value} is not between 0 and 1" for what, value in accuracies if not 0 <= value <= 1]
     if problems:
         raise ManifestError(f"{where}: " + "; ".join(problems))
+
+
+def _shape_problems(manifest: Manifest) -> list[str]:
+    """The input and output shapes, and the digit box, within what a runtime may allocate."""
+    problems = []
+    shape_in, shape_out = manifest.input.shape, manifest.output.shape
+    if len(shape_in) != 3:
+        problems.append(f"input shape {list(shape_in)} should be [batch, height, width]")
+    elif not all(d is not None and 1 <= d <= MAX_INPUT_SIDE for d in shape_in[1:]):
+        problems.append(f"input shape {list(shape_in)}: height and width should be 1 to {MAX_INPUT_SIDE}")
+    else:
+        box = manifest.input.preprocessing.box
+        if box is not None and not 1 <= box <= min(shape_in[1:]):
+            problems.append(f"preprocessing box {box} should be 1 to {min(shape_in[1:])} (the input's smaller side)")
+    if len(shape_out) != 2:
+        problems.append(f"output shape {list(shape_out)} should be [batch, classes]")
+    elif shape_out[-1] is None or not 1 <= shape_out[-1] <= MAX_CLASSES:
+        problems.append(f"output shape {list(shape_out)}: classes should be 1 to {MAX_CLASSES}")
+    elif shape_out[-1] != len(manifest.class_names):
+        problems.append(f"{len(manifest.class_names)} class names but the output has {shape_out[-1]} values")
+    for what, shape in (("input", shape_in), ("output", shape_out)):
+        if shape and shape[0] is not None and shape[0] < 1:
+            problems.append(f"{what} batch {shape[0]} should be at least 1 (or null: any)")
+    return problems
 
 
 PREPROCESSING_KINDS = tuple(PREPROCESSING_TEXT)
@@ -326,6 +436,8 @@ def find_exports(root: str | os.PathLike) -> list[Path]:
         return [root / EXPORT_DIR]
     return sorted(path.parent for path in root.glob(f"*/{EXPORT_DIR}/{MANIFEST_NAME}"))
 
+
+MAX_EXACT_INTEGER = 2**53  # JSON numbers beyond this are not exact in JavaScript, nor sensible here
 
 # --- dataclasses <-> JSON, checked against the type hints ---------------------------------------
 
@@ -375,10 +487,14 @@ def _convert(hint, value, where: str):
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ManifestError(f"{where}: expected a number, found {type(value).__name__}")
+        if isinstance(value, int) and abs(value) > MAX_EXACT_INTEGER or isinstance(value, float) and not math.isfinite(value):
+            raise ManifestError(f"{where}: {value} is not a finite number a manifest may hold")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ManifestError(f"{where}: expected an integer, found {type(value).__name__}")
+        if abs(value) > MAX_EXACT_INTEGER:
+            raise ManifestError(f"{where}: {value} is out of range")
         return value
     if hint in (str, bool, dict):
         if not isinstance(value, hint) or (hint is not bool and isinstance(value, bool)):

@@ -82,3 +82,23 @@ def reinstall() -> None:
     handling: no message, and the staging folder is removed by the next export instead)."""
     if _stderr is not None and threading.current_thread() is threading.main_thread():
         install()
+
+
+def run_child(args: list[str], **kwargs):
+    """subprocess.run(args, **kwargs), except that a process leaving at once kills the child first
+    and waits for it: a converter child left running would go on writing into a folder the
+    cleanup has just removed (a killed export left `.export-staging-*/.scratch/tmp*/out`)."""
+    import subprocess
+
+    input_text = kwargs.pop("input", None)
+    if kwargs.pop("capture_output", False):
+        kwargs.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with subprocess.Popen(args, **kwargs) as child:
+
+        def stop_child() -> None:
+            child.kill()
+            child.wait()
+
+        with on_exit_at_once(stop_child):
+            out, err = child.communicate(input_text)
+    return subprocess.CompletedProcess(args, child.returncode, out, err)

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ import numpy as np
 
 from mnist_edge.data import Dataset, scale_images, split_train_validation
 from mnist_edge.errors import MnistEdgeError, require
-from mnist_edge.files import atomic_write_text
+from mnist_edge.files import atomic_write_text, check_replaceable, mark_written, process_alive
 from mnist_edge.imagefolder import ImageFolder, read_image_folder
 from mnist_edge.manifest import InputSpec
 from mnist_edge.trainer.models import RECIPES
@@ -87,8 +88,8 @@ def prepare_folder(folder: ImageFolder, spec: InputSpec) -> tuple[np.ndarray, np
     for sample in folder.samples:
         try:
             inputs.append(prepare(sample.path))
-        except PreprocessError as exc:
-            problems.append(str(exc))
+        except PreprocessError as exc:  # "no digit found" does not name the file: say which one
+            problems.append(str(exc) if str(sample.path) in str(exc) else f"{sample.path}: {exc}")
     if problems:
         more = f" (and {len(problems) - PROBLEMS_SHOWN} more)" if len(problems) > PROBLEMS_SHOWN else ""
         raise FinetuneError(
@@ -198,6 +199,16 @@ def finetune(
         raise FinetuneError(f"--out {out} is the source model's folder; choose another (e.g. {source}-mine)")
     if (key := configured_signing_key(signing_key)) is not None:
         load_signing_key(key)  # a bad key fails now, not after the training
+    check_replaceable(out, protected=(Path(data), source))
+    clean_leftovers(out)
+    staging = make_staging(out)  # now, not after training: a destination that cannot be written fails fast
+    try:
+        return _finetune(source, data, out, staging, config, data_dir, signing_key, stream)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _finetune(source: Path, data, out: Path, staging: Path, config: FinetuneConfig, data_dir, signing_key, stream) -> dict:
     record = read_record(source)
     folder = read_image_folder(data, record.class_names)
     keras = require("keras")
@@ -239,7 +250,7 @@ def finetune(
         "replay_images": replay,
         "config": asdict(config),
     }
-    metrics = publish(model, record, dataset, history, seconds, summary, out, signing_key)
+    metrics = publish(model, record, dataset, history, seconds, summary, out, staging, signing_key)
     print(f"{out.name}: {figures}; published to {out}", file=stream, flush=True)
     return metrics
 
@@ -250,10 +261,10 @@ MODEL_FOLDER_UNSIGNED = ("export", "export.previous", "export.rejected")
 
 def publish(
     model, record: TrainingRecord, dataset: Dataset, history: dict, seconds: float, summary: dict, out: Path,
-    signing_key: str | os.PathLike | None = None,
+    staging: Path, signing_key: str | os.PathLike | None = None,
 ) -> dict:
-    """Write the fine-tuned model folder next to `out`, sign it if a key is configured, and swap it
-    in whole (a failed signature publishes nothing: the previous folder stays)."""
+    """Write the fine-tuned model folder in `staging` (next to `out`), sign it if a key is
+    configured, and swap it in whole (a failed signature publishes nothing: the previous folder stays)."""
     from mnist_edge.signature import configured_signing_key, sign_folder
 
     from mnist_edge.trainer.analysis import analyse
@@ -280,24 +291,60 @@ def publish(
         class_names=list(record.class_names),
         finetune=summary,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.finetune-", dir=out.parent))
     try:
         save_model_folder(staging, model, history, metrics, dataset.test.images)
         prepend_finetune_section(staging / "report.md", out.name, summary)
+        mark_written(staging, "a fine-tuned model")  # before signing: the signature covers every file
         key = configured_signing_key(signing_key)
         if key is not None:
             sign_folder(staging, key, ignore=MODEL_FOLDER_UNSIGNED)
         os.chmod(staging, 0o755)
-        previous = out.with_name(out.name + ".previous")
-        shutil.rmtree(previous, ignore_errors=True)
-        if out.exists():
-            os.replace(out, previous)
-        os.replace(staging, out)
-        shutil.rmtree(previous, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        swap_in(staging, out, protected=(Path(summary["data"]), Path(summary["source"])))
+    except OSError as exc:
+        raise FinetuneError(f"cannot write the fine-tuned model next to {out} ({exc.strerror or exc}); nothing was changed") from exc
     return metrics
+
+
+# --- the destination -----------------------------------------------------------------------------
+
+STAGING_MARK = ".finetune-"  # .<out name>.finetune-<pid>-<random>[.previous] next to `out`
+
+
+def make_staging(out: Path) -> Path:
+    """An empty folder next to `out` named after this process, where the new model is written."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}{STAGING_MARK}{os.getpid()}-", dir=out.parent))
+    except OSError as exc:
+        raise FinetuneError(f"--out {out}: cannot write in {out.parent} ({exc.strerror or exc}); nothing was written") from exc
+
+
+def swap_in(staging: Path, out: Path, *, protected: tuple) -> None:
+    """Put `staging` at `out` with renames; the previous model (checked again: it may have changed
+    while training) is moved aside first and removed only once the new one stands."""
+    check_replaceable(out, protected=protected)
+    previous = staging.with_name(staging.name + ".previous")
+    if out.exists():
+        os.replace(out, previous)
+    os.replace(staging, out)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def clean_leftovers(out: Path) -> list[Path]:
+    """Remove what a killed fine-tuning left next to `out` (its staging folder, named after its
+    process); a previous model caught between the two renames is put back. Folders of a
+    fine-tuning still running are kept."""
+    removed = []
+    for leftover in sorted(out.parent.glob(f".{glob.escape(out.name)}{STAGING_MARK}*")):
+        pid = leftover.name[len(out.name) + 1 + len(STAGING_MARK) :].split("-")[0]
+        if not leftover.is_dir() or leftover.is_symlink() or not pid.isdigit() or process_alive(int(pid)):
+            continue
+        if leftover.name.endswith(".previous") and not os.path.lexists(out):
+            os.replace(leftover, out)
+            continue
+        shutil.rmtree(leftover, ignore_errors=True)
+        removed.append(leftover)
+    return removed
 
 
 def prepend_finetune_section(report: Path, name: str, summary: dict) -> None:
