@@ -6,14 +6,18 @@ its own engine and compared with the manifest's figure.
 
 from __future__ import annotations
 
+import math
 import os
+import stat
 from dataclasses import dataclass
+from pathlib import Path
 
 from mnist_edge import formats
-from mnist_edge.data import fingerprint, load_dataset, scale_images
+from mnist_edge.data import fingerprint, load_measured_on, scale_images
 from mnist_edge.errors import MnistEdgeError
 from mnist_edge.export.parity import accuracy
-from mnist_edge.manifest import read_manifest
+from mnist_edge.files import sha256_file
+from mnist_edge.manifest import Manifest, read_manifest, read_manifest_json
 from mnist_edge.runtime import load
 from mnist_edge.runtime.integrity import read_verified
 from mnist_edge.signature import verify_signature
@@ -52,21 +56,30 @@ def verify_export(
     if it is unsigned, signed by another key, or a file changed, was added or removed), and each
     artifact is loaded through the same check.
 
-    Artifacts of engines not in `engines` get their sha256 checked only. A LiteRT artifact on a
-    machine without `ai-edge-litert` is reported as not checked (a failure), never as passing."""
+    Artifacts of engines not in `engines`, and of kinds this version does not know, get their
+    size and sha256 checked only. An artifact whose manifest records a failed proof fails. A
+    LiteRT artifact on a machine without `ai-edge-litert` is reported as not checked (a
+    failure), never as passing. The test set is the one the manifest records (see
+    mnist_edge.data.load_measured_on), refused unless its fingerprint matches."""
+    if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance >= 0):
+        raise VerifyFailed(f"--tolerance must be a finite number of at least 0, got {tolerance}")
     if public_key:
         manifest = verify_signature(export_dir, public_key=public_key).read_manifest()
     else:
         manifest = read_manifest(export_dir)
-    dataset = load_dataset(data_dir, download=False)
+    dataset = load_measured_on(manifest.test_set.source, manifest.test_set.sha256, data_dir)
     if fingerprint(dataset.test) != manifest.test_set.sha256:
         raise VerifyFailed(
             f"the test set at {dataset.source} is not the one this export was measured on "
             f"({manifest.test_set.source}); point --data-dir at the same data"
         )
     test_x = scale_images(dataset.test.images)
-    results = [ArtifactCheck(note.split(":")[0], "skipped", note) for note in manifest.skipped]
+    results = check_skipped(export_dir, manifest)
     for artifact in manifest.artifacts:
+        failed = [p for p in artifact.proofs if not p.passed]
+        if failed:
+            results.append(ArtifactCheck(artifact.file, "FAIL", f"the manifest records a failed proof: {failed[0].failure or failed[0].engine}"))
+            continue
         try:
             if artifact.engine not in engines:
                 read_verified(manifest, artifact)
@@ -90,3 +103,43 @@ def verify_export(
         else:
             results.append(ArtifactCheck(artifact.file, "ok", "sha256 ok, accuracy reproduced", measured))
     return results
+
+
+def check_skipped(export_dir: str | os.PathLike, manifest: Manifest) -> list[ArtifactCheck]:
+    """The artifacts of kinds this version does not know: not run, but their size and sha256
+    are still checked (a tampered file is caught whoever runs it)."""
+    _, data = read_manifest_json(export_dir)
+    known = {a.file for a in manifest.artifacts}
+    checks = []
+    for entry in data["artifacts"]:
+        file = entry.get("file")
+        if file in known:
+            continue
+        kind = f"{entry.get('format')}/{entry.get('precision')}"
+        problem = _hash_problem(manifest.root, entry)
+        if problem:
+            checks.append(ArtifactCheck(str(file), "FAIL", f"{kind}, a kind this version does not run: {problem}"))
+        else:
+            checks.append(ArtifactCheck(file, "skipped", f"sha256 ok; {kind} is a kind this version of mnist-edge does not run"))
+    return checks
+
+
+def _hash_problem(root: Path, entry: dict) -> str | None:
+    """Why an artifact entry's file does not match its recorded size and sha256, or None."""
+    file, size, digest = entry.get("file"), entry.get("bytes"), entry.get("sha256")
+    if not isinstance(file, str) or "\x00" in file or Path(file).name != file or file in ("", ".", ".."):
+        return f"file {file!r} is not a plain name inside the export folder"
+    if not isinstance(size, int) or isinstance(size, bool) or not isinstance(digest, str):
+        return "the manifest gives no size and sha256 to check it against"
+    path = root / file
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            return f"{path} is not a regular file"
+        if info.st_size != size:
+            return f"{path}: size {info.st_size} bytes differs from the manifest's {size}"
+        if sha256_file(path) != digest:
+            return f"{path}: sha256 does not match the manifest's; the file was modified"
+    except OSError as exc:
+        return f"{path}: cannot read ({exc.strerror or exc})"
+    return None

@@ -354,6 +354,19 @@ def bench_folder(export_dir: Path, digits: np.ndarray, files: int = FOLDER_FILES
     return rows
 
 
+def bench_data(export_dir: Path, data_dir: str | None):
+    """The test set the export's manifest records (found without --data-dir when its fingerprint
+    matches), else the usual data sources: the figures here are timings, any MNIST-format data do."""
+    from mnist_edge.data import DataError, load_dataset, load_measured_on
+    from mnist_edge.manifest import read_manifest
+
+    recorded = read_manifest(export_dir).test_set
+    try:
+        return load_measured_on(recorded.source, recorded.sha256, data_dir)
+    except DataError:
+        return load_dataset(data_dir, download=False)
+
+
 def run_bench(
     model_root: Path,
     *,
@@ -368,14 +381,13 @@ def run_bench(
 ) -> dict:
     """Run the `sections` (all by default) and print their tables."""
     from mnist_edge import runtime
-    from mnist_edge.data import load_dataset
     from mnist_edge.errors import MnistEdgeError
     from mnist_edge.manifest import find_exports
 
     exports = find_exports(model_root)
     if not exports:
         raise MnistEdgeError(f"no export under {model_root}; run `mnist-edge pipeline` first")
-    dataset = load_dataset(data_dir, download=False)
+    dataset = bench_data(exports[0], data_dir)
     images = dataset.test.images[:THROUGHPUT_BATCH].astype(np.float32) / 255
 
     results: dict = {

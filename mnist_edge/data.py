@@ -262,6 +262,31 @@ def load_dataset(
     return dataset
 
 
+def load_measured_on(source: str, sha256: str, data_dir: str | os.PathLike | None = None) -> Dataset:
+    """The data set a figure was measured on, named by its test split's fingerprint `sha256`.
+
+    With `data_dir`, that data (the caller compares its fingerprint). Otherwise the first whose
+    test split matches of: $MNIST_DATA_DIR, the recorded `source` (where the figure was
+    measured), the user cache. Nothing is downloaded."""
+    if data_dir is not None:
+        return load_path(Path(data_dir))
+    tried = []
+    for candidate in (os.environ.get(DATA_DIR_ENV), source, cache_dir()):
+        if not candidate or str(candidate) in tried:
+            continue
+        tried.append(str(candidate))
+        try:
+            dataset = load_path(Path(candidate))
+        except (DataError, OSError, ValueError):
+            continue
+        if fingerprint(dataset.test) == sha256:
+            return dataset
+    raise DataError(
+        f"no copy of the test set this was measured on ({source}) found in {', '.join(tried)}; "
+        "pass --data-dir with that data"
+    )
+
+
 def parse_class_names(text: str | None) -> tuple[str, ...] | None:
     """'a,b,c' (or a file with one name per line, given as @path) into a tuple of names."""
     if not text:

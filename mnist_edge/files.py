@@ -96,7 +96,7 @@ def _inside(path: Path, folder: Path) -> bool:
 def replace_refusal(target: str | os.PathLike, *, protected: tuple = ()) -> str | None:
     """Why `target` may not be replaced by a new folder, or None when it may.
 
-    Allowed: an absent path, or a folder mnist-edge wrote (see written_by_toolkit) that is
+    Allowed: an absent path, an empty folder, or a folder mnist-edge wrote (see written_by_toolkit) that is
     neither one of the `protected` paths (the data a command reads, its source model) nor a
     folder holding one of them, nor the current folder or one holding it."""
     target = Path(target)
@@ -111,6 +111,11 @@ def replace_refusal(target: str | os.PathLike, *, protected: tuple = ()) -> str 
         if path is not None and _inside(Path(path).resolve(), real):
             what = "the current folder" if path == Path.cwd() else str(path)
             return f"{target} is or holds {what}, which this command reads or runs in"
+    try:
+        if not any(target.iterdir()):  # an empty folder: nothing to lose
+            return None
+    except OSError as exc:
+        return f"{target} cannot be listed ({exc.strerror or exc})"
     if not written_by_toolkit(target):
         return f"{target} exists and was not written by mnist-edge"
     return None

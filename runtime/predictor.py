@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_edge.errors import MnistEdgeError
 from mnist_edge.manifest import Artifact, Manifest, read_manifest
 from mnist_edge.runtime.backends import open_session
 from mnist_edge.runtime.errors import InvalidImageError, ModelLoadError, ModelOutputError
@@ -85,14 +86,42 @@ class Predictor:
             raise InvalidImageError(
                 f"predict_array expects values in [{self._low:g}, {self._high:g}] (no NaN); divide uint8 pixels by 255"
             )
-        probabilities = self.session.run(x)
-        if not np.isfinite(probabilities).all():
-            bad = int((~np.isfinite(probabilities)).any(axis=1).sum())
+        return self._checked_output(self._run(x), len(x))
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """The engine's output; an engine that fails at run time (a graph asking for too much
+        memory, an operator that cannot run) is one ModelOutputError."""
+        try:
+            return np.asarray(self.session.run(x))
+        except MnistEdgeError:
+            raise
+        except Exception as exc:  # onnxruntime and LiteRT raise their own types
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise ModelOutputError(f"{self.artifact.file}: {self.artifact.engine} failed running the model ({detail})") from exc
+
+    def _checked_output(self, output: np.ndarray, rows: int) -> np.ndarray:
+        """Probabilities [rows, classes] from the engine's output: the shape the manifest promises,
+        finite, and probabilities (softmax applied first when the manifest says the model returns logits)."""
+        where = self.artifact.file
+        expected = (rows, len(self.class_names))
+        if output.shape != expected:
             raise ModelOutputError(
-                f"{self.artifact.file}: the model returned NaN or infinite probabilities for {bad} of {len(x)} "
-                "inputs; the model file is broken"
+                f"{where}: the model returned shape {list(output.shape)} for {rows} inputs, expected {list(expected)}"
             )
-        return probabilities
+        if not np.isfinite(output).all():
+            bad = int((~np.isfinite(output)).any(axis=1).sum())
+            raise ModelOutputError(
+                f"{where}: the model returned NaN or infinite probabilities for {bad} of {rows} inputs; the model file is broken"
+            )
+        if self.manifest.output.values == "logits":
+            return softmax(output)
+        sums = output.sum(axis=1)
+        if output.min() < -PROBABILITY_TOLERANCE or np.abs(sums - 1).max() > PROBABILITY_TOLERANCE:
+            raise ModelOutputError(
+                f"{where}: the model's outputs are not probabilities (smallest {output.min():.4g}, row sums "
+                f"{sums.min():.4g} to {sums.max():.4g}); if it returns logits, its manifest must say output values \"logits\""
+            )
+        return output.astype(np.float32, copy=False)
 
     def to_prediction(self, probabilities: np.ndarray) -> Prediction:
         """A Prediction from one row of predict_array's output."""
@@ -122,6 +151,16 @@ class Predictor:
         if not prepared:
             return []
         return [self.to_prediction(p) for p in self.predict_array(np.stack(prepared))]
+
+
+# How far an output row may be from a probability distribution (int8 outputs are rounded to 1/256,
+# up to 0.02 off in 10 classes; logits are off by far more).
+PROBABILITY_TOLERANCE = 0.05
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def check_session(session, manifest: Manifest, artifact: Artifact) -> None:
@@ -169,6 +208,12 @@ def load(
     manifest's input and output."""
     manifest, signed, status = _read_manifest(path, configured_public_key(public_key))
     artifact = manifest.artifact(file) if file else manifest.find(engine, precision, format)
+    failed = [proof for proof in artifact.proofs if not proof.passed]
+    if failed:
+        raise ModelLoadError(
+            f"{manifest.path_of(artifact)}: its manifest records a failed proof ({failed[0].engine} against "
+            f"{failed[0].reference}: {failed[0].failure or 'failed'}); refusing to load it"
+        )
     content = read_verified(manifest, artifact)
     if signed is not None:
         signed.check(artifact.file, content)  # the very bytes the engine gets are the signed ones

@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except MnistEdgeError as exc:
-        print(f"mnist-edge: error: {exc}", file=sys.stderr)
+        from mnist_edge.cli.common import printable
+
+        print(f"mnist-edge: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except Terminated:
         print("mnist-edge: terminated", file=sys.stderr)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mnist_edge.cli.common import add_data_args, csv, positive_int
+from mnist_edge.cli.common import add_measured_data_args, csv, positive_int
 
 
 def register(sub) -> None:
@@ -28,7 +28,7 @@ def register(sub) -> None:
         "--folder-files", type=positive_int, default=FOLDER_FILES,
         help=f"PNG files in the folder-throughput run (default: {FOLDER_FILES})",
     )
-    add_data_args(p)
+    add_measured_data_args(p)
     p.set_defaults(handler=run)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import unicodedata
 from pathlib import Path
 
 from mnist_edge.errors import MnistEdgeError
@@ -16,6 +18,31 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def finite_non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from exc
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number of at least 0, got {text!r}")
+    return value
+
+
+def printable(text: str) -> str:
+    """`text` with terminal control characters escaped (\\x1b, \\n, ...): a file or class name
+    must not move the cursor, recolour or retitle the user's terminal."""
+    return "".join(_escape(char) if _is_control(char) else char for char in text)
+
+
+def _is_control(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") and char != "\u200d"
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def csv(text: str) -> tuple[str, ...]:
@@ -35,6 +62,16 @@ def add_signing_key_arg(parser: argparse.ArgumentParser) -> None:
         "--signing-key", type=Path, metavar="PEM",
         help="sign what is published with this EC private key (default: $MNIST_EDGE_SIGNING_KEY; "
         "unset: unsigned) [extra: signing]",
+    )
+
+
+def add_measured_data_args(parser: argparse.ArgumentParser) -> None:
+    """--data-dir for commands that re-measure an export on the test set its manifest records."""
+    parser.add_argument(
+        "--data-dir",
+        help="folder of the four MNIST-format IDX files (.gz or raw) or an mnist.npz; default: the first whose "
+        "test set is the one the manifest records (same fingerprint) of $MNIST_DATA_DIR, the folder the "
+        "manifest names, ~/.cache/mnist-edge (nothing is downloaded)",
     )
 
 

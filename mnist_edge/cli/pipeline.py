@@ -8,6 +8,7 @@ from pathlib import Path
 from mnist_edge.cli.common import add_data_args, add_signing_key_arg, csv, positive_int
 from mnist_edge.cli.train import MODEL_CHOICES
 from mnist_edge.errors import MnistEdgeError, ensure_installed
+from mnist_edge.files import check_replaceable
 
 
 def register(sub) -> None:
@@ -55,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
             f"--models: unknown model {', '.join(unknown) or '(none)'}; choose from {', '.join(MODEL_CHOICES)}"
         )
     serve = Serve(args.host, args.port, args.web_port, args.site, args.web_proofs) if args.serve else None
+    if serve and serve.web_port:  # refused now, not after training: the site folder is replaced at the end
+        protected = tuple(p for p in (args.out, args.data_dir and Path(args.data_dir)) if p)
+        check_replaceable(args.site, protected=protected, option="--site")
     if serve:
         ensure_installed("gradio")
     run_pipeline(

@@ -22,7 +22,7 @@ from itertools import islice
 from pathlib import Path
 
 from mnist_edge import formats
-from mnist_edge.cli.common import one_export, positive_int
+from mnist_edge.cli.common import one_export, positive_int, printable
 from mnist_edge.errors import MnistEdgeError
 from mnist_edge.imagefolder import IMAGE_SUFFIXES
 
@@ -40,7 +40,10 @@ def register(sub) -> None:
     from mnist_edge.runtime.predictor import DEFAULT_ENGINE, DEFAULT_PRECISION
 
     p = sub.add_parser("predict", help="read images with an exported model (no TensorFlow)")
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders of images")
+    p.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH",
+        help="image files or folders of images; a folder is read with its subfolders (e.g. my-digits/0/*.png ...)",
+    )
     p.add_argument("--model", type=Path, required=True, help="export folder, e.g. artifacts/cnn/export")
     p.add_argument(
         "--engine", choices=tuple(formats.ENGINES), default=DEFAULT_ENGINE,
@@ -68,38 +71,53 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
-def image_paths(paths: list[Path]) -> list[Path]:
-    """Each PATH as given; folders expand to the image files inside them, sorted."""
-    found = []
+def image_paths(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Each PATH as given; a folder expands to the image files inside it and its subfolders
+    (hidden ones and symlinked folders skipped), sorted. Also returns the folders that could not
+    be listed, each with the reason, so the other paths are still predicted."""
+    found, unreadable = [], []
     for path in paths:
-        if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
+        if not path.is_dir():
             found.append(path)
-    return found
+            continue
+        for folder, subfolders, files in os.walk(path, onerror=lambda exc: unreadable.append(_listing_error(exc))):
+            subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+            found += [
+                Path(folder) / name for name in sorted(files)
+                if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
+                and (Path(folder) / name).is_file()
+            ]
+    return found, unreadable
+
+
+def _listing_error(exc: OSError) -> tuple[Path, str]:
+    return Path(exc.filename), f"cannot read the folder {exc.filename} ({exc.strerror or exc})"
 
 
 def run(args: argparse.Namespace) -> int:
     from mnist_edge import runtime
 
     predictor = runtime.load(one_export(args.model), engine=args.engine, precision=args.precision, threads=args.threads)
-    paths = image_paths(args.paths)
-    if not paths:
+    paths, unreadable = image_paths(args.paths)
+    if not paths and not unreadable:
         raise MnistEdgeError(f"no images found in {', '.join(map(str, args.paths))}")
     jobs = args.jobs or available_cores()
     if jobs > 1 and len(paths) >= PARALLEL_FILES:
         prepared = prepared_in_workers(predictor.manifest.input, paths, jobs)
     else:
         prepared = ((path, prepare_or_error(predictor.prepare, path)) for path in paths)
-    show = json_row if args.json else table_printer(paths, predictor)
-    errors = 0
+    show = json_row if args.json else table_printer(paths + [p for p, _ in unreadable], predictor)
+    for path, reason in unreadable:  # listed first: they were found first
+        print(show(path, reason))
+    errors = len(unreadable)
     with Progress(len(paths), enabled=len(paths) >= PARALLEL_FILES and sys.stderr.isatty()) as progress:
         for path, result in predicted(predictor, progress.counted(prepared), INFERENCE_BATCH):
             errors += isinstance(result, str)
             progress.clear()
             print(show(path, result))
     if errors:
-        print(f"mnist-edge: error: {errors} of {len(paths)} images could not be read", file=sys.stderr)
+        what = f"{errors} of {len(paths) + len(unreadable)} images or folders"
+        print(f"mnist-edge: error: {what} could not be read", file=sys.stderr)
         return 1
     return 0
 
@@ -207,18 +225,20 @@ def json_row(path: Path, result) -> str:
 
 
 def table_printer(paths: list[Path], predictor) -> Callable[[Path, object], str]:
-    """Print the table's header; return the function that formats one row of it."""
+    """Print the table's header; return the function that formats one row of it. Names (paths,
+    class names, error texts) are printed with terminal control characters escaped."""
     low, high = PATH_COLUMN
-    path_width = min(high, max(low, *(len(str(p)) for p in paths)))
-    label_width = max(len("class"), *(len(name) for name in predictor.class_names))
-    print(f"{'path':<{path_width}} {'class':>{label_width}} {'confidence':>10}  top 3  ({predictor.artifact.file})")
+    path_width = min(high, max(low, *(len(printable(str(p))) for p in paths)))
+    label_width = max(len("class"), *(len(printable(name)) for name in predictor.class_names))
+    print(printable(f"{'path':<{path_width}} {'class':>{label_width}} {'confidence':>10}  top 3  ({predictor.artifact.file})"))
 
     def row(path: Path, result) -> str:
-        shown = str(path) if len(str(path)) <= path_width else "…" + str(path)[-(path_width - 1) :]
+        name = printable(str(path))
+        shown = name if len(name) <= path_width else "…" + name[-(path_width - 1) :]
         if isinstance(result, str):
-            return f"{shown:<{path_width}} {'-':>{label_width}} {'-':>10}  error: {result}"
-        top = "  ".join(f"{name}:{p:.2f}" for name, p in result.top(3))
-        return f"{shown:<{path_width}} {result.label:>{label_width}} {result.confidence:>10.2%}  {top}"
+            return f"{shown:<{path_width}} {'-':>{label_width}} {'-':>10}  error: {printable(result)}"
+        top = "  ".join(f"{printable(label)}:{p:.2f}" for label, p in result.top(3))
+        return f"{shown:<{path_width}} {printable(result.label):>{label_width}} {result.confidence:>10.2%}  {top}"
 
     return row
 

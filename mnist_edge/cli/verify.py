@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from mnist_edge import formats
-from mnist_edge.cli.common import add_data_args, one_export
+from mnist_edge.cli.common import add_measured_data_args, finite_non_negative, one_export, printable
 
 
 def register(sub) -> None:
@@ -16,7 +16,7 @@ def register(sub) -> None:
     p = sub.add_parser("verify", help="re-check an export's checksums and accuracy, without TensorFlow")
     p.add_argument("export_dir", type=Path, help="an export folder, e.g. artifacts/cnn/export")
     p.add_argument(
-        "--tolerance", type=float, default=ACCURACY_TOLERANCE,
+        "--tolerance", type=finite_non_negative, default=ACCURACY_TOLERANCE,
         help=f"allowed accuracy difference from the manifest (default: {ACCURACY_TOLERANCE:g} = "
         f"{ACCURACY_TOLERANCE * 10000:g} in 10,000)",
     )
@@ -34,7 +34,7 @@ def register(sub) -> None:
         "--certificate-chain", type=Path, nargs="+", metavar="PEM",
         help="first check the signature against this certificate chain instead [extra: signing]",
     )
-    add_data_args(p)
+    add_measured_data_args(p)
     p.set_defaults(handler=run)
 
 
@@ -49,17 +49,25 @@ def run(args: argparse.Namespace) -> int:
     results = verify_export(
         export_dir, data_dir=args.data_dir, tolerance=args.tolerance, engines=engines, public_key=public_key
     )
-    width = max((len(r.file) for r in results), default=10)
+    width = max((len(printable(r.file)) for r in results), default=10)
     for r in results:
         figure = f"{r.accuracy:.4%}" if r.accuracy is not None else "-"
-        print(f"{r.status:<7} {r.file:<{width}}  accuracy {figure:>8}  {r.detail}")
+        print(printable(f"{r.status:<7} {printable(r.file):<{width}}  accuracy {figure:>8}  {r.detail}"))
     failed = [r.file for r in results if not r.ok]
     if failed:
-        print(f"mnist-edge: error: verify failed for {', '.join(failed)}", file=sys.stderr)
+        print(printable(f"mnist-edge: error: verify failed for {', '.join(failed)}"), file=sys.stderr)
         return 1
-    checksum_only = sum(r.status == "sha256" for r in results)
+    reproduced = sum(r.status == "ok" for r in results)
+    if not reproduced:  # an empty list, only unknown kinds, or --engine naming none of them
+        print(
+            f"mnist-edge: error: verify checked nothing in {printable(str(args.export_dir))}: no artifact's accuracy was "
+            f"reproduced ({len(results)} listed, none run with --engine {args.engine})",
+            file=sys.stderr,
+        )
+        return 1
+    checksum_only = len(results) - reproduced
     note = f" ({checksum_only} by checksum only)" if checksum_only else ""
-    print(f"verified {len(results)} artifacts in {args.export_dir}{note}; signature: {signature}")
+    print(f"verified {len(results)} artifacts in {printable(str(args.export_dir))}{note}; signature: {signature}")
     return 0
 
 

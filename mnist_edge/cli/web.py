@@ -9,6 +9,7 @@ from pathlib import Path
 from mnist_edge import formats
 from mnist_edge.cli.common import add_data_args, csv, positive_int
 from mnist_edge.errors import MnistEdgeError
+from mnist_edge.files import check_replaceable
 
 DEFAULT_PORT = 8000
 
@@ -53,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     unknown = [p for p in args.precision if p not in formats.PRECISIONS]
     if unknown or not args.precision:
         raise MnistEdgeError(f"--precision {','.join(unknown) or '(empty)'}: choose from {', '.join(formats.PRECISIONS)}")
+    protected = (args.artifacts, args.data_dir and Path(args.data_dir))
+    check_replaceable(args.out, protected=tuple(p for p in protected if p))  # the rule every command follows
     build = build_site(
         args.artifacts, args.out, names=args.model, precisions=args.precision, proofs=args.proofs,
         data_dir=args.data_dir, public_key=args.public_key, log=lambda line: print(line, flush=True),
