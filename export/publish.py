@@ -189,7 +189,7 @@ def check_target(model_dir: Path, data: Path | None = None) -> None:
     """Before any work: export/ (and export.rejected/) may be replaced only if they are absent or
     an export this toolkit wrote, never the data the export reads; and `model_dir` must be writable."""
     for name in (EXPORT_DIR, REJECTED_DIR, PREVIOUS_DIR):
-        check_replaceable(model_dir / name, protected=(data,) if data else (), option="export")
+        check_replaceable(model_dir / name, protected=(data,) if data else (), option="export", advice="move it away")
     try:
         os.rmdir(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=model_dir))
     except OSError as exc:
@@ -280,7 +280,7 @@ class Staging:
         os.chmod(self.folder, 0o755)  # mkdtemp made it private; an export is meant to be shared
         target = self.model_dir / EXPORT_DIR
         previous = self.model_dir / PREVIOUS_DIR
-        check_replaceable(target, option="export")  # checked again: it may have changed meanwhile
+        check_replaceable(target, option="export", advice="move it away")  # again: it may have changed meanwhile
         _remove_own(previous)
         if target.exists():
             os.replace(target, previous)

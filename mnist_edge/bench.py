@@ -127,16 +127,21 @@ def bench_artifacts(export_dir: Path, images: np.ndarray, digit_file: Path, thre
     return rows
 
 
+def load_keras_model(model_dir: Path):
+    """The Keras model, TensorFlow imported without its absl and oneDNN start-up lines on the terminal."""
+    from mnist_edge.errors import require
+
+    keras = require("keras")
+    return keras.models.load_model(model_dir / "model.keras", compile=False)
+
+
 def bench_keras(model_dir: Path, images: np.ndarray, digit: np.ndarray) -> dict | None:
     """The same figures for the Keras model, when TensorFlow is installed."""
     import importlib.util
 
     if importlib.util.find_spec("tensorflow") is None:
         return None
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
-    model = keras.models.load_model(model_dir / "model.keras", compile=False)
+    model = load_keras_model(model_dir)
     single, batch = images[:1], images[:THROUGHPUT_BATCH]
     p50, p99 = time_calls(lambda: model(single, training=False), runs=300, warmup=20)
     rate = throughput(lambda: model.predict_on_batch(batch), len(batch))

@@ -121,8 +121,10 @@ def replace_refusal(target: str | os.PathLike, *, protected: tuple = ()) -> str 
     return None
 
 
-def check_replaceable(target: str | os.PathLike, *, protected: tuple = (), option: str = "--out") -> None:
+def check_replaceable(
+    target: str | os.PathLike, *, protected: tuple = (), option: str = "--out", advice: str = "choose another"
+) -> None:
     """Raise FolderNotReplaceable (one line, nothing changed) unless `target` may be replaced."""
     reason = replace_refusal(target, protected=protected)
     if reason:
-        raise FolderNotReplaceable(f"{option}: {reason}; choose another (nothing was changed)")
+        raise FolderNotReplaceable(f"{option}: {reason}; {advice} (nothing was changed)")

@@ -48,7 +48,7 @@ def onnx_session_options(threads: int | None = None, format: str = "onnx"):
     options.intra_op_num_threads = threads or default_threads()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3  # errors only
+    options.log_severity_level = 4  # fatal only: errors come back as exceptions, which the runtime words in one line
     if format == "ort":
         # From bytes onnxruntime cannot see the file extension; say it is the ORT mobile format.
         options.add_session_config_entry("session.load_model_format", "ORT")
