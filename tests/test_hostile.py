@@ -407,7 +407,7 @@ def test_an_unreadable_folder_is_one_row_and_the_others_are_predicted(mlp_export
     assert len(rows) == MY_DIGITS, result.stdout  # the locked folder held one of them
     assert f"cannot read the folder {locked} (Permission denied)" in rows[0]
     assert all(row.split()[2].endswith("%") for row in rows[1:]), rows  # predicted: class, confidence
-    _one_error_line(result, f"1 of {MY_DIGITS} images or folders could not be read")
+    _one_error_line(result, f"1 of {MY_DIGITS} images could not be read (1 of them folders)")
 
 
 def test_export_and_finetune_into_a_read_only_folder_are_one_line(model_folder, my_digits, tmp_path):

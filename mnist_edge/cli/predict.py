@@ -116,8 +116,8 @@ def run(args: argparse.Namespace) -> int:
             progress.clear()
             print(show(path, result))
     if errors:
-        what = f"{errors} of {len(paths) + len(unreadable)} images or folders"
-        print(f"mnist-edge: error: {what} could not be read", file=sys.stderr)
+        folders = f" ({len(unreadable)} of them folders)" if unreadable else ""
+        print(f"mnist-edge: error: {errors} of {len(paths) + len(unreadable)} images could not be read{folders}", file=sys.stderr)
         return 1
     return 0
 
