@@ -190,6 +190,8 @@ def check_target(model_dir: Path, data: Path | None = None) -> None:
     an export this toolkit wrote, never the data the export reads; and `model_dir` must be writable."""
     for name in (EXPORT_DIR, REJECTED_DIR, PREVIOUS_DIR):
         check_replaceable(model_dir / name, protected=(data,) if data else (), option="export", advice="move it away")
+    if not model_dir.is_dir():
+        return  # no model here: the exporter says so in its own words
     try:
         os.rmdir(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=model_dir))
     except OSError as exc:
