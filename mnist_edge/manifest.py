@@ -281,7 +281,7 @@ def read_manifest_json(path: str | os.PathLike) -> tuple[Path, object]:
 
 
 def _read_regular_file(file: Path, limit: int) -> bytes:
-    """At most `limit` bytes of a regular file; anything else (FIFO, device, folder, too big) is an OSError-free refusal."""
+    """The bytes of a regular file of at most `limit` bytes; a FIFO, device, folder or bigger file is a ManifestError."""
     fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
     try:
         info = os.fstat(fd)
