@@ -111,7 +111,7 @@ def prove(
         report = compare(reference, session.run(test_x), labels, size_ratio=size_ratio)
     except MnistEdgeError as exc:  # the engine cannot load it, or its output cannot be compared
         return None, [f"{kind.file}: {exc}"]
-    failures = check(report, kind.precision, thresholds, kind.file)
+    failures = check(report, kind.precision, thresholds, kind.file, rules=kind.rules)
     artifact = Artifact(
         file=kind.file,
         format=kind.format,
