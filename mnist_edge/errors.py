@@ -15,17 +15,15 @@ class MissingExtraError(MnistEdgeError):
     exit_code = 2
 
 
+def _extra_for_module() -> dict[str, str]:
+    from mnist_edge.formats import extra_for_module
+
+    # Training and the demo; the converters' and engines' modules come from the registry.
+    return {"tensorflow": "train", "keras": "train", "matplotlib": "train", "gradio": "demo", "model_signing": "signing", **extra_for_module()}
+
+
 # Which optional dependency group provides each heavy module.
-EXTRA_FOR_MODULE = {
-    "tensorflow": "train",
-    "keras": "train",
-    "tf2onnx": "train",
-    "onnx": "train",
-    "matplotlib": "train",
-    "gradio": "demo",
-    "ai_edge_litert": "litert",
-    "model_signing": "signing",
-}
+EXTRA_FOR_MODULE = _extra_for_module()
 
 
 # Libraries that print start-up lines from native code while they are imported.
@@ -63,7 +61,9 @@ def ensure_installed(*modules: str) -> None:
 
     for module in modules:
         if importlib.util.find_spec(module) is None:
-            extra = EXTRA_FOR_MODULE[module]
+            extra = EXTRA_FOR_MODULE.get(module)
+            if extra is None:  # a module of the base install: the installation itself is broken
+                raise MissingExtraError(f"{module} is not installed; reinstall mnist-edge: pip install mnist-edge")
             raise MissingExtraError(
                 f"{module} is not installed; install the '{extra}' extra: pip install 'mnist-edge[{extra}]'"
             )
