@@ -15,15 +15,22 @@ class MissingExtraError(MnistEdgeError):
     exit_code = 2
 
 
-def _extra_for_module() -> dict[str, str]:
-    from mnist_edge.formats import extra_for_module
-
-    # Training and the demo; the converters' and engines' modules come from the registry.
-    return {"tensorflow": "train", "keras": "train", "matplotlib": "train", "gradio": "demo", "model_signing": "signing", **extra_for_module()}
+# Which optional dependency group provides each heavy module of training, the demo and signing;
+# those of the converters and engines come from the registry (mnist_edge.formats), read when asked.
+OWN_EXTRAS = {"tensorflow": "train", "keras": "train", "matplotlib": "train", "gradio": "demo", "model_signing": "signing"}
 
 
-# Which optional dependency group provides each heavy module.
-EXTRA_FOR_MODULE = _extra_for_module()
+def extra_for_module() -> dict[str, str]:
+    """Which optional dependency group provides each heavy module, from the registry as it is now."""
+    from mnist_edge import formats
+
+    return {**OWN_EXTRAS, **formats.extra_for_module()}
+
+
+def __getattr__(name: str):
+    if name == "EXTRA_FOR_MODULE":  # kept for readers of the old constant: always current
+        return extra_for_module()
+    raise AttributeError(name)
 
 
 # Libraries that print start-up lines from native code while they are imported.
@@ -47,7 +54,7 @@ def require(module: str):
                 return importlib.import_module(module)
         return importlib.import_module(module)
     except ImportError as exc:
-        extra = EXTRA_FOR_MODULE.get(top)
+        extra = extra_for_module().get(top)
         if extra is None or (exc.name and exc.name.split(".")[0] != top):
             raise
         raise MissingExtraError(
@@ -61,7 +68,7 @@ def ensure_installed(*modules: str) -> None:
 
     for module in modules:
         if importlib.util.find_spec(module) is None:
-            extra = EXTRA_FOR_MODULE.get(module)
+            extra = extra_for_module().get(module)
             if extra is None:  # a module of the base install: the installation itself is broken
                 raise MissingExtraError(f"{module} is not installed; reinstall mnist-edge: pip install mnist-edge")
             raise MissingExtraError(

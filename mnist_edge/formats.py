@@ -67,7 +67,7 @@ class BrowserEngine:
     formats: tuple[str, ...]  # the file formats its proof tries (kinds list it in browser_engines where it runs)
     files: tuple[str, ...]  # what a page loads, relative to node_modules: the entry module first
     bundled: bool  # shipped in the site; False: loaded only by the build's proofs
-    page_module: str  # its session module in the page, relative to demo/web: exports `open(...)`
+    page_module: str  # its session module in the page, relative to demo/web/js: exports `open(...)`
 
 
 ENGINES = {
@@ -90,13 +90,13 @@ BROWSER_ENGINES = {
             "onnxruntime-web/dist/ort-wasm-simd-threaded.mjs",
             "onnxruntime-web/dist/ort-wasm-simd-threaded.wasm",
         ),
-        bundled=True, page_module="js/engines/onnxruntime-web.js",
+        bundled=True, page_module="engines/onnxruntime-web.js",
     ),
     # About 9 MB of wasm per build variant: proven, not shipped (the site runs the ONNX artifacts).
     "litert-js": BrowserEngine(
         "litert-js", "LiteRT.js", "@litertjs/core", "litert", ("tflite",),
         ("@litertjs/core/dist/index.js", "@litertjs/core/wasm/", "@litertjs/wasm-utils/dist/index.js"),
-        bundled=False, page_module="js/engines/litert-js.js",
+        bundled=False, page_module="engines/litert-js.js",
     ),
 }
 
@@ -231,18 +231,23 @@ def extra_for_module() -> dict[str, str]:
 
 
 def browser_table() -> dict:
-    """The browser engines as the web page reads them (demo/web/engines.json, see engines.schema.json)."""
+    """The browser engines as the web page reads them: demo/web/js/engines/engines.json, written
+    from this table by `python -m mnist_edge.schema` (see browser_table_schema)."""
+    from dataclasses import asdict
+
+    return {"engines": {name: asdict(e) for name, e in BROWSER_ENGINES.items()}}
+
+
+def browser_table_schema() -> dict:
+    """The JSON Schema of browser_table(), from the BrowserEngine dataclass."""
+    from mnist_edge.schema import DRAFT, object_schema
+
     return {
-        "engines": {
-            name: {
-                "label": e.label,
-                "module": e.page_module,
-                "formats": list(e.formats),
-                "reference": e.reference,
-                "bundled": e.bundled,
-            }
-            for name, e in BROWSER_ENGINES.items()
-        }
+        "$schema": DRAFT,
+        "title": "mnist-edge browser engines (engines.json)",
+        "type": "object",
+        "properties": {"engines": {"type": "object", "additionalProperties": object_schema(BrowserEngine)}},
+        "required": ["engines"],
     }
 
 

@@ -26,6 +26,7 @@ from mnist_edge.errors import MnistEdgeError
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = "2.0"
+SCHEMA_FILE = "manifest.schema.json"  # the JSON Schema of this module's dataclasses, next to it
 EXPORT_DIR = "export"  # artifacts/<model>/export holds a model's published export
 
 
@@ -223,6 +224,21 @@ class Manifest:
         data = _to_plain(self)
         del data["root"], data["skipped"]
         return data
+
+
+def json_schema() -> dict:
+    """The JSON Schema of manifest.json, generated from the dataclasses above (checked in as
+    mnist_edge/manifest.schema.json; the web app validates manifests with its copy). A reader
+    accepts any minor version of its major: the pattern pins the major."""
+    from mnist_edge.schema import json_schema as schema_of
+
+    major = SCHEMA_VERSION.split(".")[0]
+    return schema_of(
+        Manifest,
+        title=f"mnist-edge manifest.json, schema version {major}.x",
+        skip=("root", "skipped"),
+        extra={"schema_version": {"pattern": rf"^{major}\.[0-9]+$"}},
+    )
 
 
 # --- reading and writing -----------------------------------------------------------------------
