@@ -1,0 +1,110 @@
+"""One contract, two languages: the JSON Schema of manifest.json and the page's engine table are
+generated from the Python dataclasses and registry, checked in, and kept current here; the web
+page validates a manifest with that schema on load and refuses one it cannot use (real Chromium).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mnist_edge import formats, manifest, schema
+from mnist_edge.manifest import read_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_checked_in_schemas_and_engine_table_are_current():
+    stale = [
+        str(path.relative_to(ROOT))
+        for path, text in schema.generated_files().items()
+        if not path.is_file() or path.read_text(encoding="utf-8") != text
+    ]
+    assert not stale, f"run `python -m mnist_edge.schema` to regenerate: {stale}"
+
+
+def test_the_schema_follows_the_dataclasses(monkeypatch):
+    generated = manifest.json_schema()
+    assert generated["properties"]["schema_version"]["pattern"] == r"^2\.[0-9]+$"
+    artifact = generated["properties"]["artifacts"]["items"]
+    assert set(artifact["required"]) >= {"file", "format", "precision", "engine", "bytes", "sha256", "proofs"}
+    assert artifact["properties"]["batch"] == {"anyOf": [{"type": "integer"}, {"type": "null"}]}
+    assert "root" not in generated["properties"] and "skipped" not in generated["properties"]
+    # A field added to a dataclass shows up in the schema (and so in the stale check above).
+    import dataclasses
+
+    widened = dataclasses.make_dataclass("ModelInfo", [("extra_field", int)], bases=(manifest.ModelInfo,), frozen=True)
+    monkeypatch.setattr(manifest, "ModelInfo", widened)
+    monkeypatch.setitem(manifest.Manifest.__annotations__, "model", widened)
+    assert "extra_field" in manifest.json_schema()["properties"]["model"]["properties"]
+
+
+def test_the_engine_table_lists_every_browser_engine_with_its_page_module():
+    table = formats.browser_table()
+    assert set(table["engines"]) == set(formats.BROWSER_ENGINES)
+    web_js = ROOT / "demo" / "web" / "js"
+    for name, entry in table["engines"].items():
+        assert (web_js / entry["page_module"]).is_file(), name
+
+
+# --- the page refuses a manifest it cannot use -----------------------------------------------------
+
+
+def _break(site: Path, folder: str, change) -> Path:
+    """A copy of the site whose first model's manifest went through `change`."""
+    copy = site.parent / folder
+    shutil.copytree(site, copy)
+    index = json.loads((copy / "models.json").read_text())
+    path = copy / index["models"][0]["manifest"]
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    return copy
+
+
+@pytest.fixture(scope="module")
+def sites(mlp_export, tmp_path_factory):
+    from mnist_edge.demo import web_build
+
+    out = tmp_path_factory.mktemp("contract") / "site"
+    web_build.build_site(mlp_export, out, precisions=("int8",), proofs="off", log=lambda line: None)
+    newer = _break(out, "newer", lambda m: m.update(schema_version="3.0"))
+    wrong = _break(out, "wrong", lambda m: m["artifacts"][0].update(bytes="many"))
+    return {"/": out, "/newer/": newer, "/wrong/": wrong}
+
+
+def _status(browser, url: str, error: bool) -> str:
+    page = browser.new_page()
+    try:
+        page.goto(url)
+        wanted = "contains('error')" if error else "includes('ready')"
+        check = "classList." + wanted if error else "textContent." + wanted
+        page.wait_for_function(f"document.querySelector('#status').{check}", timeout=30_000)
+        return page.locator("#status").inner_text()
+    finally:
+        page.close()
+
+
+@pytest.mark.browser
+def test_page_refuses_a_newer_major_version_and_a_wrong_field_type(sites, mlp_export):
+    from playwright.sync_api import sync_playwright
+
+    from mnist_edge.demo import web_proofs
+    from mnist_edge.demo.web_server import SiteServer
+
+    assert read_manifest(mlp_export).schema_version.startswith("2.")
+    with SiteServer(sites) as server, sync_playwright() as playwright:
+        browser = web_proofs.launch(playwright)
+        try:
+            assert "ready" in _status(browser, server.url, error=False)  # the untouched site loads
+            newer = _status(browser, server.url + "newer/", error=True)
+            assert "could not be loaded" in newer and 'schema_version "3.0" is not supported' in newer
+            assert "reads 2.x" in newer
+            wrong = _status(browser, server.url + "wrong/", error=True)
+            assert "does not match the manifest schema" in wrong
+            assert "artifacts[0].bytes: expected integer, found string" in wrong
+        finally:
+            browser.close()
