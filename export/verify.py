@@ -66,7 +66,7 @@ def verify_export(
             f"({manifest.test_set.source}); point --data-dir at the same data"
         )
     test_x = scale_images(dataset.test.images)
-    results = [ArtifactCheck(note.split(":")[0], "skipped", note) for note in manifest.skipped]
+    results = [ArtifactCheck(skipped.file, "skipped", str(skipped)) for skipped in manifest.skipped]
     for artifact in manifest.artifacts:
         try:
             if artifact.engine not in engines:

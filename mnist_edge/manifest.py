@@ -162,6 +162,19 @@ class Artifact:
 
 
 @dataclass(frozen=True)
+class SkippedArtifact:
+    """An artifact a manifest lists that this reader left out: a kind it does not know."""
+
+    file: str
+    format: str
+    precision: str
+    reason: str = "is not a kind this version of mnist-edge knows"
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.format}/{self.precision} {self.reason}; skipped"
+
+
+@dataclass(frozen=True)
 class Manifest:
     schema_version: str
     created: str
@@ -179,7 +192,7 @@ class Manifest:
     artifacts: tuple[Artifact, ...]
     # Not part of the file: where it was read from, and what this reader left out.
     root: Path | None = field(default=None, compare=False)
-    skipped: tuple[str, ...] = field(default=(), compare=False)
+    skipped: tuple[SkippedArtifact, ...] = field(default=(), compare=False)
 
     @property
     def name(self) -> str:
@@ -288,8 +301,7 @@ def manifest_from_dict(data, *, root: Path | None = None) -> Manifest:
         kind = formats.find_kind(str(entry.get("format")), str(entry.get("precision")))
         if kind is None:
             skipped.append(
-                f"{entry.get('file', f'artifacts[{i}]')}: {entry.get('format')}/{entry.get('precision')} is not a kind "
-                "this version of mnist-edge knows; skipped"
+                SkippedArtifact(str(entry.get("file", f"artifacts[{i}]")), str(entry.get("format")), str(entry.get("precision")))
             )
             continue
         known.append(entry)

@@ -267,9 +267,9 @@ def test_a_newer_minor_version_with_an_unknown_kind_still_loads(export_copy, mni
 
     _edit_manifest(export_copy, newer)
     predictor = runtime.load(export_copy)
-    assert predictor.manifest.skipped == (
-        "model.webnn: webnn/int4 is not a kind this version of mnist-edge knows; skipped",
-    )
+    (skipped,) = predictor.manifest.skipped
+    assert (skipped.file, skipped.format, skipped.precision) == ("model.webnn", "webnn", "int4")
+    assert str(skipped) == "model.webnn: webnn/int4 is not a kind this version of mnist-edge knows; skipped"
     assert "model.webnn" not in {a.file for a in predictor.manifest.artifacts}
     assert predictor.predict(mnist.test.images[0]).digit == 7
 
