@@ -317,7 +317,7 @@ def bench_folder(export_dir: Path, digits: np.ndarray, files: int = FOLDER_FILES
     from PIL import Image
 
     from mnist_edge import runtime
-    from mnist_edge.cli.predict import available_cores
+    from mnist_edge.runtime.pool import available_cores
     from mnist_edge.runtime import preprocess
 
     def children_cpu() -> float:
