@@ -30,10 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-LATENCY_RUNS = 1000
-WARMUP_RUNS = 50
+from mnist_edge.timing import LATENCY_RUNS, WARMUP_RUNS, percentiles, throughput, time_calls  # noqa: F401
+
 THROUGHPUT_BATCH = 256
-THROUGHPUT_SECONDS = 2.0
 COLD_START_RUNS = 5
 # Preprocessing: timed runs per input kind (the photo is slow in the previous implementation).
 PREPROCESS_RUNS = {"28x28 array": 300, "400x400 drawing": 100, "1000x1000 scan": 30, "12 MP JPEG photo": 7}
@@ -41,33 +40,6 @@ PREPROCESS_WARMUP = 2
 FOLDER_FILES = 2000  # PNG files in the folder-throughput run
 SECTIONS = ("artifacts", "preprocessing", "folder")  # what `mnist-edge bench --only` may pick
 BASELINE_PREPROCESS = Path(__file__).resolve().parents[1] / "bench" / "preprocess_baseline.py"
-
-
-def _percentiles(samples_ns: list[int]) -> tuple[float, float]:
-    ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
-    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
-
-
-def time_calls(fn, runs: int = LATENCY_RUNS, warmup: int = WARMUP_RUNS) -> tuple[float, float]:
-    """p50 and p99 of `fn()` in milliseconds."""
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter_ns()
-        fn()
-        samples.append(time.perf_counter_ns() - start)
-    return _percentiles(samples)
-
-
-def throughput(fn, batch: int, seconds: float = THROUGHPUT_SECONDS) -> float:
-    """Images per second of `fn()` processing `batch` images per call."""
-    fn()
-    calls, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        fn()
-        calls += 1
-    return calls * batch / (time.perf_counter() - start)
 
 
 def _run_seconds(command: list[str], env: dict | None = None) -> float:
