@@ -232,7 +232,7 @@ def extra_for_module() -> dict[str, str]:
 
 def browser_table() -> dict:
     """The browser engines as the web page reads them: demo/web/js/engines/engines.json, written
-    from this table by `python -m mnist_edge.schema` (see browser_table_schema)."""
+    from this table by `python -m mnist_edge.contract` (see browser_table_schema)."""
     from dataclasses import asdict
 
     return {"engines": {name: asdict(e) for name, e in BROWSER_ENGINES.items()}}

@@ -4,9 +4,7 @@ The manifest (mnist_edge.manifest) and the page's engine table (mnist_edge.forma
 dataclasses; `json_schema` turns one into a JSON Schema (draft 2020-12) with the same rules the
 Python reader applies: a field with a default may be absent, `X | None` may be null, fields a
 reader does not know are allowed (a newer minor version adds some). The generated files are
-checked in and kept current by tests/test_contract.py:
-
-    python -m mnist_edge.schema      # rewrite every checked-in schema and the page's engine table
+checked in (mnist_edge.contract writes them) and kept current by tests/test_contract.py.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ import dataclasses
 import json
 import types
 import typing
-from pathlib import Path
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 _SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object"}
@@ -69,29 +66,3 @@ def json_schema(cls, *, title: str, skip: tuple[str, ...] = (), extra: dict | No
 
 def dump(data: dict) -> str:
     return json.dumps(data, indent=2) + "\n"
-
-
-def generated_files() -> dict[Path, str]:
-    """Every checked-in file generated from the contract, with the text it must hold."""
-    from mnist_edge import formats, manifest
-
-    root = Path(__file__).resolve().parent
-    web_js = root.parent / "demo" / "web" / "js"
-    manifest_schema = dump(manifest.json_schema())
-    files = {root / manifest.SCHEMA_FILE: manifest_schema}
-    if web_js.is_dir():  # a source checkout: the page's copies
-        files[web_js / "contract" / manifest.SCHEMA_FILE] = manifest_schema
-        files[web_js / "engines" / "engines.json"] = dump(formats.browser_table())
-        files[web_js / "engines" / "engines.schema.json"] = dump(formats.browser_table_schema())
-    return files
-
-
-def main() -> None:
-    for path, text in generated_files().items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        print(f"wrote {path}")
-
-
-if __name__ == "__main__":
-    main()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_edge import formats, manifest, schema
+from mnist_edge import contract, formats, manifest
 from mnist_edge.manifest import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_checked_in_schemas_and_engine_table_are_current():
     stale = [
         str(path.relative_to(ROOT))
-        for path, text in schema.generated_files().items()
+        for path, text in contract.generated_files().items()
         if not path.is_file() or path.read_text(encoding="utf-8") != text
     ]
-    assert not stale, f"run `python -m mnist_edge.schema` to regenerate: {stale}"
+    assert not stale, f"run `python -m mnist_edge.contract` to regenerate: {stale}"
 
 
 def test_the_schema_follows_the_dataclasses(monkeypatch):
