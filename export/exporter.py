@@ -129,6 +129,31 @@ def prove(
     return artifact, [str(f) for f in failures]
 
 
+def prove_all(
+    converted: list[Converted],
+    job: convert.ConversionJob,
+    reference: np.ndarray,
+    test_x: np.ndarray,
+    labels: np.ndarray,
+    thresholds: Thresholds,
+    stream,
+) -> tuple[list[Artifact], list[str]]:
+    """Prove every converted artifact, printing one line each: the manifest entries and every
+    failure (conversions that failed included)."""
+    artifacts, failures = [], []
+    for item in converted:
+        if item.failure:
+            failures.append(f"{item.kind.file}: {item.failure}")
+            print(f"  {item.kind.file:<20} conversion failed: {item.failure}", file=stream, flush=True)
+            continue
+        artifact, problems = prove(item, job, reference, test_x, labels, thresholds)
+        failures += problems
+        if artifact is not None:
+            artifacts.append(artifact)
+        publish.print_artifact_line(item.kind.file, artifact, problems, stream)
+    return artifacts, failures
+
+
 # --- the whole export --------------------------------------------------------------------------
 
 
@@ -188,17 +213,8 @@ def export_model(
 
     with publish.Staging(model_dir) as staging, termination.exit_at_once(staging.remove):
         job = convert.ConversionJob(keras_model, calibration, opset, scratch=staging.scratch)
-        artifacts, failures = [], []
-        for item in convert_all(kinds, job, staging.folder):
-            if item.failure:
-                failures.append(f"{item.kind.file}: {item.failure}")
-                print(f"  {item.kind.file:<20} conversion failed: {item.failure}", file=stream, flush=True)
-                continue
-            artifact, problems = prove(item, job, reference, test_x, labels, thresholds)
-            failures += problems
-            if artifact is not None:
-                artifacts.append(artifact)
-            publish.print_artifact_line(item.kind.file, artifact, problems, stream)
+        converted = convert_all(kinds, job, staging.folder)
+        artifacts, failures = prove_all(converted, job, reference, test_x, labels, thresholds, stream)
         manifest = publish.build_manifest(
             model_dir=model_dir,
             keras_model=keras_model,
