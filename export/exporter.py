@@ -224,7 +224,7 @@ def export_model(
             artifacts=artifacts,
             thresholds=thresholds,
             calibration={"images": int(len(calibration)), "source": "training set", "seed": CALIBRATION_SEED},
-            opset=opset if any(k.family == "onnx" for k in kinds) else None,
+            opset=opset if "tf2onnx" in formats.export_modules(kinds) else None,  # an ONNX graph was made
             input_name=convert.INPUT_NAME,
             output_name=convert.OUTPUT_NAME,
         )

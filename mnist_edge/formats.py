@@ -17,6 +17,7 @@ import importlib
 from dataclasses import dataclass
 
 PRECISIONS = ("fp32", "fp16", "int8")
+DEFAULT_PRECISION = "fp32"  # what runtime.load, the CLI and the apps pick unless asked otherwise
 
 # How an artifact of each precision is proven against the Keras model on the test set: the
 # checks of mnist_edge.export.parity it must pass, each with the Thresholds field that limits it.
@@ -80,6 +81,8 @@ ENGINES = {
         "ai-edge-litert", thread_safe=False, browser=("litert-js",),
     ),
 }
+
+DEFAULT_ENGINE = "onnxruntime"  # in the base install: runs everywhere mnist-edge does
 
 BROWSER_ENGINES = {
     # The wasm-only build: the default ort.min.mjs would pull a 28 MB WebGPU build instead.

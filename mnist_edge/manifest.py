@@ -209,7 +209,9 @@ class Manifest:
                 return a
         raise ManifestError(f"{self.where}: no artifact {file!r} (available: {self.available()})")
 
-    def find(self, engine: str = "onnxruntime", precision: str = "fp32", format: str | None = None) -> Artifact:
+    def find(
+        self, engine: str = formats.DEFAULT_ENGINE, precision: str = formats.DEFAULT_PRECISION, format: str | None = None
+    ) -> Artifact:
         """The artifact `engine` runs at `precision` (its most portable format unless `format`),
         or a ManifestError listing what exists."""
         if engine not in formats.ENGINES:
