@@ -177,9 +177,8 @@ def test_predict_rejects_bad_images(predictor, tmp_path, monkeypatch):
     truncated.write_bytes(_png(np.random.default_rng(0).integers(0, 255, (200, 200), dtype=np.uint8))[:500])
     with pytest.raises(InvalidImageError):
         predictor.predict(truncated)
-    monkeypatch.setattr("mnist_edge.runtime.preprocess.MAX_PIXELS", 100 * 100)
-    with pytest.raises(ImageTooLargeError):
-        predictor.predict(np.zeros((200, 200), np.uint8))
+    with pytest.raises(ImageTooLargeError):  # a limit passed in, lower than the runtime's
+        predictor.prepare(np.zeros((200, 200), np.uint8), max_pixels=100 * 100)
 
 
 # --- damaged exports are refused -----------------------------------------------------------------
