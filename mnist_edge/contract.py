@@ -1,6 +1,7 @@
 """The contract's generated files, checked in and kept current by tests/test_contract.py: the
-manifest's JSON Schema (next to mnist_edge/manifest.py, and the web page's copy) and the page's
-table of browser engines with its schema, all from the dataclasses and the registry.
+manifest's JSON Schema (next to mnist_edge/manifest.py, and the web page's copy), the page's
+table of browser engines with its schema (from the dataclasses and the registry), and the page's
+copy of the preprocessing recipe's constants (runtime/preprocess_spec.json).
 
     python -m mnist_edge.contract      # rewrite them after changing the manifest or the registry
 """
@@ -18,9 +19,11 @@ def generated_files() -> dict[Path, str]:
     root = Path(__file__).resolve().parent
     web_js = root.parent / "demo" / "web" / "js"
     manifest_schema = dump(manifest.json_schema())
+    spec = root.parent / "runtime" / "preprocess_spec.json"
     files = {root / manifest.SCHEMA_FILE: manifest_schema}
     if web_js.is_dir():  # a source checkout: the page's copies
         files[web_js / "contract" / manifest.SCHEMA_FILE] = manifest_schema
+        files[web_js / "contract" / spec.name] = spec.read_text(encoding="utf-8")  # the recipe's constants
         files[web_js / "engines" / "engines.json"] = dump(formats.browser_table())
         files[web_js / "engines" / "engines.schema.json"] = dump(formats.browser_table_schema())
     return files

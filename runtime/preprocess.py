@@ -28,9 +28,11 @@ ink), and several digits in one image (they are read as one).
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -51,10 +53,16 @@ from mnist_edge.runtime.decode import (  # noqa: F401 (the limits and types are 
 )
 from mnist_edge.runtime.errors import NoDigitError, PreprocessError
 
+# The recipe's constants, shared with the web page's JavaScript (demo/web/js/preprocess.js).
+SPEC_FILE = Path(__file__).with_name("preprocess_spec.json")
+SPEC = json.loads(SPEC_FILE.read_text(encoding="utf-8"))
+
 # MNIST's own geometry: the defaults of to_mnist. A Predictor takes the sizes from its manifest.
-SIZE = 28  # the input is SIZE x SIZE
+SIZE = SPEC["MNIST_SIZE"]  # the input is SIZE x SIZE
 BOX = digit_box(SIZE)  # the digit's longer side: 20, as in MNIST
-MAX_INK_WIDTH_RATIO = 5  # ink wider than this many times its height is a line, not a digit
+if not BOX == SPEC["MNIST_BOX"] == SPEC["REFERENCE_BOX"]:
+    raise ValueError(f"{SPEC_FILE}: MNIST_BOX and REFERENCE_BOX should be {BOX}, the box manifest.digit_box gives")
+MAX_INK_WIDTH_RATIO = SPEC["MAX_INK_WIDTH_RATIO"]  # ink wider than this many times its height is a line, not a digit
 
 # Images at least twice this long (pixels, longer side) are reduced by an integer factor, to a longer
 # side from WORK_SIDE to 2 x WORK_SIDE, before any float work: a 12 MP photo is read at 1000x750.
@@ -63,26 +71,26 @@ MAX_INK_WIDTH_RATIO = 5  # ink wider than this many times its height is a line, 
 WORK_SIDE = 1000
 
 # Ink detection, on the [0, 1] grey scale once the image is light ink on dark paper.
-BORDER_FRACTION = 0.05  # the outer 5% of each side is "the border" when judging the paper's tone
-BACKGROUND_GRID = 12  # cells on the longer side of the coarse background (uneven lighting) estimate
-BACKGROUND_SAMPLES = 128  # the background and noise are estimated on a grid this many pixels across
-FLAT_BACKGROUND = 0.02  # a background varying less than this is treated as one level
-SMALL_IMAGE = 64  # images up to this size (canvases, thumbnails) get one background level
-MIN_INK_CONTRAST = 0.2  # ink must stand this far out of the paper, or the image is blank
-NOISE_SIGMAS = 5.0  # ink must stand this many noise standard deviations out of the paper
+BORDER_FRACTION = SPEC["BORDER_FRACTION"]  # the outer 5% of each side is "the border" when judging the paper's tone
+BACKGROUND_GRID = SPEC["BACKGROUND_GRID"]  # cells on the longer side of the coarse background (uneven lighting) estimate
+BACKGROUND_SAMPLES = SPEC["BACKGROUND_SAMPLES"]  # the background and noise are estimated on a grid this many pixels across
+FLAT_BACKGROUND = SPEC["FLAT_BACKGROUND"]  # a background varying less than this is treated as one level
+SMALL_IMAGE = SPEC["SMALL_IMAGE"]  # images up to this size (canvases, thumbnails) get one background level
+MIN_INK_CONTRAST = SPEC["MIN_INK_CONTRAST"]  # ink must stand this far out of the paper, or the image is blank
+NOISE_SIGMAS = SPEC["NOISE_SIGMAS"]  # ink must stand this many noise standard deviations out of the paper
 # Pixels fainter than this fraction of the peak ink are paper: JPEG ringing, texture. Without it
 # JPEG digits lose 3 points of kNN accuracy; 0.05 and 0.1 measure the same, 0.05 keeps more of MNIST.
-INK_FLOOR = 0.05
-INK_PEAK_PERCENTILE = 95  # ink at or above this percentile of the ink pixels becomes 1.0
-MIN_INK_PIXELS = 10  # fewer ink pixels than this is a speck, not a digit
+INK_FLOOR = SPEC["INK_FLOOR"]
+INK_PEAK_PERCENTILE = SPEC["INK_PEAK_PERCENTILE"]  # ink at or above this percentile of the ink pixels becomes 1.0
+MIN_INK_PIXELS = SPEC["MIN_INK_PIXELS"]  # fewer ink pixels than this is a speck, not a digit
 SURFACE_BANDS = 16  # column bands in which an uneven paper level is bounded below, to find the ink on the bytes
-SPECK_MASS = 0.01  # ink cut off from the digit and under this share of its mass is a speck, left out of the crop
+SPECK_MASS = SPEC["SPECK_MASS"]  # ink cut off from the digit and under this share of its mass is a speck, left out of the crop
 
 # Thin strokes. Widths are in pixels of the 20x20 box; MNIST's median stroke (at half intensity) is
 # 2.0 px and its 1st percentile 1.07 px. A 2 px pen line in a 1000 px photo would be 0.04 px.
-MIN_STROKE = 1.0
-TARGET_STROKE = 2.0  # measured after the whole pipeline, thin-pen drawings come out at 1.94 (median)
-WORK_FACTOR = 4  # large crops are reduced to about this many times the box before the final resize
+MIN_STROKE = SPEC["MIN_STROKE"]
+TARGET_STROKE = SPEC["TARGET_STROKE"]  # measured after the whole pipeline, thin-pen drawings come out at 1.94 (median)
+WORK_FACTOR = SPEC["WORK_FACTOR"]  # large crops are reduced to about this many times the box before the final resize
 RESAMPLE = Image.Resampling.LANCZOS
 
 EVERYWHERE = (slice(None), slice(None))  # the whole image, as a window
