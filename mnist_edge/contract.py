@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mnist_edge import formats, manifest
+from mnist_edge import formats, manifest, site
 from mnist_edge.schema import dump
 
 
@@ -24,6 +24,7 @@ def generated_files() -> dict[Path, str]:
     if web_js.is_dir():  # a source checkout: the page's copies
         files[web_js / "contract" / manifest.SCHEMA_FILE] = manifest_schema
         files[web_js / "contract" / spec.name] = spec.read_text(encoding="utf-8")  # the recipe's constants
+        files[web_js / "contract" / "models.schema.json"] = dump(site.json_schema())
         files[web_js / "engines" / "engines.json"] = dump(formats.browser_table())
         files[web_js / "engines" / "engines.schema.json"] = dump(formats.browser_table_schema())
     return files

@@ -396,6 +396,10 @@ def _convert(hint, value, where: str):
         return None if value is None else _convert(option, value, where)
     if dataclasses.is_dataclass(hint):
         return _from_plain(hint, value, where)
+    if origin is dict:  # dict[str, X]: an object whose values are all X
+        if not isinstance(value, dict):
+            raise ManifestError(f"{where}: expected an object, found {type(value).__name__}")
+        return {str(k): _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
     if origin is tuple:
         if not isinstance(value, list):
             raise ManifestError(f"{where}: expected a list, found {type(value).__name__}")

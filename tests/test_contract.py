@@ -73,7 +73,12 @@ def sites(mlp_export, tmp_path_factory):
     web_build.build_site(mlp_export, out, precisions=("int8",), proofs="off", log=lambda line: None)
     newer = _break(out, "newer", lambda m: m.update(schema_version="3.0"))
     wrong = _break(out, "wrong", lambda m: m["artifacts"][0].update(bytes="many"))
-    return {"/": out, "/newer/": newer, "/wrong/": wrong}
+    bad_index = out.parent / "bad-index"
+    shutil.copytree(out, bad_index)
+    index = json.loads((bad_index / "models.json").read_text())
+    del index["models"][0]["file"]
+    (bad_index / "models.json").write_text(json.dumps(index))
+    return {"/": out, "/newer/": newer, "/wrong/": wrong, "/bad-index/": bad_index}
 
 
 def _status(browser, url: str, error: bool) -> str:
@@ -86,6 +91,18 @@ def _status(browser, url: str, error: bool) -> str:
         return page.locator("#status").inner_text()
     finally:
         page.close()
+
+
+def test_the_built_models_json_follows_its_dataclasses(sites):
+    from mnist_edge.manifest import ManifestError, _from_plain
+    from mnist_edge.site import INDEX_NAME, SiteIndex
+
+    data = json.loads((sites["/"] / INDEX_NAME).read_text())
+    index = _from_plain(SiteIndex, data, INDEX_NAME)
+    assert index.models and all(m.engine in index.engines for m in index.models)
+    data["models"][0]["bytes"] = "many"
+    with pytest.raises(ManifestError, match=r"models\[0\] bytes: expected an integer"):
+        _from_plain(SiteIndex, data, INDEX_NAME)
 
 
 @pytest.mark.browser
@@ -106,5 +123,7 @@ def test_page_refuses_a_newer_major_version_and_a_wrong_field_type(sites, mlp_ex
             wrong = _status(browser, server.url + "wrong/", error=True)
             assert "does not match the manifest schema" in wrong
             assert "artifacts[0].bytes: expected integer, found string" in wrong
+            bad_index = _status(browser, server.url + "bad-index/", error=True)
+            assert "Cannot start: models.json does not match its schema: models[0].file: missing" in bad_index
         finally:
             browser.close()

@@ -5,6 +5,7 @@
 
 import { ModelLoadError } from './errors.js';
 import manifestSchema from './contract/manifest.schema.json' with { type: 'json' };
+import siteSchema from './contract/models.schema.json' with { type: 'json' };
 
 /** The schema's major version ("2" for 2.x), read from its schema_version pattern. */
 export const MAJOR = manifestSchema.properties.schema_version.pattern.match(/\^(\d+)/)[1];
@@ -21,6 +22,13 @@ export function checkManifest(manifest, where = 'manifest.json') {
   const problems = validate(manifest, manifestSchema, '');
   if (problems.length) throw new ModelLoadError(`${where} does not match the manifest schema: ${problems.slice(0, 3).join('; ')}`);
   return manifest;
+}
+
+/** Throw an Error if `index` (models.json) does not match the schema Python generates for it. */
+export function checkSiteIndex(index, where = 'models.json') {
+  const problems = validate(index, siteSchema, '');
+  if (problems.length) throw new Error(`${where} does not match its schema: ${problems.slice(0, 3).join('; ')}`);
+  return index;
 }
 
 /** Every way `value` breaks `schema`, each as "path: expected ..., found ...". */
