@@ -121,3 +121,19 @@ def test_a_new_engines_extra_is_named_when_its_module_is_missing(monkeypatch):
     assert "mnist_edge_absent_engine" in formats.export_modules()
     with pytest.raises(MissingExtraError, match=r"pip install 'mnist-edge\[absent-extra\]'"):
         ensure_installed(*formats.export_modules())
+
+
+def test_a_new_browser_engine_reaches_the_pages_engine_table(monkeypatch):
+    """The page's engines.json is written from BROWSER_ENGINES: a new entry shows up in it (and the
+    checked-in file is then stale until `python -m mnist_edge.contract` rewrites it)."""
+    from mnist_edge import contract
+
+    browser = formats.BrowserEngine(
+        "dummy-web", "Dummy Web", "dummy-npm", "onnxruntime", ("onnx",), ("dummy-npm/index.js",),
+        bundled=False, page_module="engines/dummy-web.js",
+    )
+    monkeypatch.setitem(formats.BROWSER_ENGINES, "dummy-web", browser)
+    assert formats.browser_table()["engines"]["dummy-web"]["page_module"] == "engines/dummy-web.js"
+    assert "dummy-web" in formats.browser_engines_for("onnx")
+    stale = [path.name for path, text in contract.generated_files().items() if path.read_text(encoding="utf-8") != text]
+    assert stale == ["engines.json"]
