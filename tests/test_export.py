@@ -191,9 +191,11 @@ def test_cnn_exports_and_passes_parity(trained_cnn, mnist):
 
 
 def test_a_new_artifact_kind_reaches_the_cli_and_the_plan(monkeypatch, capsys):
-    from mnist_edge.cli import main
+    from mnist_edge.cli import build_parser, main
     from mnist_edge.export.exporter import plan_artifacts
 
+    with capsys.disabled():  # the subcommands' modules bind sys.stdout as a default: import them uncaptured
+        build_parser()
     dummy = formats.ArtifactKind(
         "model.dummy", "dummy", "dummyfamily", "int8", "onnxruntime", "tests.test_export:no_converter"
     )

@@ -34,6 +34,15 @@ def _dotted(name: str) -> str:
 
 
 @pytest.fixture
+def uncaptured_cli(capsys):
+    """The CLI's modules imported outside capsys (several bind sys.stdout as a default argument)."""
+    from mnist_edge.cli import build_parser
+
+    with capsys.disabled():
+        build_parser()
+
+
+@pytest.fixture
 def registry(monkeypatch):
     """The one place the dummy kind and engine are declared."""
     engine = formats.Engine(
@@ -63,7 +72,7 @@ def dummy_export(registry, trained_mlp, mnist, tmp_path) -> Path:
 
 
 @pytest.mark.slow
-def test_a_dummy_kind_and_engine_go_end_to_end(dummy_export, mnist, mnist_dir, tmp_path, capsys):
+def test_a_dummy_kind_and_engine_go_end_to_end(uncaptured_cli, dummy_export, mnist, mnist_dir, tmp_path, capsys):
     from mnist_edge import runtime
     from mnist_edge.cli import main
     from mnist_edge.demo.app import find_models
@@ -94,7 +103,7 @@ def test_a_dummy_kind_and_engine_go_end_to_end(dummy_export, mnist, mnist_dir, t
     assert choice.precisions == {DUMMY_ENGINE: ("fp32",)}
 
 
-def test_the_cli_choices_and_the_plan_follow_the_registry(registry, capsys):
+def test_the_cli_choices_and_the_plan_follow_the_registry(uncaptured_cli, registry, capsys):
     from mnist_edge.cli import build_parser
     from mnist_edge.export.exporter import plan_artifacts
 
