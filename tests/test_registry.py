@@ -34,15 +34,6 @@ def _dotted(name: str) -> str:
 
 
 @pytest.fixture
-def uncaptured_cli(capsys):
-    """The CLI's modules imported outside capsys (several bind sys.stdout as a default argument)."""
-    from mnist_edge.cli import build_parser
-
-    with capsys.disabled():
-        build_parser()
-
-
-@pytest.fixture
 def registry(monkeypatch):
     """The one place the dummy kind and engine are declared."""
     engine = formats.Engine(
@@ -72,9 +63,12 @@ def dummy_export(registry, trained_mlp, mnist, tmp_path) -> Path:
 
 
 @pytest.mark.slow
-def test_a_dummy_kind_and_engine_go_end_to_end(uncaptured_cli, dummy_export, mnist, mnist_dir, tmp_path, capsys):
+def test_a_dummy_kind_and_engine_go_end_to_end(dummy_export, mnist, mnist_dir, tmp_path):
+    import contextlib
+    import io
+
     from mnist_edge import runtime
-    from mnist_edge.cli import main
+    from mnist_edge.cli import build_parser, main
     from mnist_edge.demo.app import find_models
     from mnist_edge.export.verify import verify_export
     from mnist_edge.manifest import read_manifest
@@ -93,26 +87,34 @@ def test_a_dummy_kind_and_engine_go_end_to_end(uncaptured_cli, dummy_export, mni
     # The real command line: the engine is a valid choice of predict and verify, and runs.
     image = tmp_path / "digit.png"
     Image.fromarray(mnist.test.images[0]).save(image)
-    assert main(["predict", "--model", str(dummy_export), "--engine", DUMMY_ENGINE, "--json", str(image)]) == 0
-    assert f'"digit": {digits[0]}' in capsys.readouterr().out
-    assert main(["verify", str(dummy_export), "--engine", DUMMY_ENGINE, "--data-dir", str(mnist_dir)]) == 0
-    assert capsys.readouterr().out.startswith(f"ok      {DUMMY_FILE}")
+    build_parser()  # its modules imported before stdout is redirected (several bind it as a default)
+    predicted, verified = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(predicted):
+        assert main(["predict", "--model", str(dummy_export), "--engine", DUMMY_ENGINE, "--json", str(image)]) == 0
+    assert f'"digit": {digits[0]}' in predicted.getvalue()
+    with contextlib.redirect_stdout(verified):
+        assert main(["verify", str(dummy_export), "--engine", DUMMY_ENGINE, "--data-dir", str(mnist_dir)]) == 0
+    assert verified.getvalue().startswith(f"ok      {DUMMY_FILE}")
 
     # The demo's menus offer the engine with the precision it has.
     (choice,) = find_models(dummy_export).values()
     assert choice.precisions == {DUMMY_ENGINE: ("fp32",)}
 
 
-def test_the_cli_choices_and_the_plan_follow_the_registry(uncaptured_cli, registry, capsys):
+def test_the_cli_choices_and_the_plan_follow_the_registry(registry):
+    import contextlib
+    import io
+
     from mnist_edge.cli import build_parser
     from mnist_edge.export.exporter import plan_artifacts
 
-    parser = build_parser()
+    parser = build_parser()  # before any redirection: several subcommand modules bind sys.stdout as a default
     for command in (["predict", "--model", "e", "--engine", DUMMY_ENGINE, "x.png"], ["verify", "e", "--engine", DUMMY_ENGINE]):
         assert parser.parse_args(command).engine == DUMMY_ENGINE
-    with pytest.raises(SystemExit):
+    err = io.StringIO()
+    with pytest.raises(SystemExit), contextlib.redirect_stderr(err):
         parser.parse_args(["predict", "--model", "e", "--engine", "no-such-engine", "x.png"])
-    assert "dummy-engine" in capsys.readouterr().err  # the error lists the choices, the new one among them
+    assert "dummy-engine" in err.getvalue()  # the error lists the choices, the new one among them
     assert plan_artifacts(("dummyfamily",), ("fp32",)) == (registry,)
     assert "dummyfamily" in formats.families()
 
