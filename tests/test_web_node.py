@@ -10,7 +10,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 NODE_TESTS = ROOT / "demo" / "web" / "test"
 
