@@ -1,6 +1,7 @@
 """The page's JavaScript against the Python runtime without a browser, in seconds: the golden
-drawings and manifest are written by the Python side (demo/web/test/write_goldens.py), then
-`node --test demo/web/test/` runs the page's own preprocessing and manifest check on them."""
+drawings and manifest are written by the Python side (tests/js/write_goldens.py), then
+`node --test tests/js/{preprocess,contract}.test.mjs` runs the page's own preprocessing and
+manifest check on them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NODE_TESTS = ROOT / "demo" / "web" / "test"
+NODE_TESTS = ROOT / "tests" / "js"
+SUITES = ("preprocess.test.mjs", "contract.test.mjs")  # signature.test.mjs is test_signing's
 
 
 def _writer():
@@ -27,7 +29,7 @@ def test_node_suite_matches_the_python_goldens(mnist, mlp_export, tmp_path):
     index = _writer().write(tmp_path / "goldens", mnist.test.images[:36], mlp_export)
     assert sum(1 for case in index if case["no_digit"]) == 2  # the blank and the line
     result = subprocess.run(
-        [node, "--test", *sorted(str(p) for p in NODE_TESTS.glob("*.test.mjs"))],
+        [node, "--test", *(str(NODE_TESTS / suite) for suite in SUITES)],
         env={**os.environ, "MNIST_EDGE_GOLDEN_DIR": str(tmp_path / "goldens")},
         capture_output=True, text=True, timeout=120,
     )

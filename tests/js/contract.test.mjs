@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { MAJOR, checkManifest } from '../js/contract.js';
-import engineTable from '../js/engines/engines.json' with { type: 'json' };
+import { MAJOR, checkManifest } from '../../demo/web/js/contract.js';
+import engineTable from '../../demo/web/js/engines/engines.json' with { type: 'json' };
 
 const GOLDEN = process.env.MNIST_EDGE_GOLDEN_DIR;
 
@@ -45,7 +45,7 @@ test('every declared browser engine has a page module with open()', async () => 
   const names = Object.keys(engineTable.engines);
   assert.ok(names.length >= 1);
   for (const name of names) {
-    const module = await import(new URL(`../js/${engineTable.engines[name].page_module}`, import.meta.url));
+    const module = await import(new URL(`../../demo/web/js/${engineTable.engines[name].page_module}`, import.meta.url));
     assert.equal(typeof module.open, 'function', name);
   }
 });

@@ -1,8 +1,8 @@
-"""Write the golden files the `node --test` suite (demo/web/test/*.test.mjs) compares the page's
-JavaScript with: RGBA drawings and what the Python runtime makes of them, and a manifest.
+"""Write the golden files the `node --test` suites tests/js/{preprocess,contract}.test.mjs compare
+the page's JavaScript with: RGBA drawings and what the Python runtime makes of them, a manifest.
 
-    python demo/web/test/write_goldens.py OUT [EXPORT_DIR]
-    MNIST_EDGE_GOLDEN_DIR=OUT node --test demo/web/test/
+    python tests/js/write_goldens.py OUT [EXPORT_DIR]
+    MNIST_EDGE_GOLDEN_DIR=OUT node --test tests/js/{preprocess,contract}.test.mjs
 
 tests/test_web_node.py does both. The drawings are real MNIST test digits, scaled onto canvases
 of several sizes in the three styles a page or a user gives (ink on a transparent canvas, dark

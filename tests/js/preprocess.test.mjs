@@ -1,5 +1,5 @@
 // The page's preprocessing (js/preprocess.js) against the Python runtime's, on golden drawings the
-// Python recipe wrote (demo/web/test/write_goldens.py), without a browser: `node --test`.
+// Python recipe wrote (tests/js/write_goldens.py), without a browser: `node --test`.
 // The recipe's constants come from one file both read (js/contract/preprocess_spec.json).
 
 import { test } from 'node:test';
@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { NoDigitError, prepare } from '../js/preprocess.js';
-import SPEC from '../js/contract/preprocess_spec.json' with { type: 'json' };
+import { NoDigitError, prepare } from '../../demo/web/js/preprocess.js';
+import SPEC from '../../demo/web/js/contract/preprocess_spec.json' with { type: 'json' };
 
 const GOLDEN = process.env.MNIST_EDGE_GOLDEN_DIR;
 // The JavaScript follows the Python float32 steps: measured, the two agree to about 1e-7 per pixel.
@@ -16,7 +16,7 @@ const MAX_PIXEL_DIFF = 1e-4;
 const INPUT = { shape: [null, SPEC.MNIST_SIZE, SPEC.MNIST_SIZE], preprocessing: { kind: 'digit', box: SPEC.MNIST_BOX } };
 
 function goldens() {
-  assert.ok(GOLDEN, 'set MNIST_EDGE_GOLDEN_DIR: python demo/web/test/write_goldens.py DIR writes the golden files (pytest tests/test_web_node.py does both)');
+  assert.ok(GOLDEN, 'set MNIST_EDGE_GOLDEN_DIR: python tests/js/write_goldens.py DIR writes the golden files (pytest tests/test_web_node.py does both)');
   return JSON.parse(readFileSync(join(GOLDEN, 'index.json'), 'utf8'));
 }
 
