@@ -17,10 +17,9 @@ from pathlib import Path
 
 from mnist_edge import formats
 from mnist_edge.cli.common import one_export, positive_int
-from mnist_edge.cli.predict import (
-    CHUNK_FILES, PARALLEL_FILES, PATH_COLUMN, Progress, available_cores, image_paths, ordered_map,
-)
+from mnist_edge.cli.predict import PARALLEL_FILES, PATH_COLUMN, Progress, image_paths
 from mnist_edge.errors import MnistEdgeError
+from mnist_edge.runtime.pool import CHUNK_FILES, available_cores, ordered_map
 
 
 def register(sub) -> None:
