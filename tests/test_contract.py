@@ -86,7 +86,7 @@ def _error_status(browser, url: str) -> str:
     page = browser.new_page()
     try:
         page.goto(url)
-        page.wait_for_function("document.querySelector('#status').classList.contains('error')", timeout=30_000)
+        page.wait_for_function("() => document.querySelector('#status').classList.contains('error')", timeout=30_000)
         return page.locator("#status").inner_text()
     finally:
         page.close()
