@@ -52,8 +52,8 @@ class ModelChoice:
 
 
 def default_precision(available: tuple[str, ...]) -> str:
-    """fp32 where there is one (the reference), else the first available."""
-    return "fp32" if "fp32" in available else available[0]
+    """The registry's default precision (fp32, the reference) where there is one, else the first available."""
+    return formats.DEFAULT_PRECISION if formats.DEFAULT_PRECISION in available else available[0]
 
 
 def engine_available(engine: str) -> bool:
@@ -175,6 +175,7 @@ class ModelCatalog:
                     offered = ", ".join(f"{e}: {'/'.join(p)}" for e, p in choice.precisions.items())
                     raise MnistEdgeError(f"{model} has no {engine} {precision} artifact here ({offered})")
                 predictor = runtime.load(choice.export_dir, engine=engine, precision=precision)
-                guard = threading.Lock() if engine == "litert" else contextlib.nullcontext()
+                # An engine whose sessions may not serve two threads at once (the registry says) gets a lock.
+                guard = contextlib.nullcontext() if formats.ENGINES[engine].thread_safe else threading.Lock()
                 self._predictors[key] = (predictor, guard)
             return self._predictors[key]

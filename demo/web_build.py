@@ -258,23 +258,28 @@ def published(manifest: Manifest) -> Manifest:
 
 
 def models_index(models: list[BundledModel], engines: dict) -> dict:
-    return {
-        "engines": engines,
-        "models": [
-            {
-                "id": m.id,
-                "name": m.name,
-                "title": m.title,
-                "precision": m.artifact.precision,
-                "engine": m.engine,
-                "manifest": f"{m.folder}/manifest.json",
-                "file": m.artifact.file,
-                "bytes": m.artifact.bytes,
-                "test_accuracy": m.artifact.test_accuracy,
-            }
+    """models.json, built from its contract's dataclasses (mnist_edge.site), whose JSON Schema the
+    page validates it with."""
+    from mnist_edge.site import SiteEngine, SiteIndex, SiteModel
+
+    index = SiteIndex(
+        engines={name: SiteEngine(**runtime) for name, runtime in engines.items()},
+        models=tuple(
+            SiteModel(
+                id=m.id,
+                name=m.name,
+                title=m.title,
+                precision=m.artifact.precision,
+                engine=m.engine,
+                manifest=f"{m.folder}/manifest.json",
+                file=m.artifact.file,
+                bytes=m.artifact.bytes,
+                test_accuracy=m.artifact.test_accuracy,
+            )
             for m in models
-        ],
-    }
+        ),
+    )
+    return dataclasses.asdict(index)
 
 
 def precache_files(site: Path, models: list[BundledModel]) -> list[str]:

@@ -158,7 +158,7 @@ def quantize_onnx(job: ConversionJob, kind: formats.ArtifactKind, path: Path) ->
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    source = job.source(kind.size_reference)
+    source = job.source(kind.source)
     with tempfile.TemporaryDirectory(dir=job.scratch) as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quantized = Path(tmp) / "quantized.onnx"
@@ -188,7 +188,7 @@ def _softmax_nodes(onnx_path: Path) -> list[str]:
 def to_ort(job: ConversionJob, kind: formats.ArtifactKind, path: Path) -> None:
     """ONNX Runtime's mobile format, made by its own converter tool (fixed optimisations, no
     platform-specific layout transforms, so it runs on ARM as well as x86)."""
-    onnx_path = job.source("model.onnx")
+    onnx_path = job.source(kind.source)
     with tempfile.TemporaryDirectory(dir=job.scratch) as tmp:
         source = Path(tmp) / "in" / onnx_path.name
         source.parent.mkdir()

@@ -111,7 +111,7 @@ def prove(
         report = compare(reference, session.run(test_x), labels, size_ratio=size_ratio)
     except MnistEdgeError as exc:  # the engine cannot load it, or its output cannot be compared
         return None, [f"{kind.file}: {exc}"]
-    failures = check(report, kind.precision, thresholds, kind.file)
+    failures = check(report, kind.precision, thresholds, kind.file, rules=kind.rules)
     artifact = Artifact(
         file=kind.file,
         format=kind.format,
@@ -127,6 +127,31 @@ def prove(
         proofs=(report.proof(kind.engine, REFERENCE, failures),),
     )
     return artifact, [str(f) for f in failures]
+
+
+def prove_all(
+    converted: list[Converted],
+    job: convert.ConversionJob,
+    reference: np.ndarray,
+    test_x: np.ndarray,
+    labels: np.ndarray,
+    thresholds: Thresholds,
+    stream,
+) -> tuple[list[Artifact], list[str]]:
+    """Prove every converted artifact, printing one line each: the manifest entries and every
+    failure (conversions that failed included)."""
+    artifacts, failures = [], []
+    for item in converted:
+        if item.failure:
+            failures.append(f"{item.kind.file}: {item.failure}")
+            print(f"  {item.kind.file:<20} conversion failed: {item.failure}", file=stream, flush=True)
+            continue
+        artifact, problems = prove(item, job, reference, test_x, labels, thresholds)
+        failures += problems
+        if artifact is not None:
+            artifacts.append(artifact)
+        publish.print_artifact_line(item.kind.file, artifact, problems, stream)
+    return artifacts, failures
 
 
 # --- the whole export --------------------------------------------------------------------------
@@ -189,17 +214,8 @@ def export_model(
 
     with publish.Staging(model_dir) as staging, termination.exit_at_once(staging.remove):
         job = convert.ConversionJob(keras_model, calibration, opset, scratch=staging.scratch)
-        artifacts, failures = [], []
-        for item in convert_all(kinds, job, staging.folder):
-            if item.failure:
-                failures.append(f"{item.kind.file}: {item.failure}")
-                print(f"  {item.kind.file:<20} conversion failed: {item.failure}", file=stream, flush=True)
-                continue
-            artifact, problems = prove(item, job, reference, test_x, labels, thresholds)
-            failures += problems
-            if artifact is not None:
-                artifacts.append(artifact)
-            publish.print_artifact_line(item.kind.file, artifact, problems, stream)
+        converted = convert_all(kinds, job, staging.folder)
+        artifacts, failures = prove_all(converted, job, reference, test_x, labels, thresholds, stream)
         manifest = publish.build_manifest(
             model_dir=model_dir,
             keras_model=keras_model,
@@ -209,7 +225,7 @@ def export_model(
             artifacts=artifacts,
             thresholds=thresholds,
             calibration={"images": int(len(calibration)), "source": "training set", "seed": CALIBRATION_SEED},
-            opset=opset if any(k.family == "onnx" for k in kinds) else None,
+            opset=opset if "tf2onnx" in formats.export_modules(kinds) else None,  # an ONNX graph was made
             input_name=convert.INPUT_NAME,
             output_name=convert.OUTPUT_NAME,
         )

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from mnist_edge import formats
 from mnist_edge.errors import MnistEdgeError
 from mnist_edge.manifest import Proof
 
@@ -136,37 +137,58 @@ def _agreement(report: ParityReport, limit: float, name: str) -> list[ParityErro
     ]
 
 
-def check(report: ParityReport, precision: str, thresholds: Thresholds, name: str) -> list[ParityError]:
-    """Every check this precision must pass that `report` fails, each with the measured figure and
-    the limit; an empty list when it passes them all."""
+def _max_abs_diff(report: ParityReport, limit: float, name: str) -> list[ParityError]:
+    if report.max_abs_diff <= limit:
+        return []
+    return [
+        AtolError(
+            f"{name}: max |delta p| {report.max_abs_diff:.3g} exceeds the tolerance "
+            f"{limit:.3g} (mean {report.mean_abs_diff:.3g})"
+        )
+    ]
+
+
+def _accuracy_drop(report: ParityReport, limit: float, name: str) -> list[ParityError]:
+    drop = -report.accuracy_delta
+    if drop <= limit:
+        return []
+    return [
+        AccuracyDropError(
+            f"{name}: test accuracy {report.accuracy:.4%} is {drop * 100:.2f} points below the reference's "
+            f"{report.reference_accuracy:.4%}; the limit is {limit * 100:.2f} points"
+        )
+    ]
+
+
+def _size_ratio(report: ParityReport, limit: float, name: str) -> list[ParityError]:
+    if report.size_ratio is None or report.size_ratio <= limit:
+        return []
+    return [SizeError(f"{name}: {report.size_ratio:.1%} of the fp32 size, the limit is {limit:.0%}")]
+
+
+# The checks a proof rule (mnist_edge.formats.PROOF_RULES) can name.
+CHECKS = {
+    "argmax_agreement": _agreement,
+    "max_abs_diff": _max_abs_diff,
+    "accuracy_drop": _accuracy_drop,
+    "size_ratio": _size_ratio,
+}
+
+
+def check(
+    report: ParityReport,
+    precision: str,
+    thresholds: Thresholds,
+    name: str,
+    rules: tuple[tuple[str, str], ...] | None = None,
+) -> list[ParityError]:
+    """Every check this precision (or a kind's own `rules`) must pass that `report` fails, each
+    with the measured figure and the limit; an empty list when it passes them all."""
+    if rules is None:
+        if precision not in formats.PROOF_RULES:
+            raise ValueError(f"unknown precision {precision!r}")
+        rules = formats.PROOF_RULES[precision]
     failures: list[ParityError] = []
-    if precision == "fp32":
-        failures += _agreement(report, thresholds.fp32_min_agreement, name)
-        if report.max_abs_diff > thresholds.fp32_max_abs_diff:
-            failures.append(
-                AtolError(
-                    f"{name}: max |delta p| {report.max_abs_diff:.3g} exceeds the tolerance "
-                    f"{thresholds.fp32_max_abs_diff:.3g} (mean {report.mean_abs_diff:.3g})"
-                )
-            )
-    elif precision == "fp16":
-        failures += _agreement(report, thresholds.fp16_min_agreement, name)
-    elif precision == "int8":
-        drop = -report.accuracy_delta
-        if drop > thresholds.int8_max_accuracy_drop:
-            failures.append(
-                AccuracyDropError(
-                    f"{name}: test accuracy {report.accuracy:.4%} is {drop * 100:.2f} points below the reference's "
-                    f"{report.reference_accuracy:.4%}; the limit is {thresholds.int8_max_accuracy_drop * 100:.2f} points"
-                )
-            )
-        failures += _agreement(report, thresholds.int8_min_agreement, name)
-        if report.size_ratio is not None and report.size_ratio > thresholds.int8_max_size_ratio:
-            failures.append(
-                SizeError(
-                    f"{name}: {report.size_ratio:.1%} of the fp32 size, the limit is {thresholds.int8_max_size_ratio:.0%}"
-                )
-            )
-    else:
-        raise ValueError(f"unknown precision {precision!r}")
+    for check_name, limit in rules:
+        failures += CHECKS[check_name](report, getattr(thresholds, limit), name)
     return failures

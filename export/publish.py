@@ -170,11 +170,22 @@ def render_parity(manifest: Manifest, failures: list[str] = ()) -> str:
     return "\n".join(lines) + "\n"
 
 
+# How parity.md states each check of mnist_edge.formats.PROOF_RULES, given its limit.
+RULE_TEXT = {
+    "argmax_agreement": lambda limit: f"argmax agreement ≥ {limit:.2%}",
+    "max_abs_diff": lambda limit: f"max |Δp| ≤ {limit:g}",
+    "accuracy_drop": lambda limit: f"accuracy drop ≤ {limit * 100:.2f} points",
+    "size_ratio": lambda limit: f"size ≤ {limit:.0%} of fp32",
+}
+
+
 def _thresholds_text(t: dict) -> str:
-    return (
-        f"fp32 argmax agreement ≥ {t['fp32_min_agreement']:.2%} and max |Δp| ≤ {t['fp32_max_abs_diff']:g}; "
-        f"fp16 agreement ≥ {t['fp16_min_agreement']:.2%}; int8 accuracy drop ≤ {t['int8_max_accuracy_drop'] * 100:.2f} "
-        f"points, agreement ≥ {t['int8_min_agreement']:.2%}, size ≤ {t['int8_max_size_ratio']:.0%} of fp32"
+    """Every precision's proof rules with the limits this export used, from the registry's table."""
+    from mnist_edge.formats import PROOF_RULES
+
+    return "; ".join(
+        f"{precision} " + ", ".join(RULE_TEXT[check](t[limit]) for check, limit in rules if limit in t)
+        for precision, rules in PROOF_RULES.items()
     )
 
 

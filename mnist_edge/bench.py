@@ -30,10 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-LATENCY_RUNS = 1000
-WARMUP_RUNS = 50
+from mnist_edge.timing import LATENCY_RUNS, WARMUP_RUNS, percentiles, throughput, time_calls  # noqa: F401
+
 THROUGHPUT_BATCH = 256
-THROUGHPUT_SECONDS = 2.0
 COLD_START_RUNS = 5
 # Preprocessing: timed runs per input kind (the photo is slow in the previous implementation).
 PREPROCESS_RUNS = {"28x28 array": 300, "400x400 drawing": 100, "1000x1000 scan": 30, "12 MP JPEG photo": 7}
@@ -41,33 +40,6 @@ PREPROCESS_WARMUP = 2
 FOLDER_FILES = 2000  # PNG files in the folder-throughput run
 SECTIONS = ("artifacts", "preprocessing", "folder")  # what `mnist-edge bench --only` may pick
 BASELINE_PREPROCESS = Path(__file__).resolve().parents[1] / "bench" / "preprocess_baseline.py"
-
-
-def _percentiles(samples_ns: list[int]) -> tuple[float, float]:
-    ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
-    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
-
-
-def time_calls(fn, runs: int = LATENCY_RUNS, warmup: int = WARMUP_RUNS) -> tuple[float, float]:
-    """p50 and p99 of `fn()` in milliseconds."""
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter_ns()
-        fn()
-        samples.append(time.perf_counter_ns() - start)
-    return _percentiles(samples)
-
-
-def throughput(fn, batch: int, seconds: float = THROUGHPUT_SECONDS) -> float:
-    """Images per second of `fn()` processing `batch` images per call."""
-    fn()
-    calls, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        fn()
-        calls += 1
-    return calls * batch / (time.perf_counter() - start)
 
 
 def _run_seconds(command: list[str], env: dict | None = None) -> float:
@@ -322,7 +294,7 @@ def bench_folder(export_dir: Path, digits: np.ndarray, files: int = FOLDER_FILES
     from PIL import Image
 
     from mnist_edge import runtime
-    from mnist_edge.cli.predict import available_cores
+    from mnist_edge.runtime.pool import available_cores
     from mnist_edge.runtime import preprocess
 
     def children_cpu() -> float:
@@ -370,6 +342,67 @@ def bench_data(export_dir: Path, data_dir: str | None):
         return load_measured_on(recorded.source, recorded.sha256, data_dir)
     except DataError:
         return load_dataset(data_dir, download=False)
+def main_export(exports: list[Path]) -> Path:
+    """The export whose inference is timed next to preprocessing: the most accurate model by its
+    manifest (the one worth its cost), the first one on a tie."""
+    from mnist_edge.manifest import read_manifest
+
+    accuracies = [read_manifest(e).model.test_accuracy for e in exports]
+    return exports[accuracies.index(max(accuracies))]
+
+
+def preprocessing_section(export_dir: Path, dataset, threads: int, baseline, stream) -> dict:
+    from mnist_edge import runtime
+
+    print(f"benchmarking preprocessing with {export_dir} ...", file=stream, flush=True)
+    predictor = runtime.load(export_dir, threads=threads)
+    return {
+        "model": f"{export_dir.parent.name}/{predictor.artifact.file}",
+        "baseline": str(BASELINE_PREPROCESS) if baseline else None,
+        "rows": bench_preprocessing(predictor, dataset.test.images[0], baseline),
+    }
+
+
+def cli_commands(runtime_venv: Path | None) -> dict[str, list[str]]:
+    """The `mnist-edge` commands whose cold start is timed: this venv's, and the runtime-only one's."""
+    mnist_edge = Path(sys.executable).with_name("mnist-edge")
+    commands = {"this venv": [str(mnist_edge)]} if mnist_edge.exists() else {}
+    if runtime_venv and (Path(runtime_venv) / "bin" / "mnist-edge").exists():
+        commands["runtime-only venv"] = [str(Path(runtime_venv) / "bin" / "mnist-edge")]
+    return commands
+
+
+def artifacts_section(exports: list[Path], dataset, threads: int, runtime_venv: Path | None, results: dict, stream) -> None:
+    """Every artifact's latency, throughput, cold start and size, the Keras model's, the runtime's
+    overhead and the CLI's cold start, added to `results`."""
+    from PIL import Image
+
+    images = dataset.test.images[:THROUGHPUT_BATCH].astype(np.float32) / 255
+    with tempfile.TemporaryDirectory() as tmp:
+        digit_file = Path(tmp) / "digit.png"
+        Image.fromarray(255 - dataset.test.images[0]).resize((200, 200)).save(digit_file)
+        for export_dir in exports:
+            print(f"benchmarking {export_dir} ...", file=stream, flush=True)
+            results["artifacts"] += bench_artifacts(export_dir, images, digit_file, threads)
+            keras_row = bench_keras(export_dir.parent, images, dataset.test.images[0].astype(np.float32) / 255)
+            if keras_row:
+                results["artifacts"].append(keras_row)
+            results["overhead"].append(bench_overhead(export_dir, images, threads))
+            for where, command in cli_commands(runtime_venv).items():
+                seconds = cold_start(command + ["predict", "--model", str(export_dir), str(digit_file)])
+                results["cli_cold_start"].append({"model": export_dir.parent.name, "venv": where, "seconds": round(seconds, 3)})
+
+
+def footprint_section(runtime_venv: Path | None, train_venv: Path | None) -> dict:
+    footprint = {}
+    for name, venv in (("runtime", runtime_venv), ("train", train_venv)):
+        if venv and Path(venv).is_dir():
+            footprint[name] = folder_bytes(Path(venv))
+    # A venv that reaches its packages through a .pth file (bench/first_prediction.py's clones)
+    # is nearly empty on disk: no ratio then.
+    if len(footprint) == 2 and footprint["train"] > footprint["runtime"]:
+        footprint["ratio"] = round(footprint["runtime"] / footprint["train"], 4)
+    return footprint
 
 
 def run_bench(
@@ -385,7 +418,6 @@ def run_bench(
     stream=sys.stdout,
 ) -> dict:
     """Run the `sections` (all by default) and print their tables."""
-    from mnist_edge import runtime
     from mnist_edge.errors import MnistEdgeError
     from mnist_edge.manifest import find_exports
 
@@ -393,8 +425,6 @@ def run_bench(
     if not exports:
         raise MnistEdgeError(f"no export under {model_root}; run `mnist-edge pipeline` first")
     dataset = bench_data(exports[0], data_dir)
-    images = dataset.test.images[:THROUGHPUT_BATCH].astype(np.float32) / 255
-
     results: dict = {
         "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()},
         "threads": threads,
@@ -405,46 +435,16 @@ def run_bench(
         "preprocessing": {},
         "folder": [],
     }
-    # The CNN's inference next to preprocessing when there is one: the model worth its cost.
-    main_export = next((e for e in exports if e.parent.name == "cnn"), exports[0])
+    main = main_export(exports)
     baseline = load_baseline_preprocess()
     if "preprocessing" in sections:
-        print(f"benchmarking preprocessing with {main_export} ...", file=stream, flush=True)
-        predictor = runtime.load(main_export, threads=threads)
-        results["preprocessing"] = {
-            "model": f"{main_export.parent.name}/{predictor.artifact.file}",
-            "baseline": str(BASELINE_PREPROCESS) if baseline else None,
-            "rows": bench_preprocessing(predictor, dataset.test.images[0], baseline),
-        }
+        results["preprocessing"] = preprocessing_section(main, dataset, threads, baseline, stream)
     if "folder" in sections:
         print(f"benchmarking `mnist-edge predict` on {folder_files} files ...", file=stream, flush=True)
-        results["folder"] = bench_folder(main_export, dataset.test.images, folder_files, baseline)
-    with tempfile.TemporaryDirectory() as tmp:
-        digit_file = Path(tmp) / "digit.png"
-        from PIL import Image
-
-        Image.fromarray(255 - dataset.test.images[0]).resize((200, 200)).save(digit_file)
-        for export_dir in exports if "artifacts" in sections else ():
-            print(f"benchmarking {export_dir} ...", file=stream, flush=True)
-            results["artifacts"] += bench_artifacts(export_dir, images, digit_file, threads)
-            keras_row = bench_keras(export_dir.parent, images, dataset.test.images[0].astype(np.float32) / 255)
-            if keras_row:
-                results["artifacts"].append(keras_row)
-            results["overhead"].append(bench_overhead(export_dir, images, threads))
-            mnist_edge = Path(sys.executable).with_name("mnist-edge")
-            commands = {"this venv": [str(mnist_edge)]} if mnist_edge.exists() else {}
-            if runtime_venv and (Path(runtime_venv) / "bin" / "mnist-edge").exists():
-                commands["runtime-only venv"] = [str(Path(runtime_venv) / "bin" / "mnist-edge")]
-            for where, command in commands.items():
-                seconds = cold_start(command + ["predict", "--model", str(export_dir), str(digit_file)])
-                results["cli_cold_start"].append({"model": export_dir.parent.name, "venv": where, "seconds": round(seconds, 3)})
-    for name, venv in (("runtime", runtime_venv), ("train", train_venv)):
-        if venv and Path(venv).is_dir():
-            results["footprint"][name] = folder_bytes(Path(venv))
-    # A venv that reaches its packages through a .pth file (bench/first_prediction.py's clones)
-    # is nearly empty on disk: no ratio then.
-    if len(results["footprint"]) == 2 and results["footprint"]["train"] > results["footprint"]["runtime"]:
-        results["footprint"]["ratio"] = round(results["footprint"]["runtime"] / results["footprint"]["train"], 4)
+        results["folder"] = bench_folder(main, dataset.test.images, folder_files, baseline)
+    if "artifacts" in sections:
+        artifacts_section(exports, dataset, threads, runtime_venv, results, stream)
+    results["footprint"] = footprint_section(runtime_venv, train_venv)
 
     print(render_tables(results), file=stream)
     if out:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_edge.download import DownloadError, download_mnist_npz
 from mnist_edge.errors import MnistEdgeError
 
 IMAGE_SIZE = 28
@@ -43,6 +44,10 @@ class DataError(MnistEdgeError):
     """The data is missing, truncated, corrupt or inconsistent. The message names the file."""
 
     exit_code = 2
+
+
+class DataDownloadError(DataError, DownloadError):
+    """The data had to be downloaded, and the download failed (download.py sits below this module)."""
 
 
 @dataclass(frozen=True)
@@ -242,9 +247,10 @@ def resolve_data_path(data_dir: str | os.PathLike | None = None, *, download: bo
         raise DataError(
             f"no MNIST data: pass --data-dir, set {DATA_DIR_ENV}, or put {NPZ_NAME} in {cache}"
         )
-    from mnist_edge.download import download_mnist_npz
-
-    return download_mnist_npz(cache)
+    try:
+        return download_mnist_npz(cache / NPZ_NAME)
+    except DownloadError as exc:
+        raise DataDownloadError(str(exc)) from exc
 
 
 def load_dataset(

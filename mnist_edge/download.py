@@ -11,12 +11,10 @@ import os
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from mnist_edge.data import NPZ_NAME, DataError
+from mnist_edge.errors import MnistEdgeError
 
 MNIST_NPZ_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 MNIST_NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
@@ -26,8 +24,10 @@ CHUNK_BYTES = 1 << 16
 TIMEOUT_SECONDS = 30.0
 
 
-class DownloadError(DataError):
+class DownloadError(MnistEdgeError):
     """The download failed, was cut short, or did not match its checksum."""
+
+    exit_code = 2  # as mnist_edge.data.DataError: the data is missing
 
 
 def _progress_printer(stream) -> Callable[[int, int | None], None]:
@@ -78,6 +78,9 @@ def download(
     timeout: float = TIMEOUT_SECONDS,
 ) -> Path:
     """Fetch `url` into `dest`, verified against `sha256`. On any failure nothing is left at `dest`."""
+    import urllib.error  # only when downloading: reading the data never loads urllib
+    import urllib.request
+
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     show = _progress_printer(sys.stderr) if progress else None
@@ -115,7 +118,7 @@ def download(
     return dest
 
 
-def download_mnist_npz(cache: Path) -> Path:
-    """Download the public Keras mnist.npz into the cache folder and return its path."""
+def download_mnist_npz(dest: Path) -> Path:
+    """Download the public Keras mnist.npz to `dest` (the data module names it) and return its path."""
     url = os.environ.get(URL_ENV) or MNIST_NPZ_URL
-    return download(url, Path(cache) / NPZ_NAME, MNIST_NPZ_SHA256)
+    return download(url, Path(dest), MNIST_NPZ_SHA256)

@@ -15,17 +15,22 @@ class MissingExtraError(MnistEdgeError):
     exit_code = 2
 
 
-# Which optional dependency group provides each heavy module.
-EXTRA_FOR_MODULE = {
-    "tensorflow": "train",
-    "keras": "train",
-    "tf2onnx": "train",
-    "onnx": "train",
-    "matplotlib": "train",
-    "gradio": "demo",
-    "ai_edge_litert": "litert",
-    "model_signing": "signing",
-}
+# Which optional dependency group provides each heavy module of training, the demo and signing;
+# those of the converters and engines come from the registry (mnist_edge.formats), read when asked.
+OWN_EXTRAS = {"tensorflow": "train", "keras": "train", "matplotlib": "train", "gradio": "demo", "model_signing": "signing"}
+
+
+def extra_for_module() -> dict[str, str]:
+    """Which optional dependency group provides each heavy module, from the registry as it is now."""
+    from mnist_edge import formats
+
+    return {**OWN_EXTRAS, **formats.extra_for_module()}
+
+
+def __getattr__(name: str):
+    if name == "EXTRA_FOR_MODULE":  # kept for readers of the old constant: always current
+        return extra_for_module()
+    raise AttributeError(name)
 
 
 # Libraries that print start-up lines from native code while they are imported.
@@ -49,7 +54,7 @@ def require(module: str):
                 return importlib.import_module(module)
         return importlib.import_module(module)
     except ImportError as exc:
-        extra = EXTRA_FOR_MODULE.get(top)
+        extra = extra_for_module().get(top)
         if extra is None or (exc.name and exc.name.split(".")[0] != top):
             raise
         raise MissingExtraError(
@@ -63,7 +68,9 @@ def ensure_installed(*modules: str) -> None:
 
     for module in modules:
         if importlib.util.find_spec(module) is None:
-            extra = EXTRA_FOR_MODULE[module]
+            extra = extra_for_module().get(module)
+            if extra is None:  # a module of the base install: the installation itself is broken
+                raise MissingExtraError(f"{module} is not installed; reinstall mnist-edge: pip install mnist-edge")
             raise MissingExtraError(
                 f"{module} is not installed; install the '{extra}' extra: pip install 'mnist-edge[{extra}]'"
             )

@@ -17,7 +17,7 @@ import numpy as np
 
 from mnist_edge.files import atomic_write_bytes, atomic_write_text
 from mnist_edge.imagefolder import ImageFolder, ImageFolderError
-from mnist_edge.trainer.analysis import confusion_matrix, per_class_scores
+from mnist_edge.metrics import confusion_matrix, per_class_scores
 
 MISTAKES_SHOWN = 40
 TILE = 112  # each mistake: the 28x28 model input enlarged 4x

@@ -3,7 +3,9 @@
 The exporter's plan, the converters it calls, the runtime's choice of engine, `verify`, the
 command line's `--formats/--precisions/--engine` choices and the apps' menus are all derived
 from the tables below. Adding an artifact kind is one entry in `KINDS` plus its converter
-function in `mnist_edge.export.convert`; nothing else changes.
+function; adding an engine is one entry in `ENGINES` plus its session class (and, for the web
+app, one entry in `BROWSER_ENGINES` plus its page module in demo/web/js/engines/). Nothing else
+names a kind, format, precision or engine: code asks these tables, it never branches on a name.
 
 Converters and sessions are named by dotted path ("module:function") and imported only when
 used, so reading this module costs nothing and pulls in neither TensorFlow nor onnxruntime.
@@ -15,6 +17,25 @@ import importlib
 from dataclasses import dataclass
 
 PRECISIONS = ("fp32", "fp16", "int8")
+DEFAULT_PRECISION = "fp32"  # what runtime.load, the CLI and the apps pick unless asked otherwise
+
+# How an artifact of each precision is proven against the Keras model on the test set: the
+# checks of mnist_edge.export.parity it must pass, each with the Thresholds field that limits it.
+# A kind takes its precision's rules unless it declares its own (ArtifactKind.rules).
+PROOF_RULES: dict[str, tuple[tuple[str, str], ...]] = {
+    "fp32": (("argmax_agreement", "fp32_min_agreement"), ("max_abs_diff", "fp32_max_abs_diff")),
+    "fp16": (("argmax_agreement", "fp16_min_agreement"),),
+    "int8": (
+        ("accuracy_drop", "int8_max_accuracy_drop"),
+        ("argmax_agreement", "int8_min_agreement"),
+        ("size_ratio", "int8_max_size_ratio"),
+    ),
+}
+
+# What the exporter itself needs besides the converters and the proving engines (it loads the
+# Keras model and computes the reference probabilities), and the extra that installs the converters.
+EXPORT_MODULES = ("tensorflow", "keras")
+CONVERTER_EXTRA = "train"
 
 
 @dataclass(frozen=True)
@@ -27,6 +48,13 @@ class Engine:
     session: str  # "module:Class" of the runtime session that wraps it
     extra: str  # the pip extra that installs it ("" for the base install)
     distribution: str  # its package on PyPI, whose version a manifest records
+    thread_safe: bool = False  # True: one session may serve several threads at once (else behind a lock)
+    browser: tuple[str, ...] = ()  # its counterparts in a web page (keys of BROWSER_ENGINES)
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """The modules that must be importable for it to run."""
+        return (self.module,)
 
 
 @dataclass(frozen=True)
@@ -40,17 +68,21 @@ class BrowserEngine:
     formats: tuple[str, ...]  # the file formats its proof tries (kinds list it in browser_engines where it runs)
     files: tuple[str, ...]  # what a page loads, relative to node_modules: the entry module first
     bundled: bool  # shipped in the site; False: loaded only by the build's proofs
+    page_module: str  # its session module in the page, relative to demo/web/js: exports `open(...)`
 
 
 ENGINES = {
     "onnxruntime": Engine(
-        "onnxruntime", "ONNX Runtime", "onnxruntime", "mnist_edge.runtime.backends:OnnxSession", "", "onnxruntime"
+        "onnxruntime", "ONNX Runtime", "onnxruntime", "mnist_edge.runtime.backends:OnnxSession", "", "onnxruntime",
+        thread_safe=True, browser=("onnxruntime-web",),
     ),
     "litert": Engine(
         "litert", "LiteRT", "ai_edge_litert.interpreter", "mnist_edge.runtime.backends:LiteRTSession", "litert",
-        "ai-edge-litert",
+        "ai-edge-litert", thread_safe=False, browser=("litert-js",),
     ),
 }
+
+DEFAULT_ENGINE = "onnxruntime"  # in the base install: runs everywhere mnist-edge does
 
 BROWSER_ENGINES = {
     # The wasm-only build: the default ort.min.mjs would pull a 28 MB WebGPU build instead.
@@ -61,13 +93,13 @@ BROWSER_ENGINES = {
             "onnxruntime-web/dist/ort-wasm-simd-threaded.mjs",
             "onnxruntime-web/dist/ort-wasm-simd-threaded.wasm",
         ),
-        bundled=True,
+        bundled=True, page_module="engines/onnxruntime-web.js",
     ),
     # About 9 MB of wasm per build variant: proven, not shipped (the site runs the ONNX artifacts).
     "litert-js": BrowserEngine(
         "litert-js", "LiteRT.js", "@litertjs/core", "litert", ("tflite",),
         ("@litertjs/core/dist/index.js", "@litertjs/core/wasm/", "@litertjs/wasm-utils/dist/index.js"),
-        bundled=False,
+        bundled=False, page_module="engines/litert-js.js",
     ),
 }
 
@@ -86,32 +118,43 @@ class ArtifactKind:
     integer_io: bool = False  # int8 tensors in and out, with the scale and zero point in the file
     size_reference: str | None = None  # quantized kinds: the fp32 file whose size they are compared with
     browser_engines: tuple[str, ...] = ()  # engines of BROWSER_ENGINES that can run it in a page
+    source: str | None = None  # the artifact its converter starts from (made first, in scratch if unpublished)
+    needs: tuple[str, ...] = ()  # modules its converter imports, from the CONVERTER_EXTRA
+    load_options: tuple[tuple[str, str], ...] = ()  # settings its engine's session needs to read this format
+    proof_rules: tuple[tuple[str, str], ...] | None = None  # None: the rules of its precision (PROOF_RULES)
+
+    @property
+    def rules(self) -> tuple[tuple[str, str], ...]:
+        """The checks its proof must pass: (check name, Thresholds field)."""
+        return PROOF_RULES[self.precision] if self.proof_rules is None else self.proof_rules
 
 
 KINDS: tuple[ArtifactKind, ...] = (
     ArtifactKind(
         "model.onnx", "onnx", "onnx", "fp32", "onnxruntime", "mnist_edge.export.convert:to_onnx",
-        browser_engines=("onnxruntime-web",),
+        browser_engines=("onnxruntime-web",), needs=("tensorflow", "tf2onnx", "onnx"),
     ),
     ArtifactKind(
         "model.int8.onnx", "onnx", "onnx", "int8", "onnxruntime", "mnist_edge.export.convert:quantize_onnx",
-        size_reference="model.onnx", browser_engines=("onnxruntime-web",),
+        size_reference="model.onnx", browser_engines=("onnxruntime-web",), source="model.onnx", needs=("onnx",),
     ),
     ArtifactKind(
         "model.ort", "ort", "onnx", "fp32", "onnxruntime", "mnist_edge.export.convert:to_ort",
-        browser_engines=("onnxruntime-web",),
+        browser_engines=("onnxruntime-web",), source="model.onnx",
+        # From bytes onnxruntime cannot see the file extension: say it is the ORT mobile format.
+        load_options=(("session.load_model_format", "ORT"),),
     ),
     ArtifactKind(
         "model.tflite", "tflite", "tflite", "fp32", "litert", "mnist_edge.export.convert:to_tflite",
-        batch=1, browser_engines=("litert-js",),
+        batch=1, browser_engines=("litert-js",), needs=("tensorflow",),
     ),
     ArtifactKind(
         "model.fp16.tflite", "tflite", "tflite", "fp16", "litert", "mnist_edge.export.convert:to_tflite",
-        batch=1, size_reference="model.tflite", browser_engines=("litert-js",),
+        batch=1, size_reference="model.tflite", browser_engines=("litert-js",), needs=("tensorflow",),
     ),
     ArtifactKind(
         "model.int8.tflite", "tflite", "tflite", "int8", "litert", "mnist_edge.export.convert:to_tflite",
-        batch=1, integer_io=True, size_reference="model.tflite",
+        batch=1, integer_io=True, size_reference="model.tflite", needs=("tensorflow",),
     ),
 )
 
@@ -164,6 +207,51 @@ def plan(families_wanted: tuple[str, ...], precisions_wanted: tuple[str, ...]) -
 def browser_engines_for(format: str) -> tuple[str, ...]:
     """The browser engines whose proofs try files of this format."""
     return tuple(name for name, engine in BROWSER_ENGINES.items() if format in engine.formats)
+
+
+def load_options(format: str) -> tuple[tuple[str, str], ...]:
+    """The settings an engine's session needs to read files of this format from bytes."""
+    return next((k.load_options for k in KINDS if k.format == format), ())
+
+
+def export_modules(kinds: tuple[ArtifactKind, ...] | None = None) -> tuple[str, ...]:
+    """Every module an export of `kinds` (default: all) needs: the exporter's own, the converters',
+    their sources' and the proving engines'."""
+    kinds = KINDS if kinds is None else kinds
+    modules = list(EXPORT_MODULES)
+    for k in kinds:
+        modules += [*k.needs, *(kind(k.source).needs if k.source else ()), *ENGINES[k.engine].modules]
+    return _unique(m.split(".")[0] for m in modules)
+
+
+def extra_for_module() -> dict[str, str]:
+    """The pip extra that installs each module the converters and engines need (top-level names)."""
+    extras = {m.split(".")[0]: CONVERTER_EXTRA for k in KINDS for m in k.needs}
+    for engine in ENGINES.values():
+        if engine.extra:
+            extras.update({m.split(".")[0]: engine.extra for m in engine.modules})
+    return extras
+
+
+def browser_table() -> dict:
+    """The browser engines as the web page reads them: demo/web/js/engines/engines.json, written
+    from this table by `python -m mnist_edge.contract` (see browser_table_schema)."""
+    from dataclasses import asdict
+
+    return {"engines": {name: asdict(e) for name, e in BROWSER_ENGINES.items()}}
+
+
+def browser_table_schema() -> dict:
+    """The JSON Schema of browser_table(), from the BrowserEngine dataclass."""
+    from mnist_edge.schema import DRAFT, object_schema
+
+    return {
+        "$schema": DRAFT,
+        "title": "mnist-edge browser engines (engines.json)",
+        "type": "object",
+        "properties": {"engines": {"type": "object", "additionalProperties": object_schema(BrowserEngine)}},
+        "required": ["engines"],
+    }
 
 
 def resolve(dotted: str):

@@ -28,6 +28,7 @@ from mnist_edge.errors import MnistEdgeError
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = "2.0"
+SCHEMA_FILE = "manifest.schema.json"  # the JSON Schema of this module's dataclasses, next to it
 EXPORT_DIR = "export"  # artifacts/<model>/export holds a model's published export
 
 
@@ -164,6 +165,19 @@ class Artifact:
 
 
 @dataclass(frozen=True)
+class SkippedArtifact:
+    """An artifact a manifest lists that this reader left out: a kind it does not know."""
+
+    file: str
+    format: str
+    precision: str
+    reason: str = "is not a kind this version of mnist-edge knows"
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.format}/{self.precision} {self.reason}; skipped"
+
+
+@dataclass(frozen=True)
 class Manifest:
     schema_version: str
     created: str
@@ -181,7 +195,7 @@ class Manifest:
     artifacts: tuple[Artifact, ...]
     # Not part of the file: where it was read from, and what this reader left out.
     root: Path | None = field(default=None, compare=False)
-    skipped: tuple[str, ...] = field(default=(), compare=False)
+    skipped: tuple[SkippedArtifact, ...] = field(default=(), compare=False)
 
     @property
     def name(self) -> str:
@@ -198,7 +212,9 @@ class Manifest:
                 return a
         raise ManifestError(f"{self.where}: no artifact {file!r} (available: {self.available()})")
 
-    def find(self, engine: str = "onnxruntime", precision: str = "fp32", format: str | None = None) -> Artifact:
+    def find(
+        self, engine: str = formats.DEFAULT_ENGINE, precision: str = formats.DEFAULT_PRECISION, format: str | None = None
+    ) -> Artifact:
         """The artifact `engine` runs at `precision` (its most portable format unless `format`),
         or a ManifestError listing what exists."""
         if engine not in formats.ENGINES:
@@ -226,6 +242,21 @@ class Manifest:
         data = _to_plain(self)
         del data["root"], data["skipped"]
         return data
+
+
+def json_schema() -> dict:
+    """The JSON Schema of manifest.json, generated from the dataclasses above (checked in as
+    mnist_edge/manifest.schema.json; the web app validates manifests with its copy). A reader
+    accepts any minor version of its major: the pattern pins the major."""
+    from mnist_edge.schema import json_schema as schema_of
+
+    major = SCHEMA_VERSION.split(".")[0]
+    return schema_of(
+        Manifest,
+        title=f"mnist-edge manifest.json, schema version {major}.x",
+        skip=("root", "skipped"),
+        extra={"schema_version": {"pattern": rf"^{major}\.[0-9]+$"}},
+    )
 
 
 # --- reading and writing -----------------------------------------------------------------------
@@ -348,8 +379,7 @@ def manifest_from_dict(data, *, root: Path | None = None) -> Manifest:
         kind = formats.find_kind(str(entry.get("format")), str(entry.get("precision")))
         if kind is None:
             skipped.append(
-                f"{entry.get('file', f'artifacts[{i}]')}: {entry.get('format')}/{entry.get('precision')} is not a kind "
-                "this version of mnist-edge knows; skipped"
+                SkippedArtifact(str(entry.get("file", f"artifacts[{i}]")), str(entry.get("format")), str(entry.get("precision")))
             )
             continue
         known.append(entry)
@@ -478,6 +508,10 @@ def _convert(hint, value, where: str):
         return None if value is None else _convert(option, value, where)
     if dataclasses.is_dataclass(hint):
         return _from_plain(hint, value, where)
+    if origin is dict:  # dict[str, X]: an object whose values are all X
+        if not isinstance(value, dict):
+            raise ManifestError(f"{where}: expected an object, found {type(value).__name__}")
+        return {str(k): _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
     if origin is tuple:
         if not isinstance(value, list):
             raise ManifestError(f"{where}: expected a list, found {type(value).__name__}")

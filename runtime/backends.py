@@ -40,8 +40,11 @@ def default_threads() -> int:
 
 def onnx_session_options(threads: int | None = None, format: str = "onnx"):
     """The SessionOptions every runtime session uses: all graph optimisations, sequential,
-    `threads` intra-op threads (default: MNIST_EDGE_THREADS or 1)."""
+    `threads` intra-op threads (default: MNIST_EDGE_THREADS or 1), and the settings the registry
+    declares for reading this `format` from bytes."""
     import onnxruntime as ort
+
+    from mnist_edge import formats
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -49,9 +52,8 @@ def onnx_session_options(threads: int | None = None, format: str = "onnx"):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 4  # fatal only: errors come back as exceptions, which the runtime words in one line
-    if format == "ort":
-        # From bytes onnxruntime cannot see the file extension; say it is the ORT mobile format.
-        options.add_session_config_entry("session.load_model_format", "ORT")
+    for key, value in formats.load_options(format):
+        options.add_session_config_entry(key, value)
     return options
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_edge import formats
 from mnist_edge.errors import MnistEdgeError
 from mnist_edge.manifest import Artifact, Manifest, read_manifest
 from mnist_edge.runtime.backends import open_session
@@ -21,8 +22,8 @@ from mnist_edge.runtime.integrity import read_verified
 from mnist_edge.runtime.preprocess import preparer
 from mnist_edge.signature import SignedExport, configured_public_key, unchecked_status, verify_signature
 
-DEFAULT_ENGINE = "onnxruntime"
-DEFAULT_PRECISION = "fp32"
+DEFAULT_ENGINE = formats.DEFAULT_ENGINE
+DEFAULT_PRECISION = formats.DEFAULT_PRECISION
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ centre. `to_mnist` makes a photo, a scan, a canvas drawing or an array look like
     in 28x28 -> float32 in [0, 1]
 
 A real MNIST test digit goes through unchanged apart from its faintest pixels
-(tests/test_preprocess.py measures it). Depends on numpy and pillow only.
+(tests/test_preprocess.py measures it). Depends on numpy and pillow only. Decoding and the
+input limits are mnist_edge.runtime.decode; this module is the recipe from grey pixels on.
 
 Cost: the statistics (polarity, noise, paper level) come from a strided sample; with an even
 paper level the ink's bounding box is found on the 8-bit pixels, and only that box is turned
@@ -27,26 +28,41 @@ ink), and several digits in one image (they are read as one).
 from __future__ import annotations
 
 import functools
-import io
+import json
 import math
-import os
-import stat
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Union
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps
+from PIL import Image
 
 from mnist_edge.manifest import digit_box
-from mnist_edge.runtime.errors import ImageTooLargeError, InvalidImageError, NoDigitError, PreprocessError
+from mnist_edge.runtime.decode import (  # noqa: F401 (the limits and types are part of this module's API)
+    HEADER_SIZE,
+    IMAGE_FORMATS,
+    MAX_FILE_BYTES,
+    MAX_PIXELS,
+    EncodedImage,
+    ImageSource,
+    array_to_arrays,
+    image_to_arrays,
+    load_image,
+    reduction,
+    unit_range,
+)
+from mnist_edge.runtime.errors import NoDigitError, PreprocessError
+
+# The recipe's constants, shared with the web page's JavaScript (demo/web/js/preprocess.js).
+SPEC_FILE = Path(__file__).with_name("preprocess_spec.json")
+SPEC = json.loads(SPEC_FILE.read_text(encoding="utf-8"))
 
 # MNIST's own geometry: the defaults of to_mnist. A Predictor takes the sizes from its manifest.
-SIZE = 28  # the input is SIZE x SIZE
+SIZE = SPEC["MNIST_SIZE"]  # the input is SIZE x SIZE
 BOX = digit_box(SIZE)  # the digit's longer side: 20, as in MNIST
-MAX_INK_WIDTH_RATIO = 5  # ink wider than this many times its height is a line, not a digit
+if not BOX == SPEC["MNIST_BOX"] == SPEC["REFERENCE_BOX"]:
+    raise ValueError(f"{SPEC_FILE}: MNIST_BOX and REFERENCE_BOX should be {BOX}, the box manifest.digit_box gives")
+MAX_INK_WIDTH_RATIO = SPEC["MAX_INK_WIDTH_RATIO"]  # ink wider than this many times its height is a line, not a digit
 
 # Images at least twice this long (pixels, longer side) are reduced by an integer factor, to a longer
 # side from WORK_SIDE to 2 x WORK_SIDE, before any float work: a 12 MP photo is read at 1000x750.
@@ -54,228 +70,30 @@ MAX_INK_WIDTH_RATIO = 5  # ink wider than this many times its height is a line, 
 # final resize starts from (WORK_FACTOR); drawings and scans up to 1999 px are read at full size.
 WORK_SIDE = 1000
 
-# Input limits: checked before any pixel is decoded.
-MAX_PIXELS = 40_000_000
-MAX_FILE_BYTES = 20 * 1024 * 1024
-# Formats Pillow may decode. An allow-list: some plugins (EPS) would run external programs. Only
-# names this Pillow registers an opener for are passed on (JPEG's opener also reads MPO photos).
-WANTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "PPM")
-Image.init()
-IMAGE_FORMATS = tuple(name for name in WANTED_FORMATS if name in Image.OPEN)
-
 # Ink detection, on the [0, 1] grey scale once the image is light ink on dark paper.
-BORDER_FRACTION = 0.05  # the outer 5% of each side is "the border" when judging the paper's tone
-BACKGROUND_GRID = 12  # cells on the longer side of the coarse background (uneven lighting) estimate
-BACKGROUND_SAMPLES = 128  # the background and noise are estimated on a grid this many pixels across
-FLAT_BACKGROUND = 0.02  # a background varying less than this is treated as one level
-SMALL_IMAGE = 64  # images up to this size (canvases, thumbnails) get one background level
-MIN_INK_CONTRAST = 0.2  # ink must stand this far out of the paper, or the image is blank
-NOISE_SIGMAS = 5.0  # ink must stand this many noise standard deviations out of the paper
+BORDER_FRACTION = SPEC["BORDER_FRACTION"]  # the outer 5% of each side is "the border" when judging the paper's tone
+BACKGROUND_GRID = SPEC["BACKGROUND_GRID"]  # cells on the longer side of the coarse background (uneven lighting) estimate
+BACKGROUND_SAMPLES = SPEC["BACKGROUND_SAMPLES"]  # the background and noise are estimated on a grid this many pixels across
+FLAT_BACKGROUND = SPEC["FLAT_BACKGROUND"]  # a background varying less than this is treated as one level
+SMALL_IMAGE = SPEC["SMALL_IMAGE"]  # images up to this size (canvases, thumbnails) get one background level
+MIN_INK_CONTRAST = SPEC["MIN_INK_CONTRAST"]  # ink must stand this far out of the paper, or the image is blank
+NOISE_SIGMAS = SPEC["NOISE_SIGMAS"]  # ink must stand this many noise standard deviations out of the paper
 # Pixels fainter than this fraction of the peak ink are paper: JPEG ringing, texture. Without it
 # JPEG digits lose 3 points of kNN accuracy; 0.05 and 0.1 measure the same, 0.05 keeps more of MNIST.
-INK_FLOOR = 0.05
-INK_PEAK_PERCENTILE = 95  # ink at or above this percentile of the ink pixels becomes 1.0
-MIN_INK_PIXELS = 10  # fewer ink pixels than this is a speck, not a digit
+INK_FLOOR = SPEC["INK_FLOOR"]
+INK_PEAK_PERCENTILE = SPEC["INK_PEAK_PERCENTILE"]  # ink at or above this percentile of the ink pixels becomes 1.0
+MIN_INK_PIXELS = SPEC["MIN_INK_PIXELS"]  # fewer ink pixels than this is a speck, not a digit
 SURFACE_BANDS = 16  # column bands in which an uneven paper level is bounded below, to find the ink on the bytes
-SPECK_MASS = 0.01  # ink cut off from the digit and under this share of its mass is a speck, left out of the crop
+SPECK_MASS = SPEC["SPECK_MASS"]  # ink cut off from the digit and under this share of its mass is a speck, left out of the crop
 
 # Thin strokes. Widths are in pixels of the 20x20 box; MNIST's median stroke (at half intensity) is
 # 2.0 px and its 1st percentile 1.07 px. A 2 px pen line in a 1000 px photo would be 0.04 px.
-MIN_STROKE = 1.0
-TARGET_STROKE = 2.0  # measured after the whole pipeline, thin-pen drawings come out at 1.94 (median)
-WORK_FACTOR = 4  # large crops are reduced to about this many times the box before the final resize
+MIN_STROKE = SPEC["MIN_STROKE"]
+TARGET_STROKE = SPEC["TARGET_STROKE"]  # measured after the whole pipeline, thin-pen drawings come out at 1.94 (median)
+WORK_FACTOR = SPEC["WORK_FACTOR"]  # large crops are reduced to about this many times the box before the final resize
 RESAMPLE = Image.Resampling.LANCZOS
 
-HEADER_SIZE = "mnist_edge.header_size"  # image.info key: the width and height the file declares
 EVERYWHERE = (slice(None), slice(None))  # the whole image, as a window
-
-EncodedImage = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Image.Image]
-ImageSource = Union[EncodedImage, np.ndarray]
-
-
-# --- decoding --------------------------------------------------------------------------------
-
-
-def load_image(source: EncodedImage, *, max_pixels: int | None = None, work_side: int | None = None) -> Image.Image:
-    """Decode a path, encoded bytes, a binary file object or a PIL image, with the size limits
-    (`max_pixels`, default MAX_PIXELS) checked before any pixel is decoded and the EXIF
-    orientation applied. With `work_side`, a JPEG at least twice that long is decoded in grey at
-    1/2, 1/4 or 1/8 scale (the decoder's DCT scaling), its longer side still at least `work_side`."""
-    if isinstance(source, Image.Image):
-        return _loaded(source, "image", max_pixels, work_side)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data, name = bytes(source), "image bytes"
-    elif isinstance(source, (str, os.PathLike)):
-        data, name = _read_file(Path(source)), str(source)
-    elif hasattr(source, "read"):
-        name = str(getattr(source, "name", "image stream"))
-        data = source.read(MAX_FILE_BYTES + 1)
-        if not isinstance(data, bytes):
-            raise InvalidImageError(f"{name}: expected a binary stream, read {type(data).__name__}")
-    else:
-        raise InvalidImageError(
-            f"expected a path, bytes, a binary file, a PIL image or a numpy array, got {type(source).__name__}"
-        )
-    if len(data) > MAX_FILE_BYTES:
-        raise ImageTooLargeError(f"{name}: more than the {MAX_FILE_BYTES:,}-byte limit")
-    if not data:
-        raise InvalidImageError(f"{name}: empty, not an image")
-    try:
-        # Pillow warns of a decompression bomb at 89M pixels and refuses at twice that, while
-        # opening the header. Our limit is lower and checked next; the warning must stop here
-        # rather than print a line. (catch_warnings is not thread-safe: two decodes at once in
-        # threads can leave the process's warning filters changed; an accepted cost.)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLargeError(f"{name}: too large to decode safely ({exc})") from exc
-    except Exception as exc:  # UnidentifiedImageError, SyntaxError, ...: whatever the plugin raised
-        raise InvalidImageError(
-            f"{name}: not a readable image (expected one of {', '.join(IMAGE_FORMATS)})"
-        ) from exc
-    return _loaded(image, name, max_pixels, work_side)
-
-
-def _read_file(path: Path) -> bytes:
-    try:
-        info = path.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise InvalidImageError(f"{path}: is a folder, not an image file")
-        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
-            raise InvalidImageError(f"{path}: not a regular file (a pipe, device or socket), not an image")
-        size = info.st_size
-        if size > MAX_FILE_BYTES:
-            raise ImageTooLargeError(f"{path}: {size:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit")
-        with path.open("rb") as file:  # bounded: the file may grow after the check
-            return file.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError as exc:
-        raise InvalidImageError(f"{path}: file not found") from exc
-    except OSError as exc:
-        raise InvalidImageError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-
-
-def _check_pixels(width: int, height: int, name: str, max_pixels: int | None = None) -> None:
-    limit = MAX_PIXELS if max_pixels is None else max_pixels
-    if width * height > limit:
-        raise ImageTooLargeError(
-            f"{name}: {width}x{height} is {width * height:,} pixels, over the {limit:,}-pixel limit"
-        )
-    if width == 0 or height == 0:
-        raise InvalidImageError(f"{name}: image is empty ({width}x{height})")
-
-
-def _reduction(size: tuple[int, int], work_side: int | None) -> int:
-    """The integer factor that brings an image of `size` to a longer side from work_side to twice
-    that (1: keep it as it is)."""
-    return max(1, max(size) // work_side) if work_side else 1
-
-
-def _loaded(image: Image.Image, name: str, max_pixels: int | None, work_side: int | None = None) -> Image.Image:
-    """Check the header's size, then decode the pixels (a truncated file raises) and orient."""
-    _check_pixels(*image.size, name, max_pixels)
-    factor = _reduction(image.size, work_side)
-    image.info[HEADER_SIZE] = image.size  # the size before any reduced decoding (kept by transposes)
-    if factor > 1 and image.format == "JPEG":
-        # Grey straight from the luma channel, scaled in the DCT domain: the decoder picks the
-        # largest of 1/8, 1/4, 1/2 that keeps at least size // factor, and skips the colour work.
-        width, height = image.size
-        image.draft("L", (max(1, width // factor), max(1, height // factor)))
-    try:
-        image.load()
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{name}: too large to decode safely ({exc})") from exc
-    except Exception as exc:  # truncated data, broken streams: PIL raises OSError, SyntaxError, ...
-        raise InvalidImageError(f"{name}: truncated or corrupt image data ({exc})") from exc
-    try:
-        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-    except Exception:  # a broken EXIF block should not cost the user an otherwise good photo
-        orientation = 1
-    if orientation != 1:
-        image = ImageOps.exif_transpose(image)
-    return image
-
-
-def _image_to_arrays(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Grey [H, W] and the alpha channel (None when opaque): uint8 for 8-bit images, else float32
-    in [0, 1] (`_unit` turns either into the float)."""
-    if image.mode.startswith("I;16"):  # 16-bit grey (PNG, TIFF): 0-65535
-        return _unit_range(np.asarray(image).astype(np.uint16)), None
-    if image.mode in ("I", "F"):
-        # 32-bit integer or float grey (TIFF): the array rules check and scale the value range;
-        # integers beyond 8 bits that fit 16 are read as 16-bit.
-        array = np.asarray(image)
-        if image.mode == "I" and array.size and array.min() >= 0 and 255 < array.max() <= 65535:
-            array = array.astype(np.uint16)
-        return _array_to_arrays(array)
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or image.info.get("transparency") is not None:
-        if image.mode not in ("RGBA", "LA"):
-            image = image.convert("RGBA")
-        # Luma of the colour, as convert("LA") gives it, without interleaving the channels.
-        return np.asarray(image.convert("L")), np.asarray(image.getchannel("A"))
-    if image.mode != "L":
-        try:
-            image = image.convert("L")
-        except ValueError:  # modes without a direct route to L (HSV, LAB)
-            image = image.convert("RGB").convert("L")
-    return np.asarray(image), None
-
-
-def _array_to_arrays(array: np.ndarray, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """A numpy image (HxW, HxWx1, HxWx2, HxWx3, HxWx4) as grey and alpha, as `_image_to_arrays`."""
-    if not isinstance(array, np.ndarray):
-        raise InvalidImageError(f"expected a numpy array, got {type(array).__name__}")
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[..., 0]
-    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (2, 3, 4))):
-        raise InvalidImageError(
-            f"array of shape {array.shape}: expected HxW grey, HxWx3 RGB or HxWx4 RGBA"
-        )
-    height, width = array.shape[:2]
-    _check_pixels(width, height, f"array of shape {array.shape}", max_pixels)
-
-    if array.dtype.kind in "iu" and array.dtype not in (np.uint8, np.uint16):
-        low, high = array.min(), array.max()
-        if low < 0 or high > 255:
-            raise InvalidImageError(
-                f"integer array ({array.dtype}) with values {low}..{high}: expected 0-255 (or dtype uint16)"
-            )
-        array = array.astype(np.uint8)
-    if array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] in (3, 4):
-        # PIL's luma conversion is exact for 8 bits and several times faster than numpy here.
-        return _image_to_arrays(Image.fromarray(np.ascontiguousarray(array), "RGB" if array.shape[2] == 3 else "RGBA"))
-    values = array if array.dtype == np.uint8 else _unit_range(array)
-    if values.ndim == 2:
-        return values, None
-    channels = values.shape[2]
-    if channels == 2:
-        return np.ascontiguousarray(values[..., 0]), np.ascontiguousarray(values[..., 1])
-    # ITU-R 601 luma, the weights PIL uses for convert("L").
-    grey = values[..., 0] * 0.299 + values[..., 1] * 0.587 + values[..., 2] * 0.114
-    return grey.astype(np.float32), (np.ascontiguousarray(values[..., 3]) if channels == 4 else None)
-
-
-def _unit_range(array: np.ndarray) -> np.ndarray:
-    """Pixel values as float32 in [0, 1]: uint8 / 255, uint16 / 65535, floats in [0, 1] (or 0-255)."""
-    kind = array.dtype.kind
-    if kind == "b":
-        return array.astype(np.float32)
-    if array.dtype == np.uint8:
-        return _unit(array)
-    if array.dtype == np.uint16:
-        return array.astype(np.float32) * np.float32(1 / 65535)
-    if kind == "f":
-        values = array.astype(np.float32)
-        if not np.isfinite(values).all():
-            raise InvalidImageError("float array contains NaN or infinite values")
-        low, high = float(values.min()), float(values.max())
-        if low < -1e-6 or high > 255 + 1e-3:
-            raise InvalidImageError(f"float array with values {low:g}..{high:g}: expected [0, 1] (or 0-255)")
-        if high > 1 + 1e-6:  # a float copy of 0-255 pixels: there is no other sensible reading
-            values *= np.float32(1 / 255)
-        return np.clip(values, 0, 1, out=values)
-    raise InvalidImageError(f"array of dtype {array.dtype}: expected uint8, uint16 or float pixels")
-
 
 def _unit(values: np.ndarray) -> np.ndarray:
     """Pixels as float32 in [0, 1]: uint8 divided by 255 (as the float path always did), floats as they are."""
@@ -449,7 +267,7 @@ def _ink(grey: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     """The digit's ink cropped to its bounding box: light on a zero background, float32 in [0, 1],
     with paper, noise and compression artefacts set to exactly 0. Raises NoDigitError.
 
-    `grey` and `alpha` are uint8 or float32 in [0, 1] (as `_image_to_arrays` gives them)."""
+    `grey` and `alpha` are uint8 or float32 in [0, 1] (as `image_to_arrays` gives them)."""
     ink, _ = ink_window(grey, alpha)
     top, bottom = _ink_span(ink.sum(axis=1))
     left, right = _ink_span(ink.sum(axis=0))
@@ -465,7 +283,7 @@ def ink_window(grey: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, 
     a zero background, float32, paper, noise and compression artefacts exactly 0; and the box's
     (top, left) in `grey`. Polarity, paper level and noise as in `to_mnist`. Raises NoDigitError.
 
-    `grey` and `alpha` are uint8 or float32 in [0, 1] (as `_image_to_arrays` gives them)."""
+    `grey` and `alpha` are uint8 or float32 in [0, 1] (as `image_to_arrays` gives them)."""
     if alpha is not None and float(_unit(alpha.min())) < 1:
         if _strokes_in_alpha(grey, alpha):
             grey = alpha  # light strokes on a dark (transparent) ground already
@@ -668,27 +486,27 @@ def _check_digit_shape(crop: np.ndarray) -> None:
 
 
 def _grey_and_alpha(
-    image: ImageSource, max_pixels: int | None, work_side: int | None = None
+    image: ImageSource, max_pixels: int | None, work_side: int | None = None, max_bytes: int | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Grey and alpha (uint8, or float32 in [0, 1]); with `work_side`, an image at least twice that
     long reduced by an integer factor (a JPEG already while decoding)."""
-    grey, alpha, _ = grey_alpha_scale(image, max_pixels, work_side)
+    grey, alpha, _ = grey_alpha_scale(image, max_pixels, work_side, max_bytes)
     return grey, alpha
 
 
 def grey_alpha_scale(
-    image: ImageSource, max_pixels: int | None, work_side: int | None = None
+    image: ImageSource, max_pixels: int | None, work_side: int | None = None, max_bytes: int | None = None
 ) -> tuple[np.ndarray, np.ndarray | None, float]:
     """As `_grey_and_alpha`, with the scale back to the input: input pixels per pixel of grey
     (1.0 unless the image was reduced)."""
     if isinstance(image, np.ndarray):
-        grey, alpha = _array_to_arrays(image, max_pixels)
+        grey, alpha = array_to_arrays(image, max_pixels)
         longer = max(image.shape[:2])
     else:
-        decoded = load_image(image, max_pixels=max_pixels, work_side=work_side)
+        decoded = load_image(image, max_pixels=max_pixels, max_bytes=max_bytes, work_side=work_side)
         longer = max(decoded.info.get(HEADER_SIZE, decoded.size))
-        grey, alpha = _image_to_arrays(decoded)
-    factor = _reduction(grey.shape, work_side)
+        grey, alpha = image_to_arrays(decoded)
+    factor = reduction(grey.shape, work_side)
     if factor > 1:
         grey, alpha = _reduce(grey, factor), (None if alpha is None else _reduce(alpha, factor))
     return grey, alpha, longer / max(grey.shape)
@@ -697,22 +515,27 @@ def grey_alpha_scale(
 # --- public ----------------------------------------------------------------------------------
 
 
-def to_mnist(image: ImageSource, *, size: int = SIZE, box: int = BOX, max_pixels: int | None = None) -> np.ndarray:
+def to_mnist(
+    image: ImageSource, *, size: int = SIZE, box: int = BOX, max_pixels: int | None = None, max_bytes: int | None = None
+) -> np.ndarray:
     """Any digit image (path, encoded bytes, PIL image or numpy array) as MNIST: float32
     [size, size] in [0, 1], light ink on dark, fit in box x box and mass-centred (docs/preprocessing.md).
+    `max_pixels` / `max_bytes` lower or raise the decoding limits (default: runtime.decode's).
     Raises PreprocessError subclasses."""
-    crop = _ink(*_grey_and_alpha(image, max_pixels, WORK_SIDE))
+    crop = _ink(*_grey_and_alpha(image, max_pixels, WORK_SIDE, max_bytes))
     _check_digit_shape(crop)
     return _centre(_fit_box(crop, box), size)
 
 
-def to_plain(image: ImageSource, *, size: tuple[int, int] = (SIZE, SIZE), max_pixels: int | None = None) -> np.ndarray:
+def to_plain(
+    image: ImageSource, *, size: tuple[int, int] = (SIZE, SIZE), max_pixels: int | None = None, max_bytes: int | None = None
+) -> np.ndarray:
     """The whole image as float32 [height, width] in [0, 1], grey, as it is: no crop, no inversion.
 
     For models trained on images that are not centred ink (Fashion-MNIST): the image is scaled to
     fit `size` keeping its aspect ratio (area averaging), centred, padded with 0; transparency is
     flattened onto black, the background of such data sets."""
-    grey, alpha = _grey_and_alpha(image, max_pixels)
+    grey, alpha = _grey_and_alpha(image, max_pixels, max_bytes=max_bytes)
     grey = _unit(grey)
     if alpha is not None:
         grey = grey * _unit(alpha)

@@ -191,6 +191,9 @@ def test_cnn_exports_and_passes_parity(trained_cnn, mnist):
 
 
 def test_a_new_artifact_kind_reaches_the_cli_and_the_plan(monkeypatch):
+    import contextlib
+    import io
+
     from mnist_edge.cli import build_parser
     from mnist_edge.export.exporter import plan_artifacts
 
@@ -198,7 +201,13 @@ def test_a_new_artifact_kind_reaches_the_cli_and_the_plan(monkeypatch):
         "model.dummy", "dummy", "dummyfamily", "int8", "onnxruntime", "tests.test_export:no_converter"
     )
     monkeypatch.setattr(formats, "KINDS", formats.KINDS + (dummy,))
-    help_text = build_parser()._subparsers._group_actions[0].choices["export"].format_help()
+    # Built before stdout is redirected: several subcommand modules bind sys.stdout as a default.
+    parser = build_parser()
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exit_info, contextlib.redirect_stdout(out):
+        parser.parse_args(["export", "--help"])  # the real command line's help, as a person asks for it
+    help_text = out.getvalue()
+    assert exit_info.value.code == 0
     assert "dummyfamily" in help_text and "model.dummy" in help_text
     assert plan_artifacts(("dummyfamily",), ("int8",)) == (dummy,)
     assert dummy in plan_artifacts(tuple(formats.families()), formats.PRECISIONS)

@@ -472,22 +472,20 @@ def test_header_over_pillows_own_limit_is_too_large():
         to_mnist(png_header_only(100_000, 100_000))
 
 
-def test_size_limits_apply_to_every_kind_of_input(monkeypatch, tmp_path, mnist):
+def test_size_limits_apply_to_every_kind_of_input(tmp_path, mnist):
     image = Image.fromarray(mnist.test.images[0]).resize((100, 100))
     data = png_bytes(image)
     path = tmp_path / "digit.png"
     path.write_bytes(data)
 
-    monkeypatch.setattr(preprocess, "MAX_PIXELS", 5_000)
     for source in (data, path, image, np.asarray(image)):
         with pytest.raises(ImageTooLargeError, match="pixel limit"):
-            to_mnist(source)
-    monkeypatch.setattr(preprocess, "MAX_PIXELS", 40_000_000)
+            to_mnist(source, max_pixels=5_000)
 
-    monkeypatch.setattr(preprocess, "MAX_FILE_BYTES", len(data) - 1)
     for source in (data, path, io.BytesIO(data)):
         with pytest.raises(ImageTooLargeError, match="byte limit"):
-            to_mnist(source)
+            to_mnist(source, max_bytes=len(data) - 1)
+        to_mnist(io.BytesIO(data) if isinstance(source, io.BytesIO) else source, max_bytes=len(data))  # at the limit
 
 
 BAD_ARRAYS = {

@@ -177,9 +177,8 @@ def test_predict_rejects_bad_images(predictor, tmp_path, monkeypatch):
     truncated.write_bytes(_png(np.random.default_rng(0).integers(0, 255, (200, 200), dtype=np.uint8))[:500])
     with pytest.raises(InvalidImageError):
         predictor.predict(truncated)
-    monkeypatch.setattr("mnist_edge.runtime.preprocess.MAX_PIXELS", 100 * 100)
-    with pytest.raises(ImageTooLargeError):
-        predictor.predict(np.zeros((200, 200), np.uint8))
+    with pytest.raises(ImageTooLargeError):  # a limit passed in, lower than the runtime's
+        predictor.prepare(np.zeros((200, 200), np.uint8), max_pixels=100 * 100)
 
 
 # --- damaged exports are refused -----------------------------------------------------------------
@@ -267,9 +266,9 @@ def test_a_newer_minor_version_with_an_unknown_kind_still_loads(export_copy, mni
 
     _edit_manifest(export_copy, newer)
     predictor = runtime.load(export_copy)
-    assert predictor.manifest.skipped == (
-        "model.webnn: webnn/int4 is not a kind this version of mnist-edge knows; skipped",
-    )
+    (skipped,) = predictor.manifest.skipped
+    assert (skipped.file, skipped.format, skipped.precision) == ("model.webnn", "webnn", "int4")
+    assert str(skipped) == "model.webnn: webnn/int4 is not a kind this version of mnist-edge knows; skipped"
     assert "model.webnn" not in {a.file for a in predictor.manifest.artifacts}
     assert predictor.predict(mnist.test.images[0]).digit == 7
 

@@ -115,7 +115,7 @@ def bench_latency(bench: dict | None, model: str, artifact: str, path: Path | No
 
 def quick_latency(predictor, one: np.ndarray, runs: int = QUICK_LATENCY_RUNS) -> tuple[float, str]:
     """p50 of `runs` single-image predict_array calls: a quick figure, not a benchmark."""
-    from mnist_edge.bench import time_calls
+    from mnist_edge.timing import time_calls
 
     p50, _ = time_calls(lambda: predictor.predict_array(one), runs=runs, warmup=20)
     return p50, f"p50 of {runs} single-image calls measured by compare (no bench.json found; quick and noisy)"

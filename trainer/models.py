@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mnist_edge.data import IMAGE_SIZE, NUM_CLASSES
+import numpy as np
+
+from mnist_edge.data import IMAGE_SIZE, NUM_CLASSES, scale_images
 from mnist_edge.errors import require
 
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE)
@@ -122,3 +124,8 @@ def build_model(name: str, **options):
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
     return ARCHITECTURES[name].build(**options)
+
+
+def predict_probabilities(model, images_uint8: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """The model's softmax output for uint8 images, as float32 [N, classes]."""
+    return np.asarray(model.predict(scale_images(images_uint8), batch_size=batch_size, verbose=0), dtype=np.float32)

@@ -419,7 +419,7 @@ def refresh_report(model_dir: Path, dataset) -> dict:
     and its training history are not touched."""
     from mnist_edge.trainer.analysis import analyse
     from mnist_edge.trainer.record import METRICS_FILE, MODEL_FILE
-    from mnist_edge.trainer.train import predict_probabilities
+    from mnist_edge.trainer.models import predict_probabilities
 
     keras = require("keras")
     model_dir = Path(model_dir)

@@ -21,7 +21,7 @@ import numpy as np
 from mnist_edge.data import IMAGE_SIZE, Dataset, scale_images, split_train_validation
 from mnist_edge.errors import require
 from mnist_edge.files import atomic_write_text, sha256_file
-from mnist_edge.trainer.models import RECIPES, build_model
+from mnist_edge.trainer.models import RECIPES, build_model, predict_probabilities  # noqa: F401 (used by its callers)
 from mnist_edge.trainer.record import METRICS_FILE, MODEL_FILE, DataRecord, default_preprocessing
 
 VALIDATION_FRACTION = 0.1
@@ -230,11 +230,6 @@ def fit_model(dataset: Dataset, config: TrainConfig, *, stream=sys.stdout, extra
     train_seconds = time.monotonic() - start
     best_epoch = int(np.argmin(history["val_loss"])) + 1
     return model, history, train_seconds, best_epoch, config
-
-
-def predict_probabilities(model, images_uint8: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """The model's softmax output for uint8 images, as float32 [N, classes]."""
-    return np.asarray(model.predict(scale_images(images_uint8), batch_size=batch_size, verbose=0), dtype=np.float32)
 
 
 def save_model_folder(model_dir: Path, model, history: dict, metrics: dict, test_images: np.ndarray) -> None:

@@ -50,7 +50,7 @@ def thresholds(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    ensure_installed("tensorflow", "keras", "tf2onnx", "onnx", "ai_edge_litert")
+    ensure_installed(*formats.export_modules())
     from mnist_edge.export.exporter import export_model
 
     families, precisions = csv(args.formats), csv(args.precisions)

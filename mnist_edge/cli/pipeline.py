@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mnist_edge import formats
 from mnist_edge.cli.common import add_data_args, add_signing_key_arg, csv, positive_int
 from mnist_edge.cli.train import MODEL_CHOICES
 from mnist_edge.errors import MnistEdgeError, ensure_installed
 from mnist_edge.files import check_replaceable
+
+TRAIN_MODULES = ("tensorflow", "keras", "matplotlib")  # training, before the export's own needs
 
 
 def register(sub) -> None:
@@ -46,7 +49,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    ensure_installed("tensorflow", "keras", "matplotlib", "tf2onnx", "onnx", "ai_edge_litert")
+    ensure_installed(*TRAIN_MODULES, *formats.export_modules())
     from mnist_edge.pipeline import Serve, run_pipeline
 
     models = csv(args.models)

@@ -17,10 +17,9 @@ from pathlib import Path
 
 from mnist_edge import formats
 from mnist_edge.cli.common import one_export, positive_int
-from mnist_edge.cli.predict import (
-    CHUNK_FILES, PARALLEL_FILES, PATH_COLUMN, Progress, available_cores, image_paths, ordered_map,
-)
+from mnist_edge.cli.predict import PARALLEL_FILES, PATH_COLUMN, Progress, image_paths
 from mnist_edge.errors import MnistEdgeError
+from mnist_edge.runtime.pool import CHUNK_FILES, available_cores, ordered_map
 
 
 def register(sub) -> None:
@@ -66,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
     model = one_export(args.model)
     predictor = runtime.load(model, engine=args.engine, precision=args.precision, threads=1)
-    paths = image_paths(args.paths)
-    if not paths:
+    paths, unreadable = image_paths(args.paths)
+    if not paths and not unreadable:
         raise MnistEdgeError(f"no images found in {', '.join(map(str, args.paths))}")
     jobs = args.jobs or available_cores()
     if jobs > 1 and len(paths) >= PARALLEL_FILES:
@@ -75,14 +74,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         readings = ((path, read_or_error(predictor, path, args.min_confidence)) for path in paths)
     show = json_row if args.json else table_printer(paths, predictor)
-    errors = 0
+    for path, reason in unreadable:  # folders that could not be listed: one error row each
+        print(show(path, reason))
+    errors = len(unreadable)
     with Progress(len(paths), enabled=len(paths) >= PARALLEL_FILES and sys.stderr.isatty()) as progress:
         for path, result in progress.counted(readings):
             errors += isinstance(result, str)
             progress.clear()
             print(show(path, result))
     if errors:
-        print(f"mnist-edge: error: {errors} of {len(paths)} images could not be read", file=sys.stderr)
+        print(f"mnist-edge: error: {errors} of {len(paths) + len(unreadable)} images could not be read", file=sys.stderr)
         return 1
     return 0
 

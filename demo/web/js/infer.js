@@ -4,17 +4,17 @@
 // class names and, for each artifact, its size and sha256. The model's bytes are checked against
 // both before any session is created: a modified file is refused with a message.
 //
-// Engines: onnxruntime-web (wasm build; what the site ships) and LiteRT.js (used by the build's
-// proofs). Their runtime files come from npm at build time, never from a CDN; `runtime` says where.
+// Engines: the ones mnist_edge.formats.BROWSER_ENGINES declares, listed in engines/engines.json
+// (written from the registry) with the module of each: onnxruntime-web (wasm build; what the site
+// ships) and LiteRT.js (used by the build's proofs). Their runtime files come from npm at build
+// time, never from a CDN; `runtime` says where.
 
 import { checkSignedModelFile } from './signature.js';
+import { ModelLoadError } from './errors.js';
+import { checkManifest } from './contract.js';
+import engineTable from './engines/engines.json' with { type: 'json' };
 
-export class ModelLoadError extends Error {
-  constructor(message) {
-    super(message);
-    this.name = 'ModelLoadError';
-  }
-}
+export { ModelLoadError };
 
 /**
  * @param {object} entry    {manifest: URL of manifest.json, file: artifact file name, engine}
@@ -22,14 +22,18 @@ export class ModelLoadError extends Error {
  * @returns {Promise<Model>}
  */
 export async function loadModel(entry, runtime) {
-  const open = ENGINES[entry.engine];
-  if (!open) throw new ModelLoadError(`no engine ${entry.engine} in this page (it has ${Object.keys(ENGINES).join(', ')})`);
+  const declared = engineTable.engines[entry.engine];
+  if (!declared) {
+    throw new ModelLoadError(`no engine ${entry.engine} in this page (it has ${Object.keys(engineTable.engines).join(', ')})`);
+  }
+  const { open } = await import(new URL(declared.page_module, import.meta.url));
   // The engine's module, the manifest and the model file load at the same time; the bytes are
   // checked against the manifest before the engine sees them.
   const engine = import(runtime.module);
   engine.catch(() => {}); // reported below, once it is awaited
   const manifestUrl = new URL(entry.manifest, document.baseURI);
   const [manifest, bytes] = await Promise.all([fetchJson(manifestUrl), fetchBytes(new URL(entry.file, manifestUrl))]);
+  checkManifest(manifest, manifestUrl.pathname);
   const artifact = (manifest.artifacts || []).find((a) => a.file === entry.file);
   if (!artifact) throw new ModelLoadError(`${entry.file} is not listed in ${manifestUrl.pathname}`);
   await checkSignedModelFile(manifestUrl, manifest, entry.file, bytes); // a no-op unless the build embedded a key
@@ -109,58 +113,4 @@ async function fetchOk(url) {
   }
   if (!response.ok) throw new ModelLoadError(`${url.pathname}: the server answered ${response.status} ${response.statusText}`);
   return response;
-}
-
-// --- engines -------------------------------------------------------------------------------
-
-const ENGINES = {
-  'onnxruntime-web': openOnnxRuntime,
-  'litert-js': openLiteRt,
-};
-
-async function openOnnxRuntime(ort, bytes, runtime, manifest) {
-  ort.env.wasm.wasmPaths = new URL('./', runtime.module).href;
-  ort.env.wasm.numThreads = 1; // small models: one thread, no cross-origin isolation needed
-  ort.env.logLevel = 'error';
-  const session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
-  const [inputName] = session.inputNames;
-  const [outputName] = session.outputNames;
-  if (inputName !== manifest.input.name || outputName !== manifest.output.name) {
-    throw new ModelLoadError(
-      `the model's input/output are ${inputName}/${outputName}, the manifest says ${manifest.input.name}/${manifest.output.name}`,
-    );
-  }
-  const [, height, width] = manifest.input.shape;
-  return {
-    async run(x, n) {
-      const result = await session.run({ [inputName]: new ort.Tensor('float32', x, [n, height, width]) });
-      return result[outputName].data;
-    },
-  };
-}
-
-let liteRtLoading = null;
-
-async function openLiteRt(litert, bytes, runtime, manifest, artifact) {
-  liteRtLoading ??= litert.loadLiteRt(runtime.wasm);
-  await liteRtLoading;
-  const model = await litert.loadAndCompile(bytes, { accelerator: 'wasm' });
-  const [, height, width] = manifest.input.shape;
-  const classes = manifest.class_names.length;
-  const pixels = height * width;
-  if (artifact.batch !== 1) throw new ModelLoadError(`${artifact.file}: LiteRT.js needs a static batch of 1`);
-  return {
-    // A static batch of one: one call per image.
-    async run(x, n) {
-      const out = new Float32Array(n * classes);
-      for (let i = 0; i < n; i++) {
-        const input = new litert.Tensor(x.slice(i * pixels, (i + 1) * pixels), [1, height, width]);
-        const outputs = await model.run(input);
-        out.set(outputs[0].toTypedArray(), i * classes);
-        input.delete();
-        for (const tensor of outputs) tensor.delete();
-      }
-      return out;
-    },
-  };
 }

@@ -2,6 +2,7 @@
 // `window.mnistEdge` exposes the same functions to tests and benchmarks (they draw, then read
 // what a person sees).
 
+import { checkSiteIndex } from './contract.js';
 import { Sketch } from './draw.js';
 import { loadModel } from './infer.js';
 import { NoDigitError, prepare } from './preprocess.js';
@@ -29,7 +30,7 @@ async function start() {
   try {
     const response = await fetch('models.json');
     if (!response.ok) throw new Error(`models.json: the server answered ${response.status}`);
-    state.site = await response.json();
+    state.site = checkSiteIndex(await response.json());
   } catch (error) {
     showStatus(`Cannot start: ${error.message}`, 'error');
     throw error;

@@ -1,6 +1,6 @@
 // The canvas part of the MNIST recipe, written down in docs/preprocessing.md and kept equal to the
 // Python runtime (mnist_edge.runtime.preprocess: to_mnist and to_plain) by tests that run both on
-// the same drawings. Every constant below has the same name and value there.
+// the same drawings. Every constant is read from the spec file both read, under the same name.
 //
 //   RGBA pixels -> grey + alpha -> ink (light on a zero background) -> crop to the ink ->
 //   thicken strokes too thin to survive the downscale -> fit the box (Pillow's LANCZOS) ->
@@ -9,23 +9,31 @@
 // Arithmetic follows the Python code's float32 steps (Math.fround) where it changes results.
 
 import { BOX, LANCZOS, reduce, resize } from './resample.js';
+import SPEC from './contract/preprocess_spec.json' with { type: 'json' };
 
-const BORDER_FRACTION = 0.05;
-const BACKGROUND_GRID = 12;
-const BACKGROUND_SAMPLES = 128;
-const FLAT_BACKGROUND = 0.02;
-const SMALL_IMAGE = 64;
-const MIN_INK_CONTRAST = 0.2;
-const NOISE_SIGMAS = 5.0;
-const INK_FLOOR = 0.05;
-const INK_PEAK_PERCENTILE = 95;
-const MIN_INK_PIXELS = 10;
-const SPECK_MASS = 0.01;
-const MAX_INK_WIDTH_RATIO = 5;
-const MIN_STROKE = 1.0; // stroke widths are in pixels of MNIST's 20x20 box ...
-const TARGET_STROKE = 2.0;
-const REFERENCE_BOX = 20; // ... so they are shares of that box
-const WORK_FACTOR = 4;
+// The constants come from the one file the Python recipe reads too (runtime/preprocess_spec.json,
+// copied to contract/ by `python -m mnist_edge.contract`); stroke widths are in pixels of MNIST's
+// 20x20 box (REFERENCE_BOX), so they are shares of that box.
+const {
+  BORDER_FRACTION,
+  BACKGROUND_GRID,
+  BACKGROUND_SAMPLES,
+  FLAT_BACKGROUND,
+  SMALL_IMAGE,
+  MIN_INK_CONTRAST,
+  NOISE_SIGMAS,
+  INK_FLOOR,
+  INK_PEAK_PERCENTILE,
+  MIN_INK_PIXELS,
+  SPECK_MASS,
+  MAX_INK_WIDTH_RATIO,
+  MIN_STROKE,
+  TARGET_STROKE,
+  REFERENCE_BOX,
+  WORK_FACTOR,
+  MNIST_SIZE,
+  MNIST_BOX,
+} = SPEC;
 
 const f32 = Math.fround;
 const INV255 = f32(1 / 255);
@@ -49,14 +57,14 @@ export function prepare(pixels, input) {
   const { kind, box } = input.preprocessing;
   if (kind === 'digit') {
     if (height !== width) throw new Error(`digit preprocessing needs a square input, the model takes ${height}x${width}`);
-    return toMnist(pixels, height, box || Math.round((height * 20) / 28));
+    return toMnist(pixels, height, box || Math.round((height * MNIST_BOX) / MNIST_SIZE));
   }
   if (kind === 'plain') return toPlain(pixels, height, width);
   throw new Error(`unknown preprocessing kind ${JSON.stringify(kind)}`);
 }
 
 /** Canvas pixels as MNIST: fit in box x box, mass-centred in size x size. */
-export function toMnist(pixels, size = 28, box = 20) {
+export function toMnist(pixels, size = MNIST_SIZE, box = MNIST_BOX) {
   const { grey, alpha } = greyAndAlpha(pixels);
   const crop = ink(grey, alpha, pixels.width, pixels.height);
   checkDigitShape(crop);
@@ -64,7 +72,7 @@ export function toMnist(pixels, size = 28, box = 20) {
 }
 
 /** The whole canvas, grey x alpha (transparency is black), scaled to fit and centred; no crop. */
-export function toPlain(pixels, height = 28, width = 28) {
+export function toPlain(pixels, height = MNIST_SIZE, width = MNIST_SIZE) {
   const { grey, alpha } = greyAndAlpha(pixels, { keepOpaqueAlpha: true });
   const n = grey.length;
   const values = new Float32Array(n);
