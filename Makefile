@@ -20,7 +20,7 @@ export MNIST_DATA_DIR
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[train,demo,litert,signing,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[train,demo,litert,signing,scale,dev]'
 	touch $@
 
 venv: $(BIN)/.installed

@@ -25,6 +25,8 @@ EXTRA_FOR_MODULE = {
     "gradio": "demo",
     "ai_edge_litert": "litert",
     "model_signing": "signing",
+    "ray": "scale",
+    "pyarrow": "scale",
 }
 
 

@@ -258,8 +258,10 @@ def parquet_rows(table, *, prefix: str, image_column: str, named: bool):
 class PredictRows:
     """One actor of the pool: one Predictor (one onnxruntime thread) for every batch it is given."""
 
-    def __init__(self, model: dict, mode: str):
-        self.predictor = load_shipped(model)
+    def __init__(self, model: list, mode: str):
+        import ray
+
+        self.predictor = load_shipped(ray.get(model[0]))
         self.mode = mode
         self.schema = output_schema(mode)
 
@@ -321,6 +323,7 @@ def load_shipped(model: dict):
 
 def build_dataset(inputs: Inputs, predictor, *, mode: str, actors: int, batch_size: int, image_column: str):
     """The lazy Ray Dataset of output rows (pyarrow tables in `mode`'s schema) for `inputs`."""
+    import ray
     import ray.data
 
     spec = predictor.manifest.input
@@ -337,7 +340,9 @@ def build_dataset(inputs: Inputs, predictor, *, mode: str, actors: int, batch_si
     dataset = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
     return dataset.map_batches(
         PredictRows,
-        fn_constructor_kwargs={"model": ship_model(predictor), "mode": mode},
+        # The model's bytes go into the object store once, by reference (in a list, so Ray passes the
+        # reference itself): a restarted actor fetches them again while the driver holds it.
+        fn_constructor_kwargs={"model": [ray.put(ship_model(predictor))], "mode": mode},
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=ACTOR_CPUS,
         batch_size=batch_size,
@@ -395,6 +400,7 @@ def connect(address: str | None):
     import ray
     import ray.data
 
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its INFO lines would break the progress bar
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the command draws its own bar, one line
     context.print_on_execution_start = False
