@@ -182,8 +182,11 @@ def output_schema(mode: str):
             pa.field("probabilities", pa.list_(pa.float32())),  # every class's, in class order
         ]
     else:  # number: the reading of `mnist-edge read` (Predictor.read)
-        box = pa.list_(pa.int32(), 4)  # x0, y0, x1, y1 in the input image's pixels
-        reading = pa.struct([("digit", pa.int8()), ("label", pa.string()), ("confidence", pa.float32()), ("box", box)])
+        box = pa.list_(pa.int32(), 4)  # x0, y0, x1, y1 in the input image's pixels (x1, y1 exclusive)
+        top = pa.list_(pa.struct([("label", pa.string()), ("confidence", pa.float32())]))  # 3 best, best first
+        reading = pa.struct(
+            [("digit", pa.int8()), ("label", pa.string()), ("confidence", pa.float32()), ("top", top), ("box", box)]
+        )
         result = [
             pa.field("text", pa.string()),
             pa.field("confidence", pa.float32()),
@@ -291,7 +294,26 @@ class PredictRows:
         return pa.table(columns, schema=self.schema)
 
     def numbers(self, batch: dict):
-        raise BatchError("--mode number is not available yet: reading whole numbers (mnist-edge read) is not in this version")
+        """Each row's reading by Predictor.read (segmentation needs the model, so it runs here)."""
+        import pyarrow as pa
+
+        from mnist_edge.runtime.errors import PreprocessError
+
+        rows = []
+        for path, data in zip(batch["path"], batch["bytes"]):
+            try:
+                reading = self.predictor.read(data)
+            except PreprocessError as exc:
+                rows.append({"path": str(path), "error": _reason(exc)})
+                continue
+            digits = [
+                {"digit": d.digit, "label": d.label, "confidence": d.confidence, "box": list(d.box),
+                 "top": [{"label": name, "confidence": p} for name, p in d.top]}
+                for d in reading.digits
+            ]
+            rows.append({"path": str(path), "text": reading.text, "confidence": reading.confidence,
+                         "rejected": reading.rejected, "digits": digits, "error": None})
+        return pa.Table.from_pylist(rows, schema=self.schema)
 
 
 def ship_model(predictor) -> dict:
@@ -397,6 +419,10 @@ def connect(address: str | None):
     private local Ray for this job (address None: never an existing cluster found by chance)."""
     import logging
 
+    if address is None:
+        # A private local Ray listens on the loopback only (Ray's single-machine mode; otherwise Ray
+        # binds this machine's network address). Ray reads it when imported, so it is set first.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
     import ray.data
 
@@ -577,8 +603,6 @@ def run(job: Job, on_rows: Callable[[int, int], None] = lambda done, total: None
 
 
 def _run_in_ray(job: Job, inputs: Inputs, predictor, staging: Path, on_rows) -> Summary:
-    import ray
-
     summary = Summary()
     writer = ShardWriter(staging, output_schema(job.mode))
     total = sum(len(s.images) for s in inputs.sources.values()) + len(inputs.refused)
@@ -600,6 +624,8 @@ def _run_in_ray(job: Job, inputs: Inputs, predictor, staging: Path, on_rows) -> 
                 _count(summary, writer, table)
                 on_rows(summary.rows, max(total, summary.rows))
         finally:
+            import ray
+
             ray.shutdown()
     writer.close()
     summary.seconds = time.perf_counter() - started
