@@ -115,7 +115,7 @@ def main() -> int:
     rows.append((f"`mnist-edge predict --jobs {args.jobs}` (whole command)", args.files, wall, cpu))
 
     print("Ray start-up and shut-down alone ...", flush=True)
-    start_only = "import ray; ray.init(address='local', include_dashboard=False, logging_level='ERROR'); ray.shutdown()"
+    start_only = "from mnist_edge.scale import connect; connect(None); import ray; ray.shutdown()"  # as batch does
     ray_wall, ray_cpu, result = meter.run([sys.executable, "-c", start_only], capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"ray.init failed: {result.stderr[-500:]}")
