@@ -620,7 +620,7 @@ def _run_in_ray(job: Job, inputs: Inputs, predictor, staging: Path, on_rows) -> 
             dataset = build_dataset(
                 inputs, predictor, mode=job.mode, actors=actors, batch_size=job.batch_size, image_column=job.image_column
             )
-            for table in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for table in _ray_errors_as_one_line(dataset.iter_batches(batch_size=None, batch_format="pyarrow")):
                 _count(summary, writer, table)
                 on_rows(summary.rows, max(total, summary.rows))
         finally:
@@ -631,6 +631,22 @@ def _run_in_ray(job: Job, inputs: Inputs, predictor, staging: Path, on_rows) -> 
     summary.seconds = time.perf_counter() - started
     summary.shards = writer.shards
     return summary
+
+
+def _ray_errors_as_one_line(batches: Iterator) -> Iterator:
+    """The batches; a failure inside Ray (a worker without mnist-edge installed, a task out of
+    retries) becomes a BatchError naming the first exception in Ray's report, not its pages."""
+    import re
+
+    import ray.exceptions
+
+    try:
+        yield from batches
+    except ray.exceptions.RayError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raised = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
+        reason = (raised or lines or [type(exc).__name__])[0]
+        raise BatchError(f"the Ray job failed: {reason}") from exc
 
 
 def _count(summary: Summary, writer: ShardWriter, table) -> None:

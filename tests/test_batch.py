@@ -319,3 +319,59 @@ def test_a_foreign_folder_is_refused_and_left_alone(mlp_export, folder, tmp_path
     assert len(result.stderr.strip().splitlines()) == 1
     assert [p.name for p in output.iterdir()] == ["notes.txt"] and (output / "notes.txt").read_text() == "keep me"
     assert [p.name for p in tmp_path.iterdir()] == ["mine"]  # no staging folder left beside it
+
+
+NUMBER_READING = hasattr(__import__("mnist_edge.runtime", fromlist=["Predictor"]).Predictor, "read")
+
+
+@pytest.fixture(scope="module")
+def number_fields(mnist, tmp_path_factory) -> Path:
+    """40 whole numbers of 2-5 MNIST test digits side by side (dark ink on white, gaps of 4-12 px),
+    a blank field and a text file."""
+    rng = np.random.default_rng(0)
+    root = tmp_path_factory.mktemp("numbers")
+    images = mnist.test.images
+    for n in range(40):
+        picks = rng.integers(0, len(images), rng.integers(2, 6))
+        parts = []
+        for i in picks:
+            parts += [images[i], np.zeros((28, int(rng.integers(4, 13))), np.uint8)]
+        field = np.pad(np.hstack(parts[:-1]), 12)
+        Image.fromarray(255 - field).resize((field.shape[1] * 3, field.shape[0] * 3)).save(root / f"{n:02d}.png")
+    Image.new("L", (300, 90), 255).save(root / "blank.png")
+    (root / "notes.png").write_text("not an image")
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not NUMBER_READING, reason="reading whole numbers (Predictor.read) is not in this checkout")
+def test_number_mode_equals_read_row_for_row(cluster, mlp_export, number_fields, tmp_path):
+    result = _cli("read", "--model", mlp_export, "--json", number_fields)
+    expected = {row["path"]: row for row in map(json.loads, result.stdout.splitlines())}
+    assert len(expected) == 42
+    output = tmp_path / "numbers"
+    result = _cli("batch", "--model", mlp_export, number_fields, "--output", output, "--mode", "number",
+                  "--address", cluster.address, "--actors", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = _rows(output)
+    assert sorted(r["path"] for r in rows) == sorted(expected)
+    for row in rows:
+        want = expected[row["path"]]
+        if "error" in want:
+            assert row["error"] and row["text"] is None, row
+            continue
+        assert (row["error"], row["text"], row["rejected"]) == (None, want["text"], want["rejected"]), row["path"]
+        assert row["confidence"] == pytest.approx(want["confidence"], abs=1e-6)
+        assert [d["box"] for d in row["digits"]] == [d["box"] for d in want["digits"]]
+        assert [d["digit"] for d in row["digits"]] == [d["digit"] for d in want["digits"]]
+    assert {Path(r["path"]).name for r in rows if r["error"]} == {"blank.png", "notes.png"}
+
+
+@pytest.mark.skipif(NUMBER_READING, reason="number reading is available: the mode is tested above")
+def test_number_mode_says_it_is_not_available_yet(mlp_export, number_fields, tmp_path):
+    result = _cli("batch", "--model", mlp_export, number_fields, "--output", tmp_path / "o", "--mode", "number",
+                  timeout=120)
+    assert result.returncode == 1 and not (tmp_path / "o").exists()
+    assert result.stderr.strip() == (
+        "mnist-edge: error: --mode number is not available yet: this version of the runtime cannot read whole numbers"
+    )
