@@ -41,6 +41,7 @@ DEFAULT_BATCH = 256  # rows per prepare task call and per inference call (predic
 # so an actor never holds a whole core: the read and prepare tasks always find one (Ray issue #44687:
 # an actor pool holding every CPU stalls Ray Data's reads).
 ACTOR_CPUS = 0.25
+PREPARE_PER_ACTOR = 4  # default --actors: one per this many CPUs of the cluster
 SHARD_ROWS = 100_000  # rows per output Parquet file
 PARQUET_SUFFIX = ".parquet"
 IMAGE_COLUMN = "image"  # the default column of image bytes in Parquet inputs (binary, or a struct with "bytes")
@@ -439,8 +440,8 @@ def connect(address: str | None):
     try:
         ray.init(**options)
     except (ConnectionError, ValueError, RuntimeError) as exc:
-        where = address or "a local Ray"
-        raise BatchError(f"cannot start or join Ray at {where}: {exc}") from exc
+        what = f"cannot join the Ray cluster at {address}" if address else "cannot start a local Ray"
+        raise BatchError(f"{what}: {exc}") from exc
 
 
 def cluster_cpus() -> int:
@@ -453,9 +454,6 @@ def default_actors(cpus: int) -> int:
     """One actor per PREPARE_PER_ACTOR cores, at least one: inference keeps up with that many
     cores preparing (docs/scale.md)."""
     return max(1, cpus // PREPARE_PER_ACTOR)
-
-
-PREPARE_PER_ACTOR = 4
 
 
 # --- the output folder ---------------------------------------------------------------------------
