@@ -262,11 +262,11 @@ def parquet_rows(table, *, prefix: str, image_column: str, named: bool):
 class PredictRows:
     """One actor of the pool: one Predictor (one onnxruntime thread) for every batch it is given."""
 
-    def __init__(self, model: list, mode: str):
+    def __init__(self, model: list, mode: str, min_confidence: float | None = None):
         import ray
 
         self.predictor = load_shipped(ray.get(model[0]))
-        self.mode = mode
+        self.mode, self.min_confidence = mode, min_confidence
         self.schema = output_schema(mode)
 
     def __call__(self, batch: dict):
@@ -303,7 +303,7 @@ class PredictRows:
         rows = []
         for path, data in zip(batch["path"], batch["bytes"]):
             try:
-                reading = self.predictor.read(data)
+                reading = self.predictor.read(data, min_confidence=self.min_confidence)
             except PreprocessError as exc:
                 rows.append({"path": str(path), "error": _reason(exc)})
                 continue
@@ -344,7 +344,10 @@ def load_shipped(model: dict):
 # --- the dataset -------------------------------------------------------------------------------
 
 
-def build_dataset(inputs: Inputs, predictor, *, mode: str, actors: int, batch_size: int, image_column: str):
+def build_dataset(
+    inputs: Inputs, predictor, *, mode: str, actors: int, batch_size: int, image_column: str,
+    min_confidence: float | None = None,
+):
     """The lazy Ray Dataset of output rows (pyarrow tables in `mode`'s schema) for `inputs`."""
     import ray
     import ray.data
@@ -365,7 +368,7 @@ def build_dataset(inputs: Inputs, predictor, *, mode: str, actors: int, batch_si
         PredictRows,
         # The model's bytes go into the object store once, by reference (in a list, so Ray passes the
         # reference itself): a restarted actor fetches them again while the driver holds it.
-        fn_constructor_kwargs={"model": [ray.put(ship_model(predictor))], "mode": mode},
+        fn_constructor_kwargs={"model": [ray.put(ship_model(predictor))], "mode": mode, "min_confidence": min_confidence},
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=ACTOR_CPUS,
         batch_size=batch_size,
@@ -570,6 +573,7 @@ class Job:
     image_column: str = IMAGE_COLUMN
     engine: str = "onnxruntime"
     precision: str = "fp32"
+    min_confidence: float | None = None  # number mode: below it a reading is `rejected` (None: the reader's default)
 
 
 def run(job: Job, on_rows: Callable[[int, int], None] = lambda done, total: None) -> Summary:
@@ -616,7 +620,8 @@ def _run_in_ray(job: Job, inputs: Inputs, predictor, staging: Path, on_rows) -> 
             started = time.perf_counter()
             actors = job.actors or default_actors(cluster_cpus())
             dataset = build_dataset(
-                inputs, predictor, mode=job.mode, actors=actors, batch_size=job.batch_size, image_column=job.image_column
+                inputs, predictor, mode=job.mode, actors=actors, batch_size=job.batch_size,
+                image_column=job.image_column, min_confidence=job.min_confidence,
             )
             for table in _ray_errors_as_one_line(dataset.iter_batches(batch_size=None, batch_format="pyarrow")):
                 _count(summary, writer, table)

@@ -45,6 +45,10 @@ def register(sub) -> None:
         help=f"the column of image bytes in Parquet inputs (default: {IMAGE_COLUMN})",
     )
     p.add_argument(
+        "--min-confidence", type=probability, metavar="P",
+        help="--mode number: a reading less confident than P is marked rejected (default: mnist-edge read's)",
+    )
+    p.add_argument(
         "--engine", choices=tuple(formats.ENGINES), default=DEFAULT_ENGINE,
         help=f"inference engine (default: {DEFAULT_ENGINE})",
     )
@@ -52,6 +56,16 @@ def register(sub) -> None:
         "--precision", choices=formats.PRECISIONS, default=DEFAULT_PRECISION, help=f"default: {DEFAULT_PRECISION}"
     )
     p.set_defaults(handler=run)
+
+
+def probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {text!r}") from exc
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     job = scale.Job(
         model=one_export(args.model), inputs=tuple(args.inputs), output=args.output, mode=args.mode,
         address=args.address, actors=args.actors, batch_size=args.batch_size, image_column=args.image_column,
-        engine=args.engine, precision=args.precision,
+        engine=args.engine, precision=args.precision, min_confidence=args.min_confidence,
     )
     progress = Progress(1, enabled=sys.stderr.isatty())
 
