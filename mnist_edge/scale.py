@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -318,27 +317,38 @@ class PredictRows:
 
 
 def ship_model(predictor) -> dict:
-    """What an actor needs to load the same artifact on any node: the manifest's and the
-    artifact's bytes (checked again by runtime.load there), not a path on this machine."""
-    manifest = predictor.manifest
-    artifact = predictor.artifact
+    """What an actor needs to run the same artifact on any node: the manifest's and the artifact's
+    bytes, not a path on this machine. The driver's runtime.load has checked them (and the
+    export's signature, when a public key is configured); each actor checks the artifact's size
+    and sha256 against the manifest again."""
+    from mnist_edge.runtime.integrity import read_verified
+
+    manifest, artifact = predictor.manifest, predictor.artifact
     return {
-        "manifest": (manifest.root / "manifest.json").read_bytes(),
+        "manifest": json.dumps(manifest.to_dict()).encode(),  # the manifest load checked, not a re-read
         "file": artifact.file,
-        "content": manifest.path_of(artifact).read_bytes(),
+        "content": read_verified(manifest, artifact),  # refused here if the file changed since
+        "signature": predictor.signature,
     }
 
 
 def load_shipped(model: dict):
-    """A Predictor from ship_model's bytes, written to a private temporary export folder."""
-    from mnist_edge import runtime
+    """A Predictor (one onnxruntime thread) from ship_model's bytes, with no file written."""
+    import hashlib
 
-    with tempfile.TemporaryDirectory(prefix="mnist-edge-actor-") as folder:
-        (Path(folder) / "manifest.json").write_bytes(model["manifest"])
-        target = Path(folder) / model["file"]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(model["content"])
-        return runtime.load(folder, file=model["file"], threads=1)
+    from mnist_edge.manifest import manifest_from_dict
+    from mnist_edge.runtime.backends import open_session
+    from mnist_edge.runtime.errors import IntegrityError
+    from mnist_edge.runtime.predictor import Predictor, check_session
+
+    manifest = manifest_from_dict(json.loads(model["manifest"]))
+    artifact = manifest.artifact(model["file"])
+    content = model["content"]
+    if len(content) != artifact.bytes or hashlib.sha256(content).hexdigest() != artifact.sha256:
+        raise IntegrityError(f"{artifact.file}: the bytes the actor received do not match the manifest's sha256")
+    session = open_session(artifact.engine, content, threads=1, name=artifact.file, format=artifact.format)
+    check_session(session, manifest, artifact)
+    return Predictor(manifest, artifact, session, signature=model["signature"])
 
 
 # --- the dataset -------------------------------------------------------------------------------
