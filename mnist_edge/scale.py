@@ -463,10 +463,11 @@ def cluster_cpus() -> int:
     return int(ray.cluster_resources().get("CPU", 1))
 
 
-def default_actors(cpus: int) -> int:
-    """One actor per PREPARE_PER_ACTOR cores, at least one: inference keeps up with that many
-    cores preparing (docs/scale.md)."""
-    return max(1, cpus // PREPARE_PER_ACTOR)
+def default_actors(cpus: int, mode: str = "digit") -> int:
+    """Digit mode: one actor per PREPARE_PER_ACTOR cores, at least one (inference keeps up with
+    that many cores preparing, docs/scale.md). Number mode: one per core, as reading a number
+    (segmentation with the model) happens in the actors."""
+    return max(1, cpus if mode == "number" else cpus // PREPARE_PER_ACTOR)
 
 
 # --- the output folder ---------------------------------------------------------------------------
@@ -628,7 +629,7 @@ def _run_in_ray(job: Job, inputs: Inputs, predictor, staging: Path, on_rows) -> 
         try:
             summary.startup_seconds = time.perf_counter() - started
             started = time.perf_counter()
-            actors = job.actors or default_actors(cluster_cpus())
+            actors = job.actors or default_actors(cluster_cpus(), job.mode)
             dataset = build_dataset(
                 inputs, predictor, mode=job.mode, actors=actors, batch_size=job.batch_size,
                 image_column=job.image_column, min_confidence=job.min_confidence,

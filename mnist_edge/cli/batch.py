@@ -38,7 +38,8 @@ def register(sub) -> None:
         "--address",
         help="the Ray cluster to join: ray://HOST:PORT (Ray Client), HOST:PORT or auto; default: a private local Ray",
     )
-    p.add_argument("--actors", type=positive_int, help=f"model actors (default: one per {PREPARE_PER_ACTOR} CPUs of the cluster, at least 1)")
+    p.add_argument("--actors", type=positive_int, help=f"model actors (default: one per {PREPARE_PER_ACTOR} CPUs of the cluster in digit mode, one per CPU "
+        "in number mode; at least 1)")
     p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH, help=f"rows per batch (default: {DEFAULT_BATCH})")
     p.add_argument(
         "--image-column", default=IMAGE_COLUMN,
