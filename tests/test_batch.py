@@ -30,6 +30,7 @@ pytest.importorskip("ray", reason="mnist-edge batch needs the 'scale' extra")
 pytestmark = pytest.mark.ray
 
 from mnist_edge import scale  # noqa: E402
+from mnist_edge.runtime import Predictor  # noqa: E402
 
 COUNT = 2000  # MNIST test digits as PNG files
 TOKEN_VARIABLE = "MNIST_EDGE_TEST_RAY_CLUSTER"
@@ -331,7 +332,7 @@ def test_a_foreign_folder_is_refused_and_left_alone(mlp_export, folder, tmp_path
     assert [p.name for p in tmp_path.iterdir()] == ["mine"]  # no staging folder left beside it
 
 
-NUMBER_READING = hasattr(__import__("mnist_edge.runtime", fromlist=["Predictor"]).Predictor, "read")
+NUMBER_READING = hasattr(Predictor, "read")  # Predictor.read: whole numbers (mnist-edge read)
 
 
 @pytest.fixture(scope="module")
