@@ -595,8 +595,6 @@ def run(job: Job, on_rows: Callable[[int, int], None] = lambda done, total: None
 
     if job.mode not in MODES:
         raise BatchError(f"unknown mode {job.mode!r}; choose from {', '.join(MODES)}")
-    if job.mode == "number" and not hasattr(runtime.Predictor, "read"):
-        raise BatchError("--mode number is not available yet: this version of the runtime cannot read whole numbers")
     output = Path(job.output).absolute()
     check_output(output)
     predictor = runtime.load(job.model, engine=job.engine, precision=job.precision, threads=1)

@@ -1,7 +1,7 @@
 """`mnist-edge batch` on real Ray: a cluster this module starts on 127.0.0.1 (`ray start --head`,
 2 CPUs, no dashboard, its own ports and temp folder, stopped at the end), and the local mode.
-The rows must be `mnist-edge predict --json`'s, row for row, broken files as error rows; an
-actor killed mid-job must change nothing.
+The rows must be `mnist-edge predict --json`'s (`mnist-edge read --json`'s in number mode), row
+for row, broken files as error rows; an actor killed mid-job must change nothing.
 
 The cluster's processes are found by a token in their environment (every process `ray start`
 launches inherits it), so the test stops exactly its own cluster and kills exactly its own actor,
@@ -30,7 +30,6 @@ pytest.importorskip("ray", reason="mnist-edge batch needs the 'scale' extra")
 pytestmark = pytest.mark.ray
 
 from mnist_edge import scale  # noqa: E402
-from mnist_edge.runtime import Predictor  # noqa: E402
 
 COUNT = 2000  # MNIST test digits as PNG files
 TOKEN_VARIABLE = "MNIST_EDGE_TEST_RAY_CLUSTER"
@@ -332,9 +331,6 @@ def test_a_foreign_folder_is_refused_and_left_alone(mlp_export, folder, tmp_path
     assert [p.name for p in tmp_path.iterdir()] == ["mine"]  # no staging folder left beside it
 
 
-NUMBER_READING = hasattr(Predictor, "read")  # Predictor.read: whole numbers (mnist-edge read)
-
-
 @pytest.fixture(scope="module")
 def number_fields(mnist, tmp_path_factory) -> Path:
     """40 whole numbers of 2-5 MNIST test digits side by side (dark ink on white, gaps of 4-12 px),
@@ -355,7 +351,6 @@ def number_fields(mnist, tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not NUMBER_READING, reason="reading whole numbers (Predictor.read) is not in this checkout")
 def test_number_mode_equals_read_row_for_row(cluster, mlp_export, number_fields, tmp_path):
     result = _cli("read", "--model", mlp_export, "--json", number_fields)
     expected = {row["path"]: row for row in map(json.loads, result.stdout.splitlines())}
@@ -376,13 +371,3 @@ def test_number_mode_equals_read_row_for_row(cluster, mlp_export, number_fields,
         assert [d["box"] for d in row["digits"]] == [d["box"] for d in want["digits"]]
         assert [d["digit"] for d in row["digits"]] == [d["digit"] for d in want["digits"]]
     assert {Path(r["path"]).name for r in rows if r["error"]} == {"blank.png", "notes.png"}
-
-
-@pytest.mark.skipif(NUMBER_READING, reason="number reading is available: the mode is tested above")
-def test_number_mode_says_it_is_not_available_yet(mlp_export, number_fields, tmp_path):
-    result = _cli("batch", "--model", mlp_export, number_fields, "--output", tmp_path / "o", "--mode", "number",
-                  timeout=120)
-    assert result.returncode == 1 and not (tmp_path / "o").exists()
-    assert result.stderr.strip() == (
-        "mnist-edge: error: --mode number is not available yet: this version of the runtime cannot read whole numbers"
-    )
