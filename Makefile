@@ -14,13 +14,13 @@ SITE ?= site
 MNIST_DATA_DIR ?= $(abspath ../shared/data/mnist)
 export MNIST_DATA_DIR
 
-.PHONY: run test venv system-deps pipeline demo web serve-web bench bench-accuracy bench-first-prediction bench-handwriting bench-read bench-web experiment compare runtime-venv clean
+.PHONY: run test venv system-deps pipeline demo web serve-web bench bench-accuracy bench-first-prediction bench-handwriting bench-read bench-web bench-batch experiment compare runtime-venv clean
 
 # The venv is (re)built when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[train,demo,litert,signing,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[train,demo,litert,signing,scale,dev]'
 	touch $@
 
 venv: $(BIN)/.installed
@@ -101,6 +101,10 @@ bench-read: pipeline
 # First-visit transfer size, load-to-first-prediction time and per-drawing latency of the web app.
 bench-web: venv system-deps
 	$(BIN)/python bench/web.py --artifacts $(ARTIFACTS) --out bench-artifacts
+
+# `mnist-edge batch` on a local Ray against `predict --jobs 2`: images/s, CPU seconds, Ray's start-up apart.
+bench-batch: pipeline
+	$(BIN)/python bench/batch.py --model $(ARTIFACTS)/cnn --out bench-artifacts/batch
 
 clean:
 	rm -rf $(ARTIFACTS) bench-artifacts test-artifacts .pytest_cache $(SITE)

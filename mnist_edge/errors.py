@@ -17,7 +17,8 @@ class MissingExtraError(MnistEdgeError):
 
 # Which optional dependency group provides each heavy module of training, the demo and signing;
 # those of the converters and engines come from the registry (mnist_edge.formats), read when asked.
-OWN_EXTRAS = {"tensorflow": "train", "keras": "train", "matplotlib": "train", "gradio": "demo", "model_signing": "signing"}
+OWN_EXTRAS = {"tensorflow": "train", "keras": "train", "matplotlib": "train", "gradio": "demo", "model_signing": "signing",
+              "ray": "scale", "pyarrow": "scale"}
 
 
 def extra_for_module() -> dict[str, str]:

@@ -117,7 +117,7 @@ def test_tensorflow_and_extras_are_absent(runtime_venv, neutral_dir):
     installed = _run(_bin("python"), "-m", "pip", "list", "--format=json", env=_env())
     names = {p["name"].lower() for p in json.loads(installed.stdout)}
     assert {"numpy", "onnxruntime", "pillow", "mnist-edge"} <= names
-    assert not names & {"tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "gradio", "matplotlib", "onnx"}
+    assert not names & {"tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "gradio", "matplotlib", "onnx", "ray", "pyarrow"}
 
 
 def test_help_works_and_missing_extras_are_named(runtime_venv, neutral_dir):
@@ -127,6 +127,11 @@ def test_help_works_and_missing_extras_are_named(runtime_venv, neutral_dir):
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "mnist-edge: error: tensorflow is not installed; install the 'train' extra: pip install 'mnist-edge[train]'"
+    )
+    result = _run(_bin("mnist-edge"), "batch", "--model", "m", "in", "--output", "out", env=_env(), cwd=neutral_dir)
+    assert result.returncode == 2 and not (neutral_dir / "out").exists()
+    assert result.stderr.strip() == (
+        "mnist-edge: error: ray is not installed; install the 'scale' extra: pip install 'mnist-edge[scale]'"
     )
 
 

@@ -21,8 +21,8 @@ from mnist_edge.termination import Terminated, install as install_signal_handler
 
 # Subcommands, in the order `--help` lists them.
 COMMANDS = (
-    "train", "export", "sign", "verify", "predict", "read", "evaluate", "finetune", "pipeline", "bench", "demo", "web",
-    "experiment", "compare",
+    "train", "export", "sign", "verify", "predict", "read", "batch", "evaluate", "finetune", "pipeline", "bench", "demo",
+    "web", "experiment", "compare",
 )
 
 
