@@ -303,6 +303,15 @@ def _set_site_hash(site_model: Path, manifest_file: Path) -> None:
     manifest_file.write_text(json.dumps(manifest, indent=2))
 
 
+def _flip_a_site_model_byte(site: Path) -> None:
+    """One byte of the site's model changed, the site's manifest fixed to match (not the signed one)."""
+    model = site / "models" / "mlp" / WEB_MODEL
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(data))
+    _set_site_hash(model, site / "models" / "mlp" / "manifest.json")
+
+
 def _site_attacks(site: Path, signed_template: Path, keys, work: Path) -> dict[str, tuple[Path, str]]:
     """Copies of the signed site, each changed by an attacker who can write the web server."""
     attacks = {}
@@ -313,11 +322,7 @@ def _site_attacks(site: Path, signed_template: Path, keys, work: Path) -> dict[s
         return target
 
     changed = copy("changed")
-    model = changed / "models" / "mlp" / WEB_MODEL
-    data = bytearray(model.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    model.write_bytes(bytes(data))
-    _set_site_hash(model, changed / "models" / "mlp" / "manifest.json")
+    _flip_a_site_model_byte(changed)
     attacks["one byte changed"] = (changed, f"{WEB_MODEL} changed since the export was signed")
 
     swapped = copy("swapped")  # the fp32 model in place of the int8 one, both manifests updated
@@ -404,8 +409,26 @@ UPDATE_INSTALLED = """async () => {
 }"""
 
 
+@pytest.fixture(scope="module")
+def web_digit(signed_template, mnist) -> tuple[str, list[dict]]:
+    """A test digit redrawn with the page's pen that Python reads right with the site's model."""
+    from mnist_edge.demo import web_proofs
+
+    predictor = runtime.load(signed_template / "export", file=WEB_MODEL)
+    [(label, strokes)] = web_proofs.readable_digits(predictor, mnist.test.images, mnist.test.labels, 1)
+    return label, strokes
+
+
+def _read_digit(page, strokes: list[dict]) -> str | None:
+    """What the page reads from a drawing, with whatever model it runs now."""
+    page.evaluate("strokes => window.mnistEdge.sketch.setStrokes(strokes)", strokes)
+    return page.evaluate("window.mnistEdge.predict().then(result => result?.label ?? null)")
+
+
 @pytest.mark.browser
-def test_a_returning_visitor_gets_a_newer_signed_export_and_refuses_a_rollback(web_sites, signed_template, keys):
+def test_a_returning_visitor_gets_a_newer_signed_export_and_keeps_the_last_good_one(web_sites, signed_template, keys, web_digit):
+    """Older, then newer: served on the next visit. Then a rollback, then a newer export whose model
+    was changed on the server: each refused, and the page keeps reading digits with the newer one."""
     from playwright.sync_api import sync_playwright
 
     from mnist_edge.demo import web_build, web_proofs
@@ -414,8 +437,10 @@ def test_a_returning_visitor_gets_a_newer_signed_export_and_refuses_a_rollback(w
     _, _, work = web_sites
     older = signed_template / "export"
     newer = _newer_export(signed_template, work / "newer-export", keys["private"], days=1)
+    newest = _newer_export(signed_template, work / "newest-export", keys["private"], days=2)
     created = {name: json.loads((path / "manifest.json").read_text())["created"] for name, path in (("older", older), ("newer", newer))}
     live = work / "live"
+    label, strokes = web_digit
 
     def publish(export: Path) -> None:
         web_build.build_site(export, live, proofs="off", public_key=keys["public"], log=lambda _: None)
@@ -430,6 +455,11 @@ def test_a_returning_visitor_gets_a_newer_signed_export_and_refuses_a_rollback(w
             page.evaluate(UPDATE_INSTALLED)
         return status, version, most
 
+    def still_running_newer(status: str, version: str | None) -> None:
+        assert "Still running the last good mlp · int8" in status and f"the export made {created['newer']}" in status, status
+        assert version == created["newer"], status
+        assert _read_digit(page, strokes) == label  # the previous good model keeps reading digits
+
     publish(older)
     with SiteServer({"/": live}) as server, sync_playwright() as playwright:
         browser = web_proofs.launch(playwright)
@@ -443,13 +473,21 @@ def test_a_returning_visitor_gets_a_newer_signed_export_and_refuses_a_rollback(w
             status, version, visits = visits_until(lambda s, v: v == created["newer"])
             assert version == created["newer"], status
             assert visits == 2  # the visit that finds the update still runs the cached build; the next, the new one
+            assert _read_digit(page, strokes) == label
 
             publish(older)  # a rollback: validly signed, but older than what this browser ran
             status, version, visits = visits_until(lambda s, v: "rollback" in s)
-            assert "refusing a rollback" in status and version is None, status
+            assert status.startswith("The model could not be loaded: ") and "refusing a rollback" in status, status
             assert visits == 2
+            still_running_newer(status, version)
             cached = page.evaluate(f"caches.match('models/mlp/{WEB_MODEL}').then(r => r !== undefined)")
             assert cached is False  # the service worker will not serve the refused model
+
+            publish(newest)  # the owner's next export, its model changed on the web server after the build
+            _flip_a_site_model_byte(live)
+            status, version, visits = visits_until(lambda s, v: "changed since" in s)
+            assert status.startswith("The model could not be loaded: ") and f"{WEB_MODEL} changed since the export was signed" in status, status
+            still_running_newer(status, version)
         finally:
             browser.close()
 
