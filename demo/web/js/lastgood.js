@@ -9,6 +9,7 @@
 // checks as a fresh one (signature, hashes, rollback), so a damaged copy is refused too.
 
 import { SIGNATURE_FILE, SIGNED_MANIFEST_FILE, sha256Hex } from './signature.js';
+import { PUBLIC_KEY_PEM } from './trust.js';
 
 export const LAST_GOOD_CACHE = 'mnist-edge-last-good'; // sw.js spares it and serves last-good/ from it
 export const LAST_GOOD_PATH = 'last-good/';
@@ -25,9 +26,10 @@ export async function keepLastGood(entry, model) {
   const digest = model.artifact.sha256;
   const folder = new URL(`${digest}/`, entryFolder(entry));
   const files = [];
-  for (const name of ['manifest.json', entry.file, SIGNATURE_FILE, SIGNED_MANIFEST_FILE]) {
+  const signed = PUBLIC_KEY_PEM ? [SIGNATURE_FILE, SIGNED_MANIFEST_FILE] : []; // a site built with a key only
+  for (const name of ['manifest.json', entry.file, ...signed]) {
     const response = await fetch(new URL(name, siteManifestUrl));
-    if (!response.ok) continue; // model.sig and signed-manifest.json exist on signed sites only
+    if (!response.ok) return; // gone since the check: keep the older
     const bytes = new Uint8Array(await response.arrayBuffer());
     if (name === entry.file && (await sha256Hex(bytes)) !== digest) return; // changed since checked: keep the older
     files.push([new URL(name, folder), bytes]);
