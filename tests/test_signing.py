@@ -296,8 +296,10 @@ def _site_attacks(site: Path, signed_template: Path, keys, work: Path) -> dict[s
         shutil.copytree(site, target)
         return target
 
-    # One byte of the model changed (site manifest fixed): refused on a returning visit, which keeps
-    # running the last good model, in the next test.
+    changed = copy("changed")  # also on a returning visit, which keeps the last good model (next test)
+    _flip_a_site_model_byte(changed)
+    attacks["one byte changed"] = (changed, f"{WEB_MODEL} changed since the export was signed")
+
     swapped = copy("swapped")  # the fp32 model in place of the int8 one, both manifests updated
     folder = swapped / "models" / "mlp"
     shutil.copyfile(signed_template / "export" / "model.onnx", folder / WEB_MODEL)
