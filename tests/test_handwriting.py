@@ -8,8 +8,10 @@ part of them must lift the rest while MNIST stays within the limit."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,8 +48,6 @@ def _snapshot(folder: Path) -> dict[str, str]:
 
 
 def test_evaluate_a_folder_lists_bad_files_and_writes_the_report(mlp_export, printed, tmp_path):
-    import shutil
-
     data = tmp_path / "my-digits"
     shutil.copytree(printed, data)
     (data / "3" / "broken.png").write_bytes(b"not an image")
@@ -89,10 +89,23 @@ def test_evaluate_refuses_a_folder_that_is_not_the_models_classes(mlp_export, tm
 
 
 @pytest.fixture(scope="module")
-def finetuned(trained_mlp, printed, tmp_path_factory) -> Path:
+def signing_keys(tmp_path_factory) -> dict[str, Path] | None:
+    """The owner's key pair the fine-tuning signs with (docs/security.md); None without the 'signing' extra."""
+    if importlib.util.find_spec("model_signing") is None:
+        return None
+    from mnist_edge.signature import generate_key_pair
+
+    folder = tmp_path_factory.mktemp("keys")
+    generate_key_pair(folder / "owner.pem", folder / "owner.pub.pem")
+    return {"private": folder / "owner.pem", "public": folder / "owner.pub.pem"}
+
+
+@pytest.fixture(scope="module")
+def finetuned(trained_mlp, printed, signing_keys, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("finetuned") / "mlp-mine"
     source_before = _snapshot(trained_mlp)
-    result = _cli("finetune", trained_mlp, "--data", printed, "--out", out, "--epochs", "4")
+    signing = ["--signing-key", signing_keys["private"]] if signing_keys else []
+    result = _cli("finetune", trained_mlp, "--data", printed, "--out", out, "--epochs", "4", *signing)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr == ""
     assert _snapshot(trained_mlp) == source_before  # the source model is never touched
@@ -129,6 +142,50 @@ def test_a_finetuned_model_exports_predicts_and_shows_in_the_demo(finetuned, pri
     assert "mlp-mine" in find_models(finetuned.parent)
     result = _cli("verify", finetuned / "export")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_signed_finetune_and_its_signed_export_load_only_as_signed(finetuned, signing_keys, mnist, tmp_path):
+    """End to end (docs/security.md): `mnist-edge finetune --signing-key` signed the model folder it
+    published, its export/ left out; exporting it with the key signs every file of the export;
+    runtime.load with the public key runs it; a tampered copy of either is refused; a bad key
+    leaves the published export as it was."""
+    if signing_keys is None:
+        pytest.skip("the 'signing' extra (model-signing) is not installed")
+    from mnist_edge import runtime
+    from mnist_edge.export.exporter import export_model
+    from mnist_edge.signature import SIGNATURE_NAME, SignatureError, SigningFailed, verify_signature
+
+    public = signing_keys["public"]
+    assert {"model.keras", "metrics.json", "report.md"} <= set(verify_signature(finetuned, public_key=public).digests)
+    mine = tmp_path / "mlp-mine"  # a copy: the other tests export the fine-tuned folder unsigned
+    shutil.copytree(finetuned, mine, ignore=shutil.ignore_patterns("export*"))
+    export_model(mine, families=("onnx",), precisions=("fp32",), dataset=mnist, signing_key=signing_keys["private"])
+    signed = verify_signature(mine / "export", public_key=public)
+    published = {p.name for p in (mine / "export").iterdir()}
+    assert {"manifest.json", "model.onnx", "parity.md", SIGNATURE_NAME} <= published
+    assert set(signed.digests) == published - {SIGNATURE_NAME}  # every file, the signature aside
+    assert "model.keras" in verify_signature(mine, public_key=public).digests  # the folder's signature leaves export/ out
+    predictor = runtime.load(mine / "export", public_key=public)
+    assert predictor.signature.startswith("verified: signed by key ")
+    assert predictor.predict(mnist.test.images[0]).digit == mnist.test.labels[0]
+
+    tampered = tmp_path / "tampered"
+    shutil.copytree(mine, tampered)
+    model = bytearray((tampered / "export" / "model.onnx").read_bytes())
+    model[len(model) // 2] ^= 0x01
+    (tampered / "export" / "model.onnx").write_bytes(bytes(model))
+    with pytest.raises(SignatureError, match=r"changed: model.onnx\)"):
+        runtime.load(tampered / "export", public_key=public)
+    (tampered / "model.keras").write_bytes(b"swapped")
+    with pytest.raises(SignatureError, match=r"changed: model.keras\)"):
+        verify_signature(tampered, public_key=public)
+
+    before = _snapshot(mine / "export")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a key\n")
+    with pytest.raises(SigningFailed, match="cannot read the signing key"):
+        export_model(mine, families=("onnx",), precisions=("fp32",), dataset=mnist, signing_key=garbage)
+    assert _snapshot(mine / "export") == before
 
 
 def test_forgetting_too_much_refuses_to_publish(trained_mlp, printed, tmp_path):

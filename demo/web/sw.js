@@ -5,6 +5,7 @@
 
 const PRECACHE = { version: 'source', files: [] }; // replaced by `mnist-edge web`
 const CACHE = `mnist-edge-${PRECACHE.version}`;
+const LAST_GOOD_CACHE = 'mnist-edge-last-good'; // js/lastgood.js: the last model that passed its checks
 
 self.addEventListener('install', (event) => {
   event.waitUntil(
@@ -19,7 +20,7 @@ self.addEventListener('activate', (event) => {
   event.waitUntil(
     caches
       .keys()
-      .then((keys) => Promise.all(keys.filter((key) => key.startsWith('mnist-edge-') && key !== CACHE).map((key) => caches.delete(key))))
+      .then((keys) => Promise.all(keys.filter((key) => key.startsWith('mnist-edge-') && key !== CACHE && key !== LAST_GOOD_CACHE).map((key) => caches.delete(key))))
       .then(() => self.clients.claim()),
   );
 });
@@ -27,6 +28,7 @@ self.addEventListener('activate', (event) => {
 self.addEventListener('fetch', (event) => {
   const request = event.request;
   if (request.method !== 'GET' || new URL(request.url).origin !== self.location.origin) return;
+  if (request.url.startsWith(new URL('last-good/', self.registration.scope).href)) return event.respondWith(lastGood(request));
   event.respondWith(
     caches.open(CACHE).then(async (cache) => {
       const cached = await cache.match(request, { ignoreSearch: true });
@@ -38,3 +40,9 @@ self.addEventListener('fetch', (event) => {
     }),
   );
 });
+
+// The last good model's files (js/lastgood.js) come from its cache only, never from the network.
+async function lastGood(request) {
+  const kept = await (await caches.open(LAST_GOOD_CACHE)).match(request);
+  return kept || new Response('this model was not kept in this browser', { status: 404, statusText: 'Not Found' });
+}

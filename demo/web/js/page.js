@@ -5,6 +5,7 @@
 import { checkSiteIndex } from './contract.js';
 import { Sketch } from './draw.js';
 import { loadModel } from './infer.js';
+import { keepLastGood, lastGoodEntry } from './lastgood.js';
 import { NoDigitError, prepare } from './preprocess.js';
 import { countSamples, deleteSamples, saveSample, samplesZip } from './samples.js';
 
@@ -58,15 +59,39 @@ async function choose(id) {
     await model.run(new Float32Array(model.pixels), 1);
     if (state.loading !== loading) return; // another model was chosen meanwhile
     state.model = model;
+    await keepLastGood(entry, model).catch(() => {}); // a model that cannot be kept still runs
     showStatus(`${entry.title} ready · ${entry.engine} ${runtime.version}`);
     renderLabels();
     await renderCounts();
   } catch (error) {
     if (state.loading !== loading) return;
+    if (await runLastGood(entry, loading, error)) return;
     state.loading = null;
     showStatus(`The model could not be loaded: ${error.message}`, 'error');
     throw error;
   }
+}
+
+/** When the chosen model was refused (`error`), run the last one of this entry that passed its
+ *  checks in this browser (js/lastgood.js; loaded through the same checks again), and say both.
+ *  True if it runs. */
+async function runLastGood(entry, loading, error) {
+  const kept = await lastGoodEntry(entry).catch(() => null);
+  const runtime = kept && state.site.engines[kept.engine];
+  if (!runtime) return false;
+  try {
+    const model = await loadModel(kept, { module: new URL(runtime.module, document.baseURI).href });
+    await model.run(new Float32Array(model.pixels), 1);
+    if (state.loading !== loading) return true;
+    state.model = model;
+  } catch {
+    return false; // the kept copy is refused too: only the first refusal is shown
+  }
+  const version = kept.version ? `the export made ${kept.version}` : 'an unversioned export';
+  showStatus(`The model could not be loaded: ${error.message}. Still running the last good ${kept.title}: ${version}.`, 'error');
+  renderLabels();
+  await renderCounts();
+  return true;
 }
 
 // --- predicting ----------------------------------------------------------------------------
