@@ -3,11 +3,13 @@ keras.io "Simple MNIST convnet" trained with the same seeds in the same run as t
 report each recipe as mean ± standard deviation over the seeds, with min and max.
 
     python bench/accuracy.py [--out bench-artifacts] [--seeds 5 | --seeds 42,43] [--models mlp,cnn,cnn/fast]
-                             [--previous] [--no-yardstick] [--resume] [--record] [--data-dir D]
+                             [--previous] [--no-yardstick | --yardstick-seeds N] [--resume] [--record]
+                             [--data-dir D]
 
 `--models` names recipes as model or model/recipe (trainer.models.ARCHITECTURES). `--seeds N` is
 the seeds 42 .. 42+N-1. For every seed the yardstick is trained first, then each recipe, so every
-"x keras.io time" divides two times measured minutes apart on the same machine. --previous also
+"x keras.io time" divides two times measured minutes apart on the same machine (--yardstick-seeds N:
+the yardstick with the first N seeds only, to save time; the other seeds divide by its mean). --previous also
 trains the previous CNN (cnn_v1). Writes OUT/accuracy.md (the summary and every seed's row) and
 OUT/accuracy.json (the same, with the machine and the library versions); --resume reuses the
 seeds already finished in OUT (same recipe, same data); --record copies the summary into
@@ -156,9 +158,13 @@ def machine() -> dict:
 
 
 def ratios(rows: list[dict]) -> dict[tuple[str, int], float]:
-    """(recipe, seed) -> training seconds / the yardstick's with that seed, in this run."""
+    """(recipe, seed) -> training seconds / the yardstick's with that seed in this run, or, for a
+    seed the yardstick was not trained with (--yardstick-seeds), / its mean time in this run."""
     yardstick = {r["seed"]: r["train_seconds"] for r in rows if r["recipe"] == YARDSTICK}
-    return {(r["recipe"], r["seed"]): r["train_seconds"] / yardstick[r["seed"]] for r in rows if r["seed"] in yardstick}
+    if not yardstick:
+        return {}
+    mean = statistics.fmean(yardstick.values())
+    return {(r["recipe"], r["seed"]): r["train_seconds"] / yardstick.get(r["seed"], mean) for r in rows}
 
 
 def summary(rows: list[dict]) -> list[dict]:
@@ -242,6 +248,11 @@ def main() -> int:
     parser.add_argument("--models", default=DEFAULT_MODELS, help=f"recipes, as model or model/recipe (default {DEFAULT_MODELS})")
     parser.add_argument("--previous", action="store_true", help="also train the previous CNN (cnn_v1)")
     parser.add_argument("--no-yardstick", action="store_true", help="skip the keras.io convnet")
+    parser.add_argument(
+        "--yardstick-seeds", type=int,
+        help="train the yardstick with the first N seeds only (default: every seed); the other seeds' time "
+        "ratios divide by its mean time in this run",
+    )
     parser.add_argument("--resume", action="store_true", help="reuse the rows of an earlier run into --out")
     parser.add_argument("--record", action="store_true", help=f"write the summary to {FIGURES_FILE.name}")
     args = parser.parse_args()
@@ -262,7 +273,8 @@ def main() -> int:
     }
     for seed in seeds:
         done = {r["recipe"] for r in rows if r["seed"] == seed}
-        if not args.no_yardstick and YARDSTICK not in done:
+        with_yardstick = not args.no_yardstick and seeds.index(seed) < (args.yardstick_seeds or len(seeds))
+        if with_yardstick and YARDSTICK not in done:
             rows.append(train_yardstick(dataset, seed))
         for model, recipe in recipes:
             if label(model, recipe) not in done:
