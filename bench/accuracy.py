@@ -276,6 +276,7 @@ def main() -> int:
         with_yardstick = not args.no_yardstick and seeds.index(seed) < (args.yardstick_seeds or len(seeds))
         if with_yardstick and YARDSTICK not in done:
             rows.append(train_yardstick(dataset, seed))
+            write_report(args.out, report, rows)
         for model, recipe in recipes:
             if label(model, recipe) not in done:
                 rows.append(train_recipe(dataset, model, recipe, seed, args.out))

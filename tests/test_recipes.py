@@ -111,3 +111,16 @@ def test_recorded_figures_match_the_recipes_they_name():
         model, recipe = key.split("/")
         assert entry["recipe"] == asdict(recipe_of(model, recipe)), f"{key}: recorded for another recipe; rerun the benchmark"
         assert len(entry["seeds"]) >= 5 and entry["test_accuracy"]["n"] == len(entry["seeds"])
+
+
+def test_the_export_manifest_says_its_accuracy_is_one_seeds(mlp_export, trained_mlp, tmp_path):
+    from mnist_edge.manifest import read_manifest
+    from mnist_edge.trainer.record import read_record
+
+    manifest = read_manifest(mlp_export)
+    metrics = json.loads((trained_mlp / "metrics.json").read_text())
+    assert manifest.model.accuracy_is == metrics["accuracy_is"] and "seed" in manifest.model.accuracy_is
+    assert manifest.model.recipe_mean is None  # a 5-epoch slice run: no recorded mean applies
+    recorded = {"test_accuracy_mean": 0.9961, "test_accuracy_sd": 0.0004, "seeds": [42, 43, 44, 45, 46]}
+    (tmp_path / "metrics.json").write_text(json.dumps({**metrics, "recipe_mean": recorded}))
+    assert read_record(tmp_path).recipe_mean == recorded  # what the export copies into the manifest

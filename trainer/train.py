@@ -288,6 +288,7 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
         history=history,
         class_names=dataset.class_names,
     )
+    data = DataRecord.of(dataset).as_dict()
     metrics.update(
         model=config.model,
         params=int(model.count_params()),
@@ -296,14 +297,14 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
         best_epoch=best_epoch,
         config=asdict(config),
         data_source=dataset.source,
-        data=DataRecord.of(dataset).as_dict(),
+        data=data,
         preprocessing=config.preprocessing or default_preprocessing(dataset.class_names),
         train_images=len(dataset.train.head(config.limit)),
         test_images=len(dataset.test),
         class_names=list(dataset.class_names),
         accuracy_is=f"this run's test accuracy (seed {config.seed}), one sample of the recipe; "
         "recipe_mean is the recipe's mean over seeds when recorded",
-        recipe_mean=_recipe_mean(config, metrics["data"]["test_sha256"]),
+        recipe_mean=_recipe_mean(config, data["test_sha256"]),
     )
 
     save_model_folder(model_dir, model, history, metrics, dataset.test.images)
