@@ -125,7 +125,8 @@ def label(model: str, recipe: str) -> str:
 
 def train_recipe(dataset: Dataset, model: str, recipe: str, seed: int, out: Path) -> dict:
     config = TrainConfig(model=model, recipe=recipe, seed=seed)
-    folder = out / f"seed-{seed}" / (model if recipe == DEFAULT_RECIPE else f"{model}-{recipe}")
+    # OUT/seed-42/cnn for the default recipe, OUT/seed-42-fast/cnn for another: train() adds the model's name.
+    folder = out / (f"seed-{seed}" if recipe == DEFAULT_RECIPE else f"seed-{seed}-{recipe}")
     metrics = train(dataset, config, folder)
     return {
         "recipe": label(model, recipe), "seed": seed, "params": metrics["params"], "epochs_run": metrics["epochs_run"],
