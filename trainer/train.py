@@ -69,10 +69,11 @@ class TrainConfig:
 
     def follows_recipe(self) -> bool:
         """True when this run trains exactly as its recipe says: on all the training images, with
-        the recipe's epochs, batch size and augmentation, and the builder's dropout."""
+        the recipe's epochs, batch size and augmentation, the usual validation split and the builder's dropout."""
         recipe = recipe_of(self.model, self.recipe)
         resolved = self.resolved()
-        return (self.limit is None and self.dropout is None and resolved.epochs == recipe.epochs
+        return (self.limit is None and self.dropout is None and self.validation_fraction == VALIDATION_FRACTION
+                and resolved.epochs == recipe.epochs
                 and resolved.batch_size == recipe.batch_size and resolved.augment == recipe.augment)
 
 
