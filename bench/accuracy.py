@@ -35,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from mnist_edge.data import Dataset, fingerprint, load_dataset, scale_images  # noqa: E402
 from mnist_edge.trainer.models import DEFAULT_RECIPE, recipe_of  # noqa: E402
-from mnist_edge.trainer.recipe_figures import FIGURES_FILE, recipe_key, summarise  # noqa: E402
+from mnist_edge.trainer.recipe_figures import FIGURES_FILE, load_figures, recipe_key, summarise  # noqa: E402
 from mnist_edge.trainer.train import TrainConfig, seed_everything, train  # noqa: E402
 
 YARDSTICK = "keras.io convnet"
@@ -217,19 +217,24 @@ def seed_table(rows: list[dict]) -> str:
 
 
 def record(report: dict, entries: list[dict], path: Path = FIGURES_FILE) -> None:
-    """trainer/recipe_figures.json from this run: what `mnist-edge train` quotes as recipe_mean."""
-    recipes = {}
+    """This run's recipes into trainer/recipe_figures.json (what `mnist-edge train` quotes as
+    recipe_mean), each with the command, date and machine that measured it; the recipes recorded
+    earlier on the same test set are kept."""
+    earlier = load_figures(path)
+    recipes = earlier.get("recipes", {}) if earlier.get("test_sha256") == report["test_sha256"] else {}
+    recorded = []
     for e in entries:
         if e["recipe"] == YARDSTICK or not e["recipe_fields"]:
             continue
         model, _, recipe = e["recipe"].partition(" --recipe ")
-        recipes[recipe_key(model, recipe or DEFAULT_RECIPE)] = {
+        key = recipe_key(model, recipe or DEFAULT_RECIPE)
+        recipes[key] = {
             "recipe": e["recipe_fields"], "seeds": e["seeds"], "test_accuracy": e["test_accuracy"],
-            "x_yardstick": e["x_yardstick"],
+            "x_yardstick": e["x_yardstick"], **{k: report[k] for k in ("command", "date", "machine")},
         }
-    keep = {k: report[k] for k in ("command", "date", "machine", "test_sha256")}
-    path.write_text(json.dumps({**keep, "recipes": recipes}, indent=2) + "\n")
-    print(f"recorded {', '.join(recipes)} -> {path}")
+        recorded.append(key)
+    path.write_text(json.dumps({"test_sha256": report["test_sha256"], "recipes": recipes}, indent=2) + "\n")
+    print(f"recorded {', '.join(recorded)} -> {path}")
 
 
 def finished_rows(out: Path, test_sha256: str) -> list[dict]:

@@ -87,6 +87,8 @@ def test_recipe_mean_is_quoted_only_from_a_matching_record(tmp_path):
     assert recorded_mean("cnn", "fast", {**fields, "epochs": 99}, "abc", path) is None  # the recipe changed since
     assert recorded_mean("cnn", "fast", fields, "other test set", path) is None
     assert recorded_mean("cnn", "default", fields, "abc", path) is None  # never measured: no figure
+    bench.record({"command": "later", "date": "d2", "machine": {"cpu": "cpu Y"}, "test_sha256": "abc"}, [], path)
+    assert "cpu X" in recorded_mean("cnn", "fast", fields, "abc", path)["source"]  # a later record keeps it
     assert bench.parse_seeds("5") == [42, 43, 44, 45, 46] and bench.parse_seeds("7,8") == [7, 8]
 
 

@@ -59,6 +59,6 @@ def recorded_mean(model: str, recipe: str, recipe_fields: dict, test_sha256: str
         "test_accuracy_min": round(accuracy["min"], 6),
         "test_accuracy_max": round(accuracy["max"], 6),
         "seeds": entry["seeds"],
-        "source": f"{figures.get('command', 'bench/accuracy.py')} ({figures.get('date', 'undated')}, "
-        f"{figures.get('machine', {}).get('cpu', 'unknown CPU')})",
+        "source": f"{entry.get('command', 'bench/accuracy.py')} ({entry.get('date', 'undated')}, "
+        f"{entry.get('machine', {}).get('cpu', 'unknown CPU')})",
     }
