@@ -14,7 +14,7 @@ SITE ?= site
 MNIST_DATA_DIR ?= $(abspath ../shared/data/mnist)
 export MNIST_DATA_DIR
 
-.PHONY: run test venv system-deps pipeline demo web serve-web bench bench-accuracy bench-first-prediction bench-handwriting bench-read bench-web bench-batch experiment compare runtime-venv clean
+.PHONY: run test venv system-deps pipeline demo web serve-web bench bench-accuracy bench-generalisation bench-first-prediction bench-handwriting bench-read bench-web bench-batch experiment compare runtime-venv clean
 
 # The venv is (re)built when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -81,10 +81,17 @@ experiment: venv
 compare: pipeline
 	$(BIN)/mnist-edge compare $(ARTIFACTS)/mlp $(ARTIFACTS)/cnn --out $(ARTIFACTS)
 
-# Both models and the keras.io convnet (the yardstick) from scratch, one table. ACCURACY_ARGS=--previous
-# also trains the previous CNN side by side; --seeds 42,43,44 repeats every row.
+# Every recipe (mlp, cnn, cnn --recipe fast) and the keras.io convnet (the yardstick) from scratch with
+# 5 seeds each: mean ± sd, min, max, time as a multiple of the yardstick's. ACCURACY_ARGS: --seeds 3
+# (or 42,43), --models cnn,cnn/fast, --previous (the previous CNN too), --resume, --record.
 bench-accuracy: venv
 	$(BIN)/python bench/accuracy.py --out bench-artifacts $(ACCURACY_ARGS)
+
+# How the trained CNN reads styles it never trained on (other pens, slants, photos, scans, print,
+# seven-segment), through the runtime's preprocessing, next to its MNIST figure. GENERALISATION_ARGS:
+# --model other/cnn (another column), --per-style N.
+bench-generalisation: venv system-deps
+	$(BIN)/python bench/generalisation.py --model $(ARTIFACTS)/cnn --out bench-artifacts/generalisation $(GENERALISATION_ARGS)
 
 # make run on a fresh clone of HEAD (reusing this venv's packages): seconds to the first prediction served.
 bench-first-prediction: venv

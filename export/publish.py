@@ -104,6 +104,8 @@ def build_manifest(
             sha256=sha256_file(model_dir / "model.keras"),
             params=int(keras_model.count_params()),
             test_accuracy=round(keras_accuracy, 6),
+            accuracy_is=record.accuracy_is,
+            recipe_mean=record.recipe_mean,
         ),
         input=InputSpec.for_images(input_name, *(int(d) for d in keras_model.input_shape[1:]), record.preprocessing),
         output=OutputSpec(output_name, (None, classes), "float32"),
@@ -137,6 +139,16 @@ def print_artifact_line(file: str, artifact: Artifact | None, failures: list[str
     )
 
 
+def _recipe_mean_text(recipe_mean: dict | None) -> str:
+    """', this seed's result; its recipe averages X% +- Y over N seeds', or '' when not recorded."""
+    if not recipe_mean:
+        return ""
+    return (
+        f", this seed's result; its recipe averages {recipe_mean['test_accuracy_mean']:.2%} "
+        f"± {recipe_mean['test_accuracy_sd'] * 100:.2f} points over {len(recipe_mean['seeds'])} seeds"
+    )
+
+
 def render_parity(manifest: Manifest, failures: list[str] = ()) -> str:
     """parity.md: every artifact against the Keras model on the full test set."""
     from mnist_edge.formats import ENGINES
@@ -147,7 +159,8 @@ def render_parity(manifest: Manifest, failures: list[str] = ()) -> str:
         "",
         f"Every artifact was run through its own engine on all {test.images:,} test images "
         f"({test.source}) and compared with the Keras model ({model.file}, test accuracy "
-        f"{model.test_accuracy:.2%}). Thresholds: {_thresholds_text(manifest.thresholds)}.",
+        f"{model.test_accuracy:.2%}{_recipe_mean_text(model.recipe_mean)}). "
+        f"Thresholds: {_thresholds_text(manifest.thresholds)}.",
         "",
         "| artifact | format | precision | engine | size | vs fp32 | accuracy | Δ accuracy | argmax agreement "
         "| max abs Δp | mean abs Δp | export s | result |",

@@ -110,7 +110,9 @@ class ModelInfo:
     file: str
     sha256: str
     params: int
-    test_accuracy: float
+    test_accuracy: float  # this trained model's (one seed's) accuracy on the test set
+    accuracy_is: str | None = None  # says so, in words
+    recipe_mean: dict | None = None  # its recipe's mean +- sd over seeds, from a recorded benchmark run
 
 
 @dataclass(frozen=True)

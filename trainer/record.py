@@ -48,6 +48,8 @@ class TrainingRecord:
     preprocessing: str  # "digit" (the MNIST recipe) or "plain" (resize only)
     test_accuracy: float | None
     data: DataRecord | None  # None for models trained before the fingerprint was recorded
+    accuracy_is: str | None = None  # what test_accuracy is: one seed's result
+    recipe_mean: dict | None = None  # the recipe's recorded mean over seeds, when known
 
 
 def default_preprocessing(class_names: tuple[str, ...]) -> str:
@@ -73,6 +75,8 @@ def read_record(model_dir: str | os.PathLike) -> TrainingRecord:
         preprocessing=metrics.get("preprocessing") or default_preprocessing(names),
         test_accuracy=metrics.get("test_accuracy"),
         data=DataRecord(data["source"], data["train_sha256"], data["test_sha256"]) if data else None,
+        accuracy_is=metrics.get("accuracy_is"),
+        recipe_mean=metrics.get("recipe_mean"),
     )
 
 

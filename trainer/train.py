@@ -21,7 +21,7 @@ import numpy as np
 from mnist_edge.data import IMAGE_SIZE, Dataset, scale_images, split_train_validation
 from mnist_edge.errors import require
 from mnist_edge.files import atomic_write_text, sha256_file
-from mnist_edge.trainer.models import RECIPES, build_model, predict_probabilities  # noqa: F401 (used by its callers)
+from mnist_edge.trainer.models import DEFAULT_RECIPE, RECIPES, build_model, predict_probabilities, recipe_of  # noqa: F401 (used by its callers)
 from mnist_edge.trainer.record import METRICS_FILE, MODEL_FILE, DataRecord, default_preprocessing
 
 VALIDATION_FRACTION = 0.1
@@ -50,9 +50,10 @@ class TrainConfig:
     augment: bool | None = None  # None: the model's recipe
     preprocessing: str | None = None  # what runtimes do to images: "digit" or "plain"; None: by class names
     dropout: float | None = None  # None: the model builder's default
+    recipe: str = DEFAULT_RECIPE  # which of the model's recipes (trainer.models.ARCHITECTURES)
 
     def resolved(self) -> "TrainConfig":
-        recipe = RECIPES[self.model]
+        recipe = recipe_of(self.model, self.recipe)
         return TrainConfig(
             model=self.model,
             epochs=self.epochs or recipe.epochs,
@@ -63,7 +64,17 @@ class TrainConfig:
             augment=recipe.augment if self.augment is None else self.augment,
             preprocessing=self.preprocessing,
             dropout=self.dropout,
+            recipe=self.recipe,
         )
+
+    def follows_recipe(self) -> bool:
+        """True when this run trains exactly as its recipe says: on all the training images, with
+        the recipe's epochs, batch size and augmentation, the usual validation split and the builder's dropout."""
+        recipe = recipe_of(self.model, self.recipe)
+        resolved = self.resolved()
+        return (self.limit is None and self.dropout is None and self.validation_fraction == VALIDATION_FRACTION
+                and resolved.epochs == recipe.epochs
+                and resolved.batch_size == recipe.batch_size and resolved.augment == recipe.augment)
 
 
 def one_cycle_schedule(peak_lr: float, total_steps: int, warmup_fraction: float):
@@ -206,7 +217,7 @@ def fit_model(dataset: Dataset, config: TrainConfig, *, stream=sys.stdout, extra
     val_y = keras.utils.to_categorical(val_split.labels, num_classes)
     fit_ds, val_ds, steps_per_epoch = _datasets(fit_x, fit_y, val_x, val_y, config)
 
-    recipe = RECIPES[config.model]
+    recipe = recipe_of(config.model, config.recipe)
     model = build_model(config.model, **({} if config.dropout is None else {"dropout": config.dropout}))
     schedule = one_cycle_schedule(recipe.learning_rate, steps_per_epoch * config.epochs, recipe.warmup_fraction)
     model.compile(
@@ -247,6 +258,16 @@ def save_model_folder(model_dir: Path, model, history: dict, metrics: dict, test
     write_report(model_dir, metrics, history, test_images, model=model)
 
 
+def _recipe_mean(config: TrainConfig, test_sha256: str) -> dict | None:
+    """The recipe's recorded mean over seeds (trainer/recipe_figures.json), for a run that follows
+    the recipe exactly on the data the figures were measured on; None otherwise."""
+    from mnist_edge.trainer.recipe_figures import recorded_mean
+
+    if not config.follows_recipe():
+        return None
+    return recorded_mean(config.model, config.recipe, asdict(recipe_of(config.model, config.recipe)), test_sha256)
+
+
 def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, stream=sys.stdout) -> dict:
     """Train, evaluate on the test set, and write DIR/<model>/ with model, metrics, plots and report."""
     from mnist_edge.trainer.analysis import analyse
@@ -263,6 +284,7 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
         history=history,
         class_names=dataset.class_names,
     )
+    data = DataRecord.of(dataset).as_dict()
     metrics.update(
         model=config.model,
         params=int(model.count_params()),
@@ -271,16 +293,22 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
         best_epoch=best_epoch,
         config=asdict(config),
         data_source=dataset.source,
-        data=DataRecord.of(dataset).as_dict(),
+        data=data,
         preprocessing=config.preprocessing or default_preprocessing(dataset.class_names),
         train_images=len(dataset.train.head(config.limit)),
         test_images=len(dataset.test),
         class_names=list(dataset.class_names),
+        accuracy_is=f"this run's test accuracy (seed {config.seed}), one sample of the recipe; "
+        "recipe_mean is the recipe's mean over seeds when recorded",
+        recipe_mean=_recipe_mean(config, data["test_sha256"]),
     )
 
     save_model_folder(model_dir, model, history, metrics, dataset.test.images)
+    mean = metrics["recipe_mean"]
     print(
-        f"{config.model}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}, "
+        f"{config.model} ({config.recipe} recipe): test accuracy {metrics['test_accuracy']:.4f} with seed {config.seed}"
+        + (f" (the recipe's mean over {len(mean['seeds'])} seeds: {mean['test_accuracy_mean']:.4f})" if mean else "")
+        + f", test loss {metrics['test_loss']:.4f}, "
         f"{metrics['epochs_run']} epochs (best {best_epoch}) in {train_seconds:.0f}s -> {model_dir}",
         file=stream,
         flush=True,
