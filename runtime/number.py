@@ -325,7 +325,8 @@ def cut_paths(own: np.ndarray, height: int, spec: dict) -> list[tuple[np.ndarray
     if width < rules["min_width_heights"] * height:
         return []
     margin = max(1, round(rules["margin_heights"] * height))
-    spacing = max(1, round(rules["spacing_heights"] * height))
+    wide = width >= rules.get("close_min_width_heights", math.inf) * height  # surely two digits or more
+    spacing = max(1, round(rules["close_spacing_heights" if wide else "spacing_heights"] * height))
     found = []
     for flip in (False, True):
         cost = own[::-1] if flip else own
