@@ -325,7 +325,8 @@ def cut_paths(own: np.ndarray, height: int, spec: dict) -> list[tuple[np.ndarray
     if width < rules["min_width_heights"] * height:
         return []
     margin = max(1, round(rules["margin_heights"] * height))
-    spacing = max(1, round(rules["spacing_heights"] * height))
+    wide = width >= rules.get("close_min_width_heights", math.inf) * height  # surely two digits or more
+    spacing = max(1, round(rules["close_spacing_heights" if wide else "spacing_heights"] * height))
     found = []
     for flip in (False, True):
         cost = own[::-1] if flip else own
@@ -440,14 +441,18 @@ def row_band(pieces: list[Piece]) -> tuple[float, float]:
     return float(np.median([p.y0 for p in pieces])), float(np.median([p.y1 for p in pieces]))
 
 
-def candidate_score(parts: list[Piece], probability: float, height: int, spec: dict, band: tuple[float, float] | None = None) -> float:
+def candidate_score(
+    parts: list[Piece], probability: float, height: int, spec: dict, band: tuple[float, float] | None = None, digit: int | None = None
+) -> float:
     """log P(digit) with the shape's priors: no digit much wider than tall, none much shorter than
-    the field's digits; plus digit_bonus, which offsets the sum of logs' bias towards fewer digits."""
+    the field's digits, and the width the class read usually has (`digit`, its class index); plus
+    digit_bonus, which offsets the sum of logs' bias towards fewer digits."""
     rules = spec["segment"]
     x0, y0, x1, y1 = bounds(parts)
     aspect = (x1 - x0) / max(1, y1 - y0)
     score = rules["digit_bonus"] + math.log(max(probability, 1e-12))
     score -= rules["aspect_penalty"] * max(0.0, aspect - rules["free_aspect"])
+    score -= class_aspect_penalty(aspect, digit, spec)
     short = rules["min_height_heights"] - (y1 - y0) / height
     score -= rules["small_penalty"] * max(0.0, short) / rules["min_height_heights"]
     if band is not None:  # a digit spans the row: a piece floating above the baseline or hanging below the top is a part
@@ -455,6 +460,18 @@ def candidate_score(parts: list[Piece], probability: float, height: int, spec: d
         off += max(0.0, (y0 - band[0]) / height - rules["band_tolerance_heights"])
         score -= rules["band_penalty"] * off
     return score - rules["apart_penalty"] * _joins_apart(parts, rules["apart_gap_heights"] * height)
+
+
+def class_aspect_penalty(aspect: float, digit: int | None, spec: dict) -> float:
+    """How unlike the class read the candidate's width is: linear in how far its aspect (width /
+    height) falls outside the range most digits of that class have (class_aspect.low/high, per
+    class index, from MNIST's training digits). A '9' as wide as tall is more often a 9 with a
+    neighbour merged into it; half of a cut '0' is too narrow for a '6'."""
+    rules = spec["segment"].get("class_aspect")
+    if rules is None or digit is None or digit >= len(rules["low"]):
+        return 0.0
+    return (rules["high_penalty"] * max(0.0, aspect - rules["high"][digit])
+            + rules["low_penalty"] * max(0.0, rules["low"][digit] - aspect))
 
 
 def _joins_apart(parts: list[Piece], full_gap: float) -> float:
@@ -480,10 +497,11 @@ def cut_costs(parts: list[Piece], stroke: float, spec: dict) -> list[float]:
     cost times the square of the stroke widths of ink the cut goes through (touching digits meet
     at one stroke; a cut through one wide digit crosses two or more); 0 elsewhere."""
     costs = [0.0] * len(parts)
+    free = spec["cut"].get("free_strokes", 0.0)
     for k in range(1, len(parts)):
         before, piece = parts[k - 1], parts[k]
         if piece.cut_ink and before.label == piece.label:
-            costs[k] = spec["cut"]["cost"] * (piece.cut_ink / max(stroke, 1.0)) ** 2
+            costs[k] = spec["cut"]["cost"] * max(0.0, piece.cut_ink / max(stroke, 1.0) - free) ** 2
     return costs
 
 
@@ -542,7 +560,7 @@ def read_number(predictor, image, *, min_confidence: float | None = None, max_pi
     probabilities = predictor.predict_array(inputs)
     band = row_band(pieces)
     scored = {
-        span: candidate_score(parts[span[0] : span[1]], float(p.max()), height, spec, band)
+        span: candidate_score(parts[span[0] : span[1]], float(p.max()), height, spec, band, int(p.argmax()))
         for span, p in zip(spans, probabilities)
     }
     stroke = preprocess._stroke_width(field.mask.astype(np.float32))
