@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import base64
 import gzip
-import io
 import json
+import os
 import sys
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
-from PIL import Image
 
 FIELDS = 30
 SEED = 19
@@ -99,14 +98,8 @@ def read_recorded(predictor, grey: np.ndarray) -> dict:
     return record
 
 
-def field_greys(images: np.ndarray, labels: np.ndarray, count: int, seed: int) -> list[tuple[np.ndarray, str]]:
-    """`count` generated fields as grey uint8 arrays (decoded once, so both sides read the same pixels)."""
-    from mnist_edge.fields import make_fields
-
-    return [(np.asarray(Image.open(io.BytesIO(f.image)).convert("L")), f.text) for f in make_fields(images, labels, count, seed)]
-
-
 def make_fixture(out: Path, predictor, images: np.ndarray, labels: np.ndarray, count: int = FIELDS, seed: int = SEED) -> Path:
+    from mnist_edge.demo.web_number import field_greys
     from mnist_edge.runtime import number
 
     fields = []
@@ -126,7 +119,7 @@ def make_fixture(out: Path, predictor, images: np.ndarray, labels: np.ndarray, c
 def main(argv: list[str]) -> None:
     from mnist_edge import runtime
     from mnist_edge.data import load_dataset
-    import os
+
 
     dataset = load_dataset(os.environ.get("MNIST_DATA_DIR", "../shared/data/mnist"))
     out = Path(argv[1]) if len(argv) > 1 else DEFAULT_OUT

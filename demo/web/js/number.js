@@ -78,7 +78,11 @@ export function choose(found, probabilities, classNames, spec, minConfidence = n
   const rowOf = (k) => probabilities.subarray(k * classes, (k + 1) * classes);
   const band = rowBand(pieces);
   const scored = new Map();
-  spans.forEach(([i, j], k) => scored.set(`${i},${j}`, candidateScore(parts.slice(i, j), Math.max(...rowOf(k)), height, spec, band)));
+  spans.forEach(([i, j], k) => {
+    const row = rowOf(k);
+    const best = argmax(row);
+    scored.set(`${i},${j}`, candidateScore(parts.slice(i, j), row[best], height, spec, band, best));
+  });
   const maskFloats = Float32Array.from(field.mask);
   const stroke = strokeWidth({ data: maskFloats, width: field.width, height: field.height });
   const skips = parts.map((p) => skipCost(p, height, spec));
@@ -541,13 +545,22 @@ function rowBand(pieces) {
   return [median(pieces.map((p) => p.y0)), median(pieces.map((p) => p.y1))];
 }
 
-/** Step 11: log P(digit) with the shape's priors (Python's candidate_score). */
-export function candidateScore(parts, probability, height, spec, band = null) {
+/** The index of the largest value (the first, on ties: numpy's argmax). */
+function argmax(values) {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+  return best;
+}
+
+/** Step 11: log P(digit) with the shape's priors (Python's candidate_score); `digit` is the class
+ *  index read, for the class's width prior. */
+export function candidateScore(parts, probability, height, spec, band = null, digit = null) {
   const rules = spec.segment;
   const [x0, y0, x1, y1] = bounds(parts);
   const aspect = (x1 - x0) / Math.max(1, y1 - y0);
   let score = rules.digit_bonus + Math.log(Math.max(probability, 1e-12));
   score -= rules.aspect_penalty * Math.max(0, aspect - rules.free_aspect);
+  score -= classAspectPenalty(aspect, digit, spec);
   const short = rules.min_height_heights - (y1 - y0) / height;
   score -= (rules.small_penalty * Math.max(0, short)) / rules.min_height_heights;
   if (band) {
@@ -556,6 +569,14 @@ export function candidateScore(parts, probability, height, spec, band = null) {
     score -= rules.band_penalty * off;
   }
   return score - rules.apart_penalty * joinsApart(parts, rules.apart_gap_heights * height);
+}
+
+/** How far the candidate's aspect falls outside the usual range of the class read (Python's
+ *  class_aspect_penalty); 0 when the spec has no segment.class_aspect. */
+function classAspectPenalty(aspect, digit, spec) {
+  const rules = spec.segment.class_aspect;
+  if (!rules || digit === null || digit >= rules.low.length) return 0;
+  return rules.high_penalty * Math.max(0, aspect - rules.high[digit]) + rules.low_penalty * Math.max(0, rules.low[digit] - aspect);
 }
 
 function joinsApart(parts, fullGap) {
@@ -577,8 +598,11 @@ function skipCost(part, height, spec) {
 
 function cutCosts(parts, stroke, spec) {
   const costs = parts.map(() => 0);
+  const free = spec.cut.free_strokes ?? 0; // a cut through this many strokes is free
   for (let k = 1; k < parts.length; k++) {
-    if (parts[k].cutInk && parts[k - 1].label === parts[k].label) costs[k] = spec.cut.cost * (parts[k].cutInk / Math.max(stroke, 1)) ** 2;
+    if (parts[k].cutInk && parts[k - 1].label === parts[k].label) {
+      costs[k] = spec.cut.cost * Math.max(0, parts[k].cutInk / Math.max(stroke, 1) - free) ** 2;
+    }
   }
   return costs;
 }

@@ -56,7 +56,7 @@ async function readNow() {
     show(null, `Cannot read it: ${error.message}`);
     throw error;
   }
-  if (reading.error) return show(null, `${reading.error[0].toUpperCase()}${reading.error.slice(1)}.`);
+  if (reading.error) return show(null, `${reading.error[0].toUpperCase()}${reading.error.slice(1).replace(/\.$/, '')}.`);
   numberState.last = reading;
   show(reading, reading.rejected ? 'Unsure: please check this reading.' : '');
   return reading;
