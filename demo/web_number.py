@@ -159,11 +159,14 @@ def number_strokes(predictor, images: np.ndarray, labels: np.ndarray, text: str,
     return strokes
 
 
-def draw_number_with_mouse(page, strokes: list[dict]) -> None:
+def _screen_strokes(page, strokes: list[dict]) -> list[list[tuple[float, float]]]:
     box = page.locator("#numpad").bounding_box()
     width, height = NUMBER_PAD
-    for stroke in strokes:
-        points = [(box["x"] + px * box["width"] / width, box["y"] + py * box["height"] / height) for px, py in stroke["points"]]
+    return [[(box["x"] + px * box["width"] / width, box["y"] + py * box["height"] / height) for px, py in s["points"]] for s in strokes]
+
+
+def draw_number_with_mouse(page, strokes: list[dict]) -> None:
+    for points in _screen_strokes(page, strokes):
         page.mouse.move(*points[0])
         page.mouse.down()
         for point in points[1:]:
@@ -171,14 +174,26 @@ def draw_number_with_mouse(page, strokes: list[dict]) -> None:
         page.mouse.up()
 
 
-def read_drawn_number(page, strokes: list[dict]) -> str:
-    """Clear the wide pad, draw `strokes` with the mouse, wait for the page's own reading and
-    return the text it shows (or its message)."""
+def draw_number_with_touch(page, strokes: list[dict]) -> None:
+    """Finger strokes (Chromium touch events, seen by the page as pointer events of type "touch")."""
+    session = page.context.new_cdp_session(page)
+    try:
+        for points in _screen_strokes(page, strokes):
+            for kind, point in [("touchStart", points[0]), *(("touchMove", p) for p in points[1:])]:
+                session.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": point[0], "y": point[1]}]})
+            session.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    finally:
+        session.detach()
+
+
+def read_drawn_number(page, strokes: list[dict], *, via: str = "mouse") -> str:
+    """Clear the wide pad, draw `strokes` with the mouse (or a finger), wait for the page's own
+    reading and return the text it shows (or its message)."""
     cleared = page.evaluate("window.mnistEdge.number.state.answered") + 1
     page.click("#num-clear")
     page.wait_for_function(f"() => window.mnistEdge.number.state.answered >= {cleared}", timeout=PAGE_TIMEOUT_MS)
     before = page.evaluate("window.mnistEdge.number.state.answered")
-    draw_number_with_mouse(page, strokes)
+    (draw_number_with_mouse if via == "mouse" else draw_number_with_touch)(page, strokes)
     page.wait_for_function(f"() => window.mnistEdge.number.state.answered >= {before + len(strokes)}", timeout=PAGE_TIMEOUT_MS)
     last = page.evaluate("window.mnistEdge.number.state.last")
     return last["text"] if last else page.locator("#num-message").inner_text()

@@ -657,19 +657,21 @@ def test_number_mode_reads_300_generated_fields_as_python_does(browser, server, 
     assert parity.same_text == parity.boxes_within == parity.read_both and parity.passed
 
 
-def test_numbers_drawn_with_the_mouse_on_the_wide_pad_are_read_back_then_again_offline(
+def test_numbers_drawn_by_finger_and_mouse_on_the_wide_pad_are_read_back_then_again_offline(
     browser, server, first_model_predictor, mnist, test_artifacts_dir
 ):
     strokes = {
         text: web_number.number_strokes(first_model_predictor, mnist.test.images, mnist.test.labels, text) for text in DRAWN_NUMBERS
     }
-    context = browser.new_context(viewport={"width": 900, "height": 1000})
+    context = browser.new_context(viewport={"width": 900, "height": 1000}, has_touch=True)
     outside = web_proofs.only_this_host(context, server.url)
     try:
         page = context.new_page()
         web_proofs.open_app(page, server.url)
         page.click("#mode-number")
         assert page.locator("#pad").is_hidden() and page.locator("#numpad").is_visible()
+        assert web_number.read_drawn_number(page, strokes["314"], via="touch") == "314"
+        assert page.evaluate("window.scrollY") == 0  # a finger drawing does not scroll the page
         for text in DRAWN_NUMBERS:
             assert web_number.read_drawn_number(page, strokes[text]) == text
             assert page.locator("#num-text").inner_text().startswith(f"{text} · ")
