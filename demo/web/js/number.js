@@ -386,7 +386,8 @@ export function cutPaths(own, width, rows, height, spec) {
   const rules = spec.cut;
   if (width < rules.min_width_heights * height) return [];
   const margin = Math.max(1, roundHalfEven(rules.margin_heights * height));
-  const spacing = Math.max(1, roundHalfEven(rules.spacing_heights * height));
+  const wide = width >= (rules.close_min_width_heights ?? Infinity) * height; // surely two digits or more
+  const spacing = Math.max(1, roundHalfEven((wide ? rules.close_spacing_heights : rules.spacing_heights) * height));
   const found = [];
   for (const flip of [false, true]) {
     const cost = (y, x) => own[(flip ? rows - 1 - y : y) * width + x];
