@@ -2,8 +2,8 @@
 where the model runs in the visitor's browser and keeps working offline.
 
     site/
-      index.html  app.css  app.webmanifest  sw.js  icons/
-      js/          the app's plain ES modules: draw, preprocess (+ resample), infer, samples, zip, page
+      index.html  app.css  app.webmanifest  sw.js  icons/  number_spec.json (runtime/number_spec.json)
+      js/          the app's plain ES modules: draw, preprocess (+ resample), number (+ number_page), infer, samples, zip, page
       models.json  what the page offers: one entry per bundled model and precision
       models/<model>/manifest.json + model file(s)   (the export's manifest, bundled artifacts only)
       vendor/<engine>/   the engine's runtime files, copied from its npm package (never a CDN)
@@ -42,6 +42,7 @@ PRECACHE_LINE = re.compile(r"^const PRECACHE = .*$", re.MULTILINE)
 SITE_MARKER = ".mnist-edge-site"  # an --out folder holding this may be replaced by a new build
 PROOF_KEY = ".mnist-edge-proofs"  # what the site's passed proofs were made for (build_site's proof_key)
 MODELS_INDEX = "models.json"
+NUMBER_SPEC = "number_spec.json"  # runtime/number_spec.json, read by js/number.js
 DEFAULT_PRECISIONS = ("int8",)  # the smallest download that keeps the test accuracy
 NPM_TIMEOUT = 600
 # A bundled model's folder is named after its manifest's model name: a plain name, never a path.
@@ -216,6 +217,7 @@ def stage_site(models: list[BundledModel], out: Path, node_modules: Path, public
         for manifest, bundled in group_by_model(models):
             copy_model(manifest, bundled, staging, engines)
         write_icons(staging / "icons")
+        copy_number_spec(staging)
         atomic_write_text(staging / MODELS_INDEX, json.dumps(models_index(models, engines), indent=2) + "\n")
         exports = [(manifest.root, bundled[0].folder) for manifest, bundled in group_by_model(models)]
         web_signing.add_signatures(staging, exports, public_key)  # with a key: signed exports only
@@ -225,6 +227,13 @@ def stage_site(models: list[BundledModel], out: Path, node_modules: Path, public
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return staging
+
+
+def copy_number_spec(staging: Path) -> None:
+    """The number-reading recipe's constants, the very file the Python runtime reads, for js/number.js."""
+    from mnist_edge.runtime.number import SPEC_FILE
+
+    shutil.copy2(SPEC_FILE, staging / NUMBER_SPEC)
 
 
 def group_by_model(models: list[BundledModel]) -> list[tuple[Manifest, list[BundledModel]]]:

@@ -29,7 +29,7 @@ from PIL import Image
 from mnist_edge import formats, runtime
 from mnist_edge.cli import main
 from mnist_edge.data import scale_images
-from mnist_edge.demo import web_build, web_proofs
+from mnist_edge.demo import web_build, web_number, web_proofs
 from mnist_edge.demo.web_server import SiteServer
 from mnist_edge.manifest import read_manifest
 
@@ -628,3 +628,68 @@ def test_an_unchanged_site_keeps_its_proofs_and_a_changed_one_is_proven_again(ml
     assert (out / "parity.md").read_text() == first_report and (out / "sw.js").is_file()
     web_build.build_site(mlp_export, out, precisions=("int8", "fp32"), proofs="on", steps=steps, log=logs.append)
     assert len(calls) == 2  # another site: proven again
+
+
+# --- number mode ---------------------------------------------------------------------------------
+
+FIRST_WEB_MODEL = "model.int8.onnx"  # the file the site's first model entry runs (PRECISIONS[0])
+DRAWN_NUMBERS = ("2026", "314", "90817")
+
+
+@pytest.fixture(scope="module")
+def first_model_predictor(mlp_export):
+    """The Python runtime on the very model file the page runs first."""
+    return runtime.load(mlp_export, file=FIRST_WEB_MODEL)
+
+
+def test_number_mode_reads_300_generated_fields_as_python_does(browser, server, first_model_predictor, mnist):
+    """js/number.js in the page (the hook the Number mode reads with) against predictor.read on
+    the same grey pixels of 300 generated fields: the same text, boxes within 1 px."""
+    page = browser.new_page()
+    try:
+        web_proofs.open_app(page, server.url)
+        page.click("#mode-number")
+        parity = web_number.prove_number_parity(page, first_model_predictor, mnist.test.images, mnist.test.labels, count=300)
+    finally:
+        page.close()
+    assert parity.fields == 300 and parity.read_both >= 270, parity
+    assert parity.mismatches == [], parity.mismatches[:5]
+    assert parity.same_text == parity.boxes_within == parity.read_both and parity.passed
+
+
+def test_numbers_drawn_by_finger_and_mouse_on_the_wide_pad_are_read_back_then_again_offline(
+    browser, server, first_model_predictor, mnist, test_artifacts_dir
+):
+    strokes = {
+        text: web_number.number_strokes(first_model_predictor, mnist.test.images, mnist.test.labels, text) for text in DRAWN_NUMBERS
+    }
+    context = browser.new_context(viewport={"width": 900, "height": 1000}, has_touch=True)
+    outside = web_proofs.only_this_host(context, server.url)
+    try:
+        page = context.new_page()
+        web_proofs.open_app(page, server.url)
+        page.click("#mode-number")
+        assert page.locator("#pad").is_hidden() and page.locator("#numpad").is_visible()
+        assert web_number.read_drawn_number(page, strokes["314"], via="touch") == "314"
+        assert page.evaluate("window.scrollY") == 0  # a finger drawing does not scroll the page
+        for text in DRAWN_NUMBERS:
+            assert web_number.read_drawn_number(page, strokes[text]) == text
+            assert page.locator("#num-text").inner_text().startswith(f"{text} · ")
+            assert page.locator("#num-digits li canvas").count() == len(text)
+            assert page.evaluate("window.mnistEdge.number.state.last.digits.length") == len(text)
+        page.screenshot(path=str(test_artifacts_dir / "web-number.png"), full_page=True)
+        # A ruled line alone is no number: a message, and the page keeps reading.
+        line = [{"width": 20, "points": [[40, 200], [800, 200]]}]
+        assert web_number.read_drawn_number(page, line) == "No digit found: the image holds only lines."
+        assert web_proofs.wait_for_service_worker(page)
+        context.set_offline(True)
+        try:
+            web_proofs.open_app(page, server.url)
+            page.click("#mode-number")
+            assert web_number.read_drawn_number(page, strokes["2026"]) == "2026"
+            page.screenshot(path=str(test_artifacts_dir / "web-number-offline.png"), full_page=True)
+        finally:
+            context.set_offline(False)
+        assert outside == []
+    finally:
+        context.close()

@@ -34,6 +34,7 @@ const {
   MNIST_SIZE,
   MNIST_BOX,
 } = SPEC;
+export { INK_PEAK_PERCENTILE };
 
 const f32 = Math.fround;
 const INV255 = f32(1 / 255);
@@ -113,6 +114,18 @@ export function greyAndAlpha({ data, width, height }, { keepOpaqueAlpha = false 
 
 /** The ink cropped to its bounding box, light on 0, scaled so its core is 1. Throws NoDigitError. */
 function ink(grey, alpha, width, height) {
+  const crop = inkWindow(grey, alpha, width, height);
+  const inked = crop.data.filter((v) => v > 0);
+  // Scale so the ink's core is 1.0, as in MNIST.
+  const scale = f32(1 / percentile(inked, INK_PEAK_PERCENTILE));
+  for (let i = 0; i < crop.data.length; i++) crop.data[i] = Math.min(f32(crop.data[i] * scale), 1);
+  return crop;
+}
+
+/** The ink (light on 0, not yet scaled) cropped to its bounding box without stray specks (runs of
+ *  rows or columns under SPECK_MASS of it), and the crop's top and left in the image: Python's
+ *  ink_window followed by _ink_span. Throws NoDigitError. */
+export function inkWindow(grey, alpha, width, height) {
   let values = grey;
   if (alpha) {
     if (strokesInAlpha(grey, alpha, width, height)) {
@@ -159,21 +172,8 @@ function ink(grey, alpha, width, height) {
   const cw = right - left;
   const ch = bottom - top;
   const crop = new Float32Array(cw * ch);
-  let inkedCount = 0;
-  for (let y = 0; y < ch; y++) {
-    for (let x = 0; x < cw; x++) {
-      const v = level[(top + y) * width + left + x];
-      crop[y * cw + x] = v;
-      if (v > 0) inkedCount++;
-    }
-  }
-  const inked = new Float32Array(inkedCount);
-  for (let i = 0, k = 0; i < crop.length; i++) if (crop[i] > 0) inked[k++] = crop[i];
-  // Scale so the ink's core is 1.0, as in MNIST.
-  const full = percentile(inked, INK_PEAK_PERCENTILE);
-  const scale = f32(1 / full);
-  for (let i = 0; i < crop.length; i++) crop[i] = Math.min(f32(crop[i] * scale), 1);
-  return { data: crop, width: cw, height: ch };
+  for (let y = 0; y < ch; y++) crop.set(level.subarray((top + y) * width + left, (top + y) * width + left + cw), y * cw);
+  return { data: crop, width: cw, height: ch, top, left };
 }
 
 function strided(values, width, height, step) {
@@ -327,7 +327,7 @@ function checkDigitShape({ width, height }) {
 }
 
 /** Mean stroke width: twice the area over the perimeter, at half intensity. */
-function strokeWidth({ data, width, height }) {
+export function strokeWidth({ data, width, height }) {
   const inside = (x, y) => x >= 0 && y >= 0 && x < width && y < height && data[y * width + x] > 0.5;
   let area = 0;
   let perimeter = 0;
@@ -380,7 +380,7 @@ function dilate(image, radius) {
 }
 
 /** Scale the crop so its longer side is `box`, keeping strokes MNIST-thick (Python's _fit_box). */
-function fitBox(crop, box) {
+export function fitBox(crop, box) {
   const longer = Math.max(crop.width, crop.height);
   const factor = Math.floor(longer / (WORK_FACTOR * box));
   const measured = factor > 1 ? blockMax(crop, factor) : crop;
@@ -402,7 +402,7 @@ function fitBox(crop, box) {
 }
 
 /** Place the digit in size x size with its centre of mass at the middle (integer shift, as MNIST). */
-function centre({ data, width, height }, size) {
+export function centre({ data, width, height }, size) {
   // The mass sums in float32 and numpy's order: a symmetric digit's centre falls on a half pixel,
   // and only the same rounding noise rounds it the same way.
   const total = pairwiseSum(data, 0, data.length);
@@ -512,21 +512,18 @@ function select(a, k) {
   return a[k];
 }
 
-/** numpy.percentile's default (linear) method, on float32 values. */
-function percentile(values, q) {
+/** Python's _percentile (numpy.percentile's linear method, in double precision); reorders `values`. */
+export function percentile(values, q) {
   const n = values.length;
-  const quantile = q / 100;
-  const index = n * quantile + (1 + quantile * (1 - 1 - 1)) - 1; // numpy's _compute_virtual_index
-  const lo = Math.min(Math.max(Math.floor(index), 0), n - 1);
-  const low = select(values, lo); // the lo-th smallest; larger values now follow it
+  const position = ((n - 1) * q) / 100;
+  const below = Math.floor(position);
+  const low = select(values, below); // the below-th smallest; larger values now follow it
   let high = low;
-  if (lo + 1 < n) {
+  if (below + 1 < n) {
     high = Infinity;
-    for (let i = lo + 1; i < n; i++) if (values[i] < high) high = values[i];
+    for (let i = below + 1; i < n; i++) if (values[i] < high) high = values[i];
   }
-  const t = index - Math.floor(index);
-  const diff = f32(high - low);
-  return f32(t >= 0.5 ? high - diff * (1 - t) : low + diff * t);
+  return low + (high - low) * (position - below);
 }
 
 function dot(a, b) {

@@ -1,0 +1,637 @@
+// Reading a whole number (one row of 1 to 12 digits) with the single-digit model: the JavaScript
+// port of the recipe in docs/reading.md, kept equal to the Python runtime (mnist_edge/runtime/
+// number.py) by tests that run both on the same fields. Every constant comes from the same
+// number_spec.json (`spec` below); the single-digit steps are preprocess.js's own.
+//
+//   pixels -> ink (as to_mnist) -> working scale -> mask -> lines removed -> components -> specks
+//   dropped -> atoms (wide components cut along cheap paths) -> candidate digits -> each to 28x28,
+//   one batch through the model -> the best segmentation of the row by dynamic programming
+//
+// Images here are {data, width, height}, row-major; masks hold 0/1 in a Uint8Array.
+
+import { NoDigitError, INK_PEAK_PERCENTILE, centre, fitBox, greyAndAlpha, inkWindow, percentile, roundHalfEven, strokeWidth } from './preprocess.js';
+import { reduce } from './resample.js';
+
+const f32 = Math.fround;
+const WORK_SIDE = 1000; // Python's preprocess.WORK_SIDE: larger images are reduced there first
+
+export class TooManyDigitsError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'TooManyDigitsError';
+  }
+}
+
+/**
+ * Read the row of digits on canvas pixels.
+ * @param {{data: Uint8ClampedArray, width: number, height: number}} pixels  RGBA
+ * @param {{manifest: object, classNames: string[], run: Function}} model  infer.js's Model
+ * @param {object} spec  number_spec.json
+ * @returns {Promise<object>} {text, confidence, rejected, digits: [{digit, label, confidence, top, box, input}], timing}
+ */
+export async function readNumber(pixels, model, spec, { minConfidence = null } = {}) {
+  const t0 = performance.now();
+  const found = segment(pixels, spec, digitGeometry(model.manifest.input));
+  const t1 = performance.now();
+  const probabilities = await model.run(found.batch, found.spans.length);
+  const t2 = performance.now();
+  const reading = choose(found, probabilities, model.classNames, spec, minConfidence);
+  reading.timing = { segment: t1 - t0, inference: t2 - t1, choose: performance.now() - t2 };
+  return reading;
+}
+
+/** The model's input size and digit box, as prepare() takes them. */
+export function digitGeometry(input) {
+  const [, height, width] = input.shape;
+  const { kind, box } = input.preprocessing;
+  if (kind !== 'digit' || height !== width) {
+    throw new Error(`reading numbers needs a model of centred digits (preprocessing 'digit'), this one uses '${kind}'`);
+  }
+  return { size: height, box: box || Math.round((height * 20) / 28) };
+}
+
+/** Steps 1-10: the atoms, the candidate digits and their model inputs (one Float32Array batch). */
+export function segment(pixels, spec, { size = 28, box = 20 } = {}) {
+  const field = fieldInk(pixels, spec);
+  field.mask = removeLines(field.ink, field.mask, spec);
+  let pieces = componentPieces(field.mask, field.width, field.height);
+  if (pieces.length === 0) throw new NoDigitError('no digit found: the image holds only lines');
+  const height = digitHeight(pieces, spec);
+  pieces = withoutSpecks(pieces, height, spec);
+  if (pieces.length > spec.max_marks) {
+    throw new TooManyDigitsError(`too many digits: ${pieces.length} separate marks, a number has at most ${spec.max_digits} digits`);
+  }
+  const parts = atoms(pieces, height, spec);
+  const spans = candidates(parts, height, spec);
+  if (spans.length > spec.max_candidates) {
+    throw new TooManyDigitsError(`too many digits: the ink is too crowded to read as at most ${spec.max_digits} digits`);
+  }
+  const batch = new Float32Array(spans.length * size * size);
+  spans.forEach(([i, j], k) => batch.set(toInput(crop(field, parts.slice(i, j), spec.crop_dilation), size, box), k * size * size));
+  return { field, pieces, parts, spans, height, batch, size };
+}
+
+/** Steps 11-13: score the candidates by the model's probabilities and choose the best reading. */
+export function choose(found, probabilities, classNames, spec, minConfidence = null) {
+  const { field, pieces, parts, spans, height, batch, size } = found;
+  const classes = classNames.length;
+  const rowOf = (k) => probabilities.subarray(k * classes, (k + 1) * classes);
+  const band = rowBand(pieces);
+  const scored = new Map();
+  spans.forEach(([i, j], k) => {
+    const row = rowOf(k);
+    const best = argmax(row);
+    scored.set(`${i},${j}`, candidateScore(parts.slice(i, j), row[best], height, spec, band, best));
+  });
+  const maskFloats = Float32Array.from(field.mask);
+  const stroke = strokeWidth({ data: maskFloats, width: field.width, height: field.height });
+  const skips = parts.map((p) => skipCost(p, height, spec));
+  const chosen = bestSegmentation(parts.length, scored, skips, cutCosts(parts, stroke, spec));
+  if (chosen.length === 0) throw new NoDigitError('no digit found: only specks and scraps of ink');
+  if (chosen.length > spec.max_digits) {
+    throw new TooManyDigitsError(`too many digits: read ${chosen.length}, a number has at most ${spec.max_digits}`);
+  }
+  const index = new Map(spans.map(([i, j], k) => [`${i},${j}`, k]));
+  const digits = chosen.map(([i, j]) => {
+    const k = index.get(`${i},${j}`);
+    return readDigit(rowOf(k), classNames, batch.subarray(k * size * size, (k + 1) * size * size), field, parts.slice(i, j));
+  });
+  let confidence = 1;
+  for (const d of digits) confidence *= d.confidence;
+  const threshold = minConfidence ?? spec.min_confidence;
+  return { text: digits.map((d) => d.label).join(''), confidence, rejected: confidence < threshold, digits };
+}
+
+function readDigit(probabilities, classNames, input, field, parts) {
+  const order = Array.from(probabilities.keys()).sort((a, b) => probabilities[b] - probabilities[a] || a - b);
+  const [x0, y0, x1, y1] = bounds(parts);
+  const [top, left] = field.origin;
+  const box = [
+    Math.floor(left + x0 * field.scale), Math.floor(top + y0 * field.scale),
+    Math.ceil(left + x1 * field.scale), Math.ceil(top + y1 * field.scale),
+  ];
+  const best = order[0];
+  return {
+    digit: best, label: classNames[best], confidence: probabilities[best],
+    top: order.slice(0, 3).map((c) => [classNames[c], probabilities[c]]), box, input: Float32Array.from(input),
+  };
+}
+
+// --- the field: ink, working scale, mask -----------------------------------------------------
+
+/** Steps 1-4: the ink at the working scale (peak to 1) and its mask (lines not yet removed). */
+export function fieldInk(pixels, spec) {
+  if (Math.max(pixels.width, pixels.height) >= 2 * WORK_SIDE) {
+    throw new Error(`the image is ${pixels.width}x${pixels.height} px; the page reads numbers on images under ${2 * WORK_SIDE} px a side`);
+  }
+  const { grey, alpha } = greyAndAlpha(pixels);
+  const window = inkWindow(grey, alpha, pixels.width, pixels.height);
+  const factor = Math.max(1, roundHalfEven(window.height / spec.work_height));
+  const ink = factor > 1 ? reduce(window, factor) : window;
+  const positive = ink.data.filter((v) => v > 0);
+  if (positive.length === 0) throw new NoDigitError('no digit found: the image is blank');
+  const scale = f32(1 / percentile(positive, INK_PEAK_PERCENTILE));
+  const data = new Float32Array(ink.data.length);
+  const mask = new Uint8Array(ink.data.length);
+  for (let i = 0; i < data.length; i++) {
+    data[i] = Math.min(f32(ink.data[i] * scale), 1);
+    mask[i] = data[i] >= spec.mask_threshold ? 1 : 0;
+  }
+  const { width, height } = ink;
+  return { ink: { data, width, height }, mask, width, height, scale: factor, origin: [window.top, window.left] };
+}
+
+// --- masks ---------------------------------------------------------------------------------
+
+function transpose(mask, width, height) {
+  const out = new Uint8Array(mask.length);
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) out[x * height + y] = mask[y * width + x];
+  return out;
+}
+
+/** Horizontal runs of 1s: [{row, start, stop}], row-major, stop exclusive. */
+function runs(mask, width, height) {
+  const out = [];
+  for (let y = 0; y < height; y++) {
+    let x = 0;
+    while (x < width) {
+      if (!mask[y * width + x]) {
+        x++;
+        continue;
+      }
+      const start = x;
+      while (x < width && mask[y * width + x]) x++;
+      out.push({ row: y, start, stop: x });
+    }
+  }
+  return out;
+}
+
+/** The pixels of `mask` in horizontal runs at least `minLength` long. */
+function longRuns(mask, width, height, minLength) {
+  const out = new Uint8Array(mask.length);
+  for (const { row, start, stop } of runs(mask, width, height)) if (stop - start >= minLength) out.fill(1, row * width + start, row * width + stop);
+  return out;
+}
+
+/** `mask` with horizontal gaps of up to `gap` pixels between ink filled (Python's _bridged). */
+function bridged(mask, width, height, gap) {
+  const out = mask.slice();
+  for (let size = 1; size <= gap; size++) {
+    for (let offset = 0; offset < size; offset++) {
+      for (let y = 0; y < height; y++) {
+        const row = y * width;
+        for (let k = 0; k + size + 1 < width; k++) if (mask[row + k] && mask[row + k + size + 1]) out[row + k + offset + 1] = 1;
+      }
+    }
+  }
+  return out;
+}
+
+/** Line pixels a stroke crosses: stroke ink directly above and below the line's thickness. */
+function crossings(line, strokes, width, height) {
+  const above = new Uint8Array(line.length);
+  const below = new Uint8Array(line.length);
+  for (let y = 1; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = y * width + x;
+      above[i] = line[i] & (strokes[i - width] | above[i - width]);
+    }
+  }
+  for (let y = height - 2; y >= 0; y--) {
+    for (let x = 0; x < width; x++) {
+      const i = y * width + x;
+      below[i] = line[i] & (strokes[i + width] | below[i + width]);
+    }
+  }
+  return above.map((a, i) => a & below[i]);
+}
+
+/** `mask` grown `depth` rows up and down. */
+function spread(mask, width, height, depth) {
+  const out = mask.slice();
+  for (let step = 1; step <= depth; step++) {
+    for (let i = 0; i < mask.length; i++) {
+      if (!mask[i]) continue;
+      if (i + step * width < mask.length) out[i + step * width] = 1;
+      if (i - step * width >= 0) out[i - step * width] = 1;
+    }
+  }
+  return out;
+}
+
+/** Step 5: the mask without ruled lines, box borders and comb dividers (Python's remove_lines). */
+export function removeLines(ink, mask, spec) {
+  const rules = spec.line;
+  const { width, height } = ink;
+  const faint = ink.data.map((v) => (v >= rules.threshold ? 1 : 0));
+  const faintMask = Uint8Array.from(faint);
+  const across = bridged(faintMask, width, height, rules.bridge);
+  const downT = bridged(transpose(faintMask, width, height), height, width, rules.bridge); // columns as rows
+  const down = transpose(downT, height, width);
+  const wide = longRuns(across, width, height, rules.min_field_fraction * width);
+  const tall = transpose(longRuns(downT, height, width, rules.vertical_min_field_fraction * height), height, width);
+  let first = -1;
+  let last = -1;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = y * width + x;
+      if (mask[i] && !wide[i] && !tall[i]) {
+        if (first < 0) first = y;
+        last = y;
+        break;
+      }
+    }
+  }
+  const digitRows = first >= 0 ? last - first + 1 : height;
+  const horizontal = longRuns(across, width, height, Math.max(rules.min_field_fraction * width, rules.min_heights * digitRows));
+  const crossed = crossings(horizontal, mask.map((m, i) => m & (1 - horizontal[i])), width, height);
+  for (let i = 0; i < horizontal.length; i++) horizontal[i] &= 1 - crossed[i];
+  const vertical = dividers(down.map((d, i) => d & (1 - horizontal[i])), horizontal, width, height, rules);
+  const strokesT = transpose(mask.map((m, i) => m & (1 - vertical[i]) & (1 - horizontal[i])), width, height);
+  const crossedV = transpose(crossings(transpose(vertical, width, height), strokesT, height, width), height, width);
+  for (let i = 0; i < vertical.length; i++) vertical[i] &= 1 - crossedV[i];
+  const edgeH = spread(horizontal, width, height, rules.edge);
+  const edgeV = transpose(spread(transpose(vertical, width, height), height, width, rules.edge), height, width);
+  return mask.map((m, i) => m & (1 - horizontal[i]) & (1 - vertical[i]) & (1 - edgeH[i]) & (1 - edgeV[i]));
+}
+
+/** Vertical runs joining a horizontal line above to one below (Python's _dividers). */
+function dividers(mask, horizontal, width, height, rules) {
+  const out = new Uint8Array(mask.length);
+  if (!horizontal.some((v) => v)) return out;
+  const either = transpose(mask.map((m, i) => m | horizontal[i]), width, height);
+  const reach = rules.divider_reach;
+  const lineAt = (col, from, to) => {
+    for (let y = from; y < Math.min(to, height); y++) if (horizontal[y * width + col]) return true;
+    return false;
+  };
+  for (const { row: col, start, stop } of runs(either, height, width)) {
+    if (stop - start < rules.vertical_min_field_fraction * height) continue;
+    if (lineAt(col, start, start + reach) && lineAt(col, Math.max(start, stop - reach), stop)) {
+      for (let y = start; y < stop; y++) out[y * width + col] = mask[y * width + col];
+    }
+  }
+  return out;
+}
+
+// --- components, pieces, specks ----------------------------------------------------------------
+
+/** Step 6: the 8-connected components as pieces, numbered by their first pixel in raster order. */
+export function componentPieces(mask, width, height) {
+  const list = runs(mask, width, height);
+  const parent = list.map((_, i) => i);
+  const find = (i) => {
+    while (parent[i] !== i) i = parent[i] = parent[parent[i]];
+    return i;
+  };
+  let next = 0; // the first run of the row below
+  for (let i = 0; i < list.length; i++) {
+    const { row, start, stop } = list[i];
+    while (next < list.length && list[next].row <= row) next++;
+    for (let k = next; k < list.length && list[k].row === row + 1; k++) {
+      if (list[k].start <= stop && list[k].stop >= start) {
+        const a = find(i);
+        const b = find(k);
+        if (a !== b) parent[Math.max(a, b)] = Math.min(a, b);
+      }
+    }
+  }
+  const groups = new Map(); // root run -> its runs, in order of the root (its first run)
+  list.forEach((run, i) => {
+    const root = find(i);
+    if (!groups.has(root)) groups.set(root, []);
+    groups.get(root).push(run);
+  });
+  return [...groups.keys()].sort((a, b) => a - b).map((root, n) => pieceOfRuns(n + 1, groups.get(root)));
+}
+
+function pieceOfRuns(label, list) {
+  let x0 = Infinity, y0 = Infinity, x1 = 0, y1 = 0; // prettier-ignore
+  for (const { row, start, stop } of list) {
+    x0 = Math.min(x0, start);
+    x1 = Math.max(x1, stop);
+    y0 = Math.min(y0, row);
+    y1 = Math.max(y1, row + 1);
+  }
+  const w = x1 - x0;
+  const pixels = new Uint8Array(w * (y1 - y0));
+  let area = 0;
+  for (const { row, start, stop } of list) {
+    pixels.fill(1, (row - y0) * w + start - x0, (row - y0) * w + stop - x0);
+    area += stop - start;
+  }
+  return { label, x0, y0, x1, y1, area, pixels, cutInk: 0 };
+}
+
+/** The piece holding the 1s of `own` (w x h, at top, left), or null if there are none. */
+function pieceOf(label, own, w, h, top, left, cutInk) {
+  let x0 = Infinity, y0 = Infinity, x1 = -1, y1 = -1; // prettier-ignore
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (!own[y * w + x]) continue;
+      if (x < x0) x0 = x;
+      if (x >= x1) x1 = x + 1;
+      if (y < y0) y0 = y;
+      y1 = y + 1;
+    }
+  }
+  if (x1 < 0) return null;
+  const pw = x1 - x0;
+  const pixels = new Uint8Array(pw * (y1 - y0));
+  let area = 0;
+  for (let y = y0; y < y1; y++) {
+    for (let x = x0; x < x1; x++) {
+      pixels[(y - y0) * pw + x - x0] = own[y * w + x];
+      area += own[y * w + x];
+    }
+  }
+  return { label, x0: left + x0, y0: top + y0, x1: left + x1, y1: top + y1, area, pixels, cutInk };
+}
+
+export function digitHeight(pieces, spec) {
+  const largest = Math.max(...pieces.map((p) => p.area));
+  return Math.max(...pieces.filter((p) => p.area >= spec.digit_height.min_area_share * largest).map((p) => p.y1 - p.y0));
+}
+
+export function withoutSpecks(pieces, height, spec) {
+  const rules = spec.speck;
+  return pieces.filter((p) => p.area >= rules.max_area_heights2 * height * height || Math.max(p.x1 - p.x0, p.y1 - p.y0) >= rules.max_side_heights * height);
+}
+
+// --- atoms -----------------------------------------------------------------------------------
+
+/** Step 8: the components in reading order, each wide one cut along its cut paths. */
+export function atoms(pieces, height, spec) {
+  const out = [];
+  for (const piece of pieces) {
+    const rows = piece.y1 - piece.y0;
+    const width = piece.x1 - piece.x0;
+    let left = new Int32Array(rows);
+    let crossed = 0;
+    for (const [path, ink] of [...cutPaths(piece.pixels, width, rows, height, spec), [new Int32Array(rows).fill(width), 0]]) {
+      const part = new Uint8Array(piece.pixels.length);
+      for (let y = 0; y < rows; y++) for (let x = left[y]; x < Math.min(path[y], width); x++) part[y * width + x] = piece.pixels[y * width + x];
+      const found = pieceOf(piece.label, part, width, rows, piece.y0, piece.x0, crossed);
+      if (found) out.push(found);
+      left = path;
+      crossed = ink;
+    }
+  }
+  return out.sort((a, b) => a.x0 + a.x1 - (b.x0 + b.x1) || a.y0 - b.y0);
+}
+
+/** Candidate cut paths through a wide component: [[column per row (Int32Array), ink crossed]]. */
+export function cutPaths(own, width, rows, height, spec) {
+  const rules = spec.cut;
+  if (width < rules.min_width_heights * height) return [];
+  const margin = Math.max(1, roundHalfEven(rules.margin_heights * height));
+  const wide = width >= (rules.close_min_width_heights ?? Infinity) * height; // surely two digits or more
+  const spacing = Math.max(1, roundHalfEven((wide ? rules.close_spacing_heights : rules.spacing_heights) * height));
+  const found = [];
+  for (const flip of [false, true]) {
+    const cost = (y, x) => own[(flip ? rows - 1 - y : y) * width + x];
+    const { total, moves } = pathCosts(cost, rows, width, rules.sideways_cost);
+    for (let end = margin; end < width - margin; end++) {
+      if (!(total[end] <= total[end - 1] && total[end] <= total[end + 1])) continue;
+      const path = traced(moves, rows, width, end);
+      found.push({ total: total[end], path: flip ? path.reverse() : path });
+    }
+  }
+  const sum = (path) => path.reduce((a, b) => a + b, 0);
+  found.sort((a, b) => a.total - b.total || sum(a.path) - sum(b.path));
+  const meanDistance = (a, b) => a.reduce((s, v, i) => s + Math.abs(v - b[i]), 0) / a.length;
+  const chosen = [];
+  for (const { path } of found) if (chosen.every((other) => meanDistance(path, other) >= spacing)) chosen.push(path);
+  chosen.sort((a, b) => sum(a) / a.length - sum(b) / b.length);
+  const paths = [];
+  for (let path of chosen) {
+    if (paths.length) {
+      const before = paths[paths.length - 1][0];
+      path = path.map((v, y) => Math.max(v, before[y]));
+    }
+    let ink = 0;
+    for (let y = 0; y < rows; y++) ink += own[y * width + Math.min(path[y], width - 1)];
+    paths.push([path, ink]);
+  }
+  return paths;
+}
+
+/** Least total cost of a top-to-bottom path ending at each bottom column, and the moves. */
+function pathCosts(cost, rows, width, sideways) {
+  let total = new Float64Array(width);
+  for (let x = 0; x < width; x++) total[x] = cost(0, x);
+  const moves = new Int8Array(rows * width);
+  for (let y = 1; y < rows; y++) {
+    const next = new Float64Array(width);
+    for (let x = 0; x < width; x++) {
+      let best = x > 0 ? total[x - 1] + sideways : Infinity;
+      let move = -1;
+      if (total[x] < best) {
+        best = total[x];
+        move = 0;
+      }
+      if (x + 1 < width && total[x + 1] + sideways < best) {
+        best = total[x + 1] + sideways;
+        move = 1;
+      }
+      next[x] = best + cost(y, x);
+      moves[y * width + x] = move;
+    }
+    total = next;
+  }
+  return { total, moves };
+}
+
+function traced(moves, rows, width, end) {
+  const path = new Int32Array(rows);
+  path[rows - 1] = end;
+  for (let y = rows - 1; y > 0; y--) path[y - 1] = path[y] + moves[y * width + path[y]];
+  return path;
+}
+
+// --- candidates, crops, scores, the best segmentation ----------------------------------------
+
+/** Step 9: runs of neighbouring atoms [i, j) that may be one digit. */
+export function candidates(parts, height, spec) {
+  const rules = spec.segment;
+  const found = [];
+  for (let i = 0; i < parts.length; i++) {
+    let right = parts[i].x1;
+    let x0 = parts[i].x0;
+    for (let j = i + 1; j <= Math.min(parts.length, i + rules.max_atoms); j++) {
+      if (j > i + 1) {
+        const gap = parts[j - 1].x0 - right;
+        if (gap > rules.merge_gap_heights * height) break;
+        right = Math.max(right, parts[j - 1].x1);
+        x0 = Math.min(x0, parts[j - 1].x0);
+        if (right - x0 > rules.max_width_heights * height) break;
+      }
+      found.push([i, j]);
+    }
+  }
+  return found;
+}
+
+export function bounds(parts) {
+  return [Math.min(...parts.map((p) => p.x0)), Math.min(...parts.map((p) => p.y0)), Math.max(...parts.map((p) => p.x1)), Math.max(...parts.map((p) => p.y1))];
+}
+
+/** Step 10: the ink of these pieces only (grown by `dilation`), cropped to it. */
+export function crop(field, parts, dilation) {
+  const [x0, y0, x1, y1] = bounds(parts);
+  const { width, height, data } = field.ink;
+  const top = Math.max(0, y0 - dilation);
+  const left = Math.max(0, x0 - dilation);
+  const w = Math.min(width, x1 + dilation) - left;
+  const h = Math.min(height, y1 + dilation) - top;
+  let own = new Uint8Array(w * h);
+  for (const p of parts) {
+    const pw = p.x1 - p.x0;
+    for (let y = p.y0; y < p.y1; y++) for (let x = p.x0; x < p.x1; x++) own[(y - top) * w + x - left] |= p.pixels[(y - p.y0) * pw + x - p.x0];
+  }
+  for (let step = 0; step < dilation; step++) own = grown(own, w, h);
+  const ink = new Float32Array(w * h);
+  let bx0 = w, by0 = h, bx1 = 0, by1 = 0; // prettier-ignore
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const v = own[y * w + x] ? data[(top + y) * width + left + x] : 0;
+      ink[y * w + x] = v;
+      if (v > 0) {
+        bx0 = Math.min(bx0, x);
+        bx1 = Math.max(bx1, x + 1);
+        by0 = Math.min(by0, y);
+        by1 = y + 1;
+      }
+    }
+  }
+  const cw = bx1 - bx0;
+  const out = new Float32Array(cw * (by1 - by0));
+  for (let y = by0; y < by1; y++) out.set(ink.subarray(y * w + bx0, y * w + bx1), (y - by0) * cw);
+  return { data: out, width: cw, height: by1 - by0 };
+}
+
+function grown(mask, w, h) {
+  const rows = mask.slice();
+  for (let i = 0; i < mask.length; i++) {
+    if (!mask[i]) continue;
+    if (i >= w) rows[i - w] = 1;
+    if (i + w < mask.length) rows[i + w] = 1;
+  }
+  const out = rows.slice();
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (!rows[y * w + x]) continue;
+      if (x > 0) out[y * w + x - 1] = 1;
+      if (x + 1 < w) out[y * w + x + 1] = 1;
+    }
+  }
+  return out;
+}
+
+/** One candidate's cropped ink as the model's input: the to_mnist geometry. */
+export function toInput(ink, size, box) {
+  const scale = f32(1 / percentile(ink.data.filter((v) => v > 0), INK_PEAK_PERCENTILE));
+  const data = ink.data.map((v) => Math.min(f32(v * scale), 1));
+  return centre(fitBox({ data, width: ink.width, height: ink.height }, box), size);
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const n = sorted.length;
+  return (sorted[(n - 1) >> 1] + sorted[n >> 1]) / 2;
+}
+
+function rowBand(pieces) {
+  return [median(pieces.map((p) => p.y0)), median(pieces.map((p) => p.y1))];
+}
+
+/** The index of the largest value (the first, on ties: numpy's argmax). */
+function argmax(values) {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+  return best;
+}
+
+/** Step 11: log P(digit) with the shape's priors (Python's candidate_score); `digit` is the class
+ *  index read, for the class's width prior. */
+export function candidateScore(parts, probability, height, spec, band = null, digit = null) {
+  const rules = spec.segment;
+  const [x0, y0, x1, y1] = bounds(parts);
+  const aspect = (x1 - x0) / Math.max(1, y1 - y0);
+  let score = rules.digit_bonus + Math.log(Math.max(probability, 1e-12));
+  score -= rules.aspect_penalty * Math.max(0, aspect - rules.free_aspect);
+  score -= classAspectPenalty(aspect, digit, spec);
+  const short = rules.min_height_heights - (y1 - y0) / height;
+  score -= (rules.small_penalty * Math.max(0, short)) / rules.min_height_heights;
+  if (band) {
+    let off = Math.max(0, (band[1] - y1) / height - rules.band_tolerance_heights);
+    off += Math.max(0, (y0 - band[0]) / height - rules.band_tolerance_heights);
+    score -= rules.band_penalty * off;
+  }
+  return score - rules.apart_penalty * joinsApart(parts, rules.apart_gap_heights * height);
+}
+
+/** How far the candidate's aspect falls outside the usual range of the class read (Python's
+ *  class_aspect_penalty); 0 when the spec has no segment.class_aspect. */
+function classAspectPenalty(aspect, digit, spec) {
+  const rules = spec.segment.class_aspect;
+  if (!rules || digit === null || digit >= rules.low.length) return 0;
+  return rules.high_penalty * Math.max(0, aspect - rules.high[digit]) + rules.low_penalty * Math.max(0, rules.low[digit] - aspect);
+}
+
+function joinsApart(parts, fullGap) {
+  let joins = 0;
+  let right = parts[0].x1;
+  for (let k = 1; k < parts.length; k++) {
+    const before = parts[k - 1];
+    const piece = parts[k];
+    if (piece.label !== before.label && piece.x0 >= right) joins += Math.min(1, (piece.x0 - right + 1) / Math.max(fullGap, 1));
+    right = Math.max(right, piece.x1);
+  }
+  return joins;
+}
+
+function skipCost(part, height, spec) {
+  const rules = spec.segment;
+  return rules.skip_base + (rules.skip_area_heights2 * part.area) / (height * height);
+}
+
+function cutCosts(parts, stroke, spec) {
+  const costs = parts.map(() => 0);
+  const free = spec.cut.free_strokes ?? 0; // a cut through this many strokes is free
+  for (let k = 1; k < parts.length; k++) {
+    if (parts[k].cutInk && parts[k - 1].label === parts[k].label) {
+      costs[k] = spec.cut.cost * Math.max(0, parts[k].cutInk / Math.max(stroke, 1) - free) ** 2;
+    }
+  }
+  return costs;
+}
+
+/** Step 12: the partition of the atoms with the highest total score (dynamic programming). */
+export function bestSegmentation(count, scored, skips, cuts) {
+  const best = [0, ...new Array(count).fill(-Infinity)];
+  const back = new Array(count + 1).fill([0, false]);
+  for (let j = 1; j <= count; j++) {
+    if (best[j - 1] - skips[j - 1] > best[j]) {
+      best[j] = best[j - 1] - skips[j - 1];
+      back[j] = [j - 1, false];
+    }
+    for (let i = 0; i < j; i++) {
+      let score = scored.get(`${i},${j}`);
+      if (score === undefined) continue;
+      score -= cuts[i];
+      if (best[i] + score > best[j]) {
+        best[j] = best[i] + score;
+        back[j] = [i, true];
+      }
+    }
+  }
+  const chosen = [];
+  for (let j = count; j > 0; ) {
+    const [i, isDigit] = back[j];
+    if (isDigit) chosen.push([i, j]);
+    j = i;
+  }
+  return chosen.reverse();
+}
