@@ -68,12 +68,7 @@ def verify_export(
         manifest = verify_signature(export_dir, public_key=public_key).read_manifest()
     else:
         manifest = read_manifest(export_dir)
-    dataset = load_measured_on(manifest.test_set.source, manifest.test_set.sha256, data_dir)
-    if fingerprint(dataset.test) != manifest.test_set.sha256:
-        raise VerifyFailed(
-            f"the test set at {dataset.source} is not the one this export was measured on "
-            f"({manifest.test_set.source}); point --data-dir at the same data"
-        )
+    dataset = measured_test_set(manifest, data_dir)
     test_x = scale_images(dataset.test.images)
     results = check_skipped(export_dir, manifest)
     for artifact in manifest.artifacts:
@@ -104,6 +99,17 @@ def verify_export(
         else:
             results.append(ArtifactCheck(artifact.file, "ok", "sha256 ok, accuracy reproduced", measured))
     return results
+
+
+def measured_test_set(manifest: Manifest, data_dir: str | os.PathLike | None):
+    """The test set the export was measured on, refused unless its fingerprint matches."""
+    dataset = load_measured_on(manifest.test_set.source, manifest.test_set.sha256, data_dir)
+    if fingerprint(dataset.test) != manifest.test_set.sha256:
+        raise VerifyFailed(
+            f"the test set at {dataset.source} is not the one this export was measured on "
+            f"({manifest.test_set.source}); point --data-dir at the same data"
+        )
+    return dataset
 
 
 def check_skipped(export_dir: str | os.PathLike, manifest: Manifest) -> list[ArtifactCheck]:

@@ -24,7 +24,7 @@ LAYERS = (
     ("trainer", ("mnist_edge.trainer",)),
     ("export", ("mnist_edge.export",)),
     ("apps", ("mnist_edge.demo",)),
-    ("tools", ("mnist_edge.bench", "mnist_edge.pipeline")),
+    ("tools", ("mnist_edge.bench", "mnist_edge.pipeline", "mnist_edge.scale")),
     ("cli", ("mnist_edge.cli", "mnist_edge.__main__")),
 )
 

@@ -36,7 +36,7 @@ def test_the_schema_follows_the_dataclasses(monkeypatch):
     # A field added to a dataclass shows up in the schema (and so in the stale check above).
     import dataclasses
 
-    widened = dataclasses.make_dataclass("ModelInfo", [("extra_field", int)], bases=(manifest.ModelInfo,), frozen=True)
+    widened = dataclasses.make_dataclass("ModelInfo", [("extra_field", int, dataclasses.field(default=0))], bases=(manifest.ModelInfo,), frozen=True)
     monkeypatch.setattr(manifest, "ModelInfo", widened)
     monkeypatch.setitem(manifest.Manifest.__annotations__, "model", widened)
     assert "extra_field" in manifest.json_schema()["properties"]["model"]["properties"]
