@@ -3,7 +3,10 @@ decided in `mnist_edge.export.parity`.
 
 Every converter has the same shape, `converter(job, kind, path)`: it writes the artifact `kind`
 (an entry of `mnist_edge.formats.KINDS`, which names the converter) to `path`. A converter that
-starts from another artifact (int8 ONNX from the fp32 ONNX) asks `job.source(file)` for it.
+starts from another artifact (int8 ONNX from the fp32 ONNX) asks `job.source(file)` for it. It
+may return a dict of facts for the manifest's `details` (the engine's settings among them); a
+"companions" list in it names further files it wrote next to `path`, published and checked
+with the artifact.
 Calibration data always comes from training images, never test images.
 """
 
@@ -47,6 +50,7 @@ class ConversionJob:
     opset: int
     scratch: Path  # intermediates that are not published
     made: dict[str, Path] = field(default_factory=dict)  # file name -> where it was written
+    details: dict[str, dict] = field(default_factory=dict)  # file name -> what its converter returned
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -72,7 +76,7 @@ def convert(job: ConversionJob, kind: formats.ArtifactKind, path: Path) -> Path:
 
 def _run_converter(job: ConversionJob, kind: formats.ArtifactKind, path: Path) -> None:
     try:
-        formats.resolve(kind.converter)(job, kind, path)
+        job.details[kind.file] = formats.resolve(kind.converter)(job, kind, path) or {}
     finally:
         termination.reinstall()  # the TFLite converter's LLVM replaces the signal handlers
 

@@ -24,7 +24,7 @@ from mnist_edge.data import Dataset, calibration_sample, scale_images
 from mnist_edge.errors import MnistEdgeError, require
 from mnist_edge.export import convert, publish
 from mnist_edge.export.parity import Thresholds, accuracy, check, compare
-from mnist_edge.manifest import Artifact, Manifest
+from mnist_edge.manifest import Artifact, Companion, Manifest
 from mnist_edge.runtime.backends import open_session
 from mnist_edge.trainer.record import MODEL_FILE, load_training_data, read_record
 from mnist_edge.trainer.train import predict_probabilities
@@ -99,19 +99,28 @@ def prove(
     labels: np.ndarray,
     thresholds: Thresholds,
 ) -> tuple[Artifact | None, list[str]]:
-    """Run one artifact through its own engine on the whole test set and compare it with Keras:
+    """Run one artifact through its own engine on the whole test set and compare it with Keras
+    (and, for a kind with a `same_file_reference`, with that engine's run of its source file):
     the manifest entry (None when it cannot even be compared) and every failed check."""
     kind = item.kind
     content = item.path.read_bytes()
+    details = dict(job.details.get(kind.file, {}))
+    companions = tuple(_companion(item.path.parent / name) for name in details.pop("companions", ()))
     size_ratio = None
     if kind.size_reference:
         size_ratio = len(content) / job.source(kind.size_reference).stat().st_size
     try:
-        session = open_session(kind.engine, content, name=kind.file, format=kind.format)
-        report = compare(reference, session.run(test_x), labels, size_ratio=size_ratio)
-    except MnistEdgeError as exc:  # the engine cannot load it, or its output cannot be compared
+        session = open_session(kind.engine, content, name=kind.file, format=kind.format, settings=details or None)
+        probabilities = session.run(test_x)
+        report = compare(reference, probabilities, labels, size_ratio=size_ratio)
+        failures = check(report, kind.precision, thresholds, kind.file, rules=kind.rules)
+        proofs = [report.proof(kind.engine, REFERENCE, failures)]
+        if kind.same_file_reference:
+            same_file, same_file_failures = _prove_same_file(kind, job, probabilities, test_x, labels, thresholds)
+            proofs.append(same_file)
+            failures += same_file_failures
+    except MnistEdgeError as exc:  # an engine cannot load it, or its output cannot be compared
         return None, [f"{kind.file}: {exc}"]
-    failures = check(report, kind.precision, thresholds, kind.file, rules=kind.rules)
     artifact = Artifact(
         file=kind.file,
         format=kind.format,
@@ -124,7 +133,9 @@ def prove(
         test_accuracy=round(report.accuracy, 6),
         size_ratio=None if size_ratio is None else round(size_ratio, 4),
         export_seconds=round(item.seconds, 2),
-        proofs=(report.proof(kind.engine, REFERENCE, failures),),
+        proofs=tuple(proofs),
+        companions=companions,
+        details=details or None,
     )
     return artifact, [str(f) for f in failures]
 
@@ -152,6 +163,20 @@ def prove_all(
             artifacts.append(artifact)
         publish.print_artifact_line(item.kind.file, artifact, problems, stream)
     return artifacts, failures
+def _prove_same_file(kind, job, probabilities, test_x, labels, thresholds):
+    """The kind's run against `kind.same_file_reference`'s run of the file it was made from."""
+    source = formats.kind(kind.source)
+    content = job.source(kind.source).read_bytes()
+    session = open_session(kind.same_file_reference, content, name=kind.source, format=source.format)
+    report = compare(session.run(test_x), probabilities, labels)
+    name = f"{kind.file} against {kind.same_file_reference}"
+    failures = check(report, kind.precision, thresholds, name, rules=formats.SAME_FILE_RULES)
+    return report.proof(kind.engine, kind.same_file_reference, failures), failures
+
+
+def _companion(path: Path) -> Companion:
+    content = path.read_bytes()
+    return Companion(path.name, len(content), hashlib.sha256(content).hexdigest())
 
 
 # --- the whole export --------------------------------------------------------------------------

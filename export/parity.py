@@ -24,6 +24,8 @@ FP16_MIN_AGREEMENT = 0.999
 INT8_MIN_AGREEMENT = 0.995
 INT8_MAX_ACCURACY_DROP = 0.003  # 0.3 percentage points
 INT8_MAX_SIZE_RATIO = 0.35  # of the fp32 file of the same format
+# Two engines running the same file (TFLite Micro and LiteRT on one int8 flatbuffer).
+SAME_FILE_MIN_AGREEMENT = 0.999
 
 
 class ParityError(MnistEdgeError):
@@ -58,6 +60,7 @@ class Thresholds:
     int8_min_agreement: float = INT8_MIN_AGREEMENT
     int8_max_accuracy_drop: float = INT8_MAX_ACCURACY_DROP
     int8_max_size_ratio: float = INT8_MAX_SIZE_RATIO
+    same_file_min_agreement: float = SAME_FILE_MIN_AGREEMENT
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -192,3 +195,4 @@ def check(
     for check_name, limit in rules:
         failures += CHECKS[check_name](report, getattr(thresholds, limit), name)
     return failures
+

@@ -176,11 +176,28 @@ def render_parity(manifest: Manifest, failures: list[str] = ()) -> str:
             f"({p.changed_predictions} changed) | {p.max_abs_diff:.2e} | {p.mean_abs_diff:.2e} "
             f"| {a.export_seconds:.1f} | {result} |"
         )
+    lines += _same_file_lines(manifest)
     listed = {a.file for a in manifest.artifacts}
     unlisted = [f for f in failures if f.split(":")[0] not in listed]
     if unlisted:
         lines += ["", "Not made or not comparable:", ""] + [f"- {f}" for f in unlisted]
     return "\n".join(lines) + "\n"
+
+
+def _same_file_lines(manifest: Manifest) -> list[str]:
+    """The proofs against another engine's run of the same file, under the table."""
+    from mnist_edge.formats import ENGINES
+
+    lines = []
+    for a in manifest.artifacts:
+        for p in a.proofs[1:]:
+            result = "pass" if p.passed else f"**FAIL**: {p.failure}"
+            lines.append(
+                f"- `{a.file}` in {ENGINES[p.engine].label} against {ENGINES[p.reference].label}'s run of the file it "
+                f"was made from: argmax agreement {p.argmax_agreement:.2%} ({p.changed_predictions} changed), "
+                f"max abs Δp {p.max_abs_diff:.2e}: {result}"
+            )
+    return ["", *lines] if lines else []
 
 
 # How parity.md states each check of mnist_edge.formats.PROOF_RULES, given its limit.
@@ -194,11 +211,12 @@ RULE_TEXT = {
 
 def _thresholds_text(t: dict) -> str:
     """Every precision's proof rules with the limits this export used, from the registry's table."""
-    from mnist_edge.formats import PROOF_RULES
+    from mnist_edge.formats import PROOF_RULES, SAME_FILE_RULES
 
+    tables = {**PROOF_RULES, "two engines on one file": SAME_FILE_RULES}
     return "; ".join(
-        f"{precision} " + ", ".join(RULE_TEXT[check](t[limit]) for check, limit in rules if limit in t)
-        for precision, rules in PROOF_RULES.items()
+        f"{what} " + ", ".join(RULE_TEXT[check](t[limit]) for check, limit in rules if limit in t)
+        for what, rules in tables.items()
     )
 
 

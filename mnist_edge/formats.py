@@ -32,6 +32,10 @@ PROOF_RULES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 
+# How a kind with a `same_file_reference` is proven against that engine's run of its source file
+# (two engines, one file: TFLite Micro and LiteRT on the same int8 flatbuffer).
+SAME_FILE_RULES: tuple[tuple[str, str], ...] = (("argmax_agreement", "same_file_min_agreement"),)
+
 # What the exporter itself needs besides the converters and the proving engines (it loads the
 # Keras model and computes the reference probabilities), and the extra that installs the converters.
 EXPORT_MODULES = ("tensorflow", "keras")
@@ -80,6 +84,10 @@ ENGINES = {
         "litert", "LiteRT", "ai_edge_litert.interpreter", "mnist_edge.runtime.backends:LiteRTSession", "litert",
         "ai-edge-litert", thread_safe=False, browser=("litert-js",),
     ),
+    "tflite-micro": Engine(
+        "tflite-micro", "TFLite Micro", "tflite_micro", "mnist_edge.runtime.micro:MicroSession", "micro",
+        "tflite-micro",
+    ),
 }
 
 DEFAULT_ENGINE = "onnxruntime"  # in the base install: runs everywhere mnist-edge does
@@ -127,6 +135,7 @@ class ArtifactKind:
     def rules(self) -> tuple[tuple[str, str], ...]:
         """The checks its proof must pass: (check name, Thresholds field)."""
         return PROOF_RULES[self.precision] if self.proof_rules is None else self.proof_rules
+    same_file_reference: str | None = None  # also proven against this engine's run of `source` (SAME_FILE_RULES)
 
 
 KINDS: tuple[ArtifactKind, ...] = (
@@ -155,6 +164,12 @@ KINDS: tuple[ArtifactKind, ...] = (
     ArtifactKind(
         "model.int8.tflite", "tflite", "tflite", "int8", "litert", "mnist_edge.export.convert:to_tflite",
         batch=1, integer_io=True, size_reference="model.tflite", needs=("tensorflow",),
+    ),
+    # For microcontrollers: the int8 flatbuffer as C++ (with its op resolver and measured arena),
+    # run in TFLM's own interpreter and proven against LiteRT's run of the same flatbuffer.
+    ArtifactKind(
+        "model_micro.cc", "tflm", "micro", "int8", "tflite-micro", "mnist_edge.export.micro:to_micro",
+        batch=1, integer_io=True, source="model.int8.tflite", same_file_reference="litert",
     ),
 )
 
@@ -204,6 +219,12 @@ def plan(families_wanted: tuple[str, ...], precisions_wanted: tuple[str, ...]) -
     return tuple(k for k in KINDS if k.family in families_wanted and k.precision in precisions_wanted)
 
 
+def default_precision(engine: str) -> str:
+    """The precision an engine runs when none is asked for: DEFAULT_PRECISION if it runs it, else its first."""
+    offered = _unique(k.precision for k in KINDS if k.engine == engine)
+    return DEFAULT_PRECISION if DEFAULT_PRECISION in offered else offered[0]
+
+
 def browser_engines_for(format: str) -> tuple[str, ...]:
     """The browser engines whose proofs try files of this format."""
     return tuple(name for name, engine in BROWSER_ENGINES.items() if format in engine.formats)
@@ -221,6 +242,7 @@ def export_modules(kinds: tuple[ArtifactKind, ...] | None = None) -> tuple[str, 
     modules = list(EXPORT_MODULES)
     for k in kinds:
         modules += [*k.needs, *(kind(k.source).needs if k.source else ()), *ENGINES[k.engine].modules]
+        modules += ENGINES[k.same_file_reference].modules if k.same_file_reference else ()
     return _unique(m.split(".")[0] for m in modules)
 
 

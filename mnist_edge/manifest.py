@@ -27,7 +27,7 @@ from mnist_edge import formats
 from mnist_edge.errors import MnistEdgeError
 
 MANIFEST_NAME = "manifest.json"
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "2.1"  # 2.1: artifacts may list companion files and details
 SCHEMA_FILE = "manifest.schema.json"  # the JSON Schema of this module's dataclasses, next to it
 EXPORT_DIR = "export"  # artifacts/<model>/export holds a model's published export
 
@@ -142,6 +142,15 @@ class Proof:
 
 
 @dataclass(frozen=True)
+class Companion:
+    """A file published with an artifact and part of it (a C header next to its source)."""
+
+    file: str
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Artifact:
     file: str
     format: str
@@ -155,6 +164,10 @@ class Artifact:
     size_ratio: float | None  # bytes / bytes of the fp32 file it was quantized from
     export_seconds: float
     proofs: tuple[Proof, ...]
+    companions: tuple[Companion, ...] = ()
+    # What the kind's converter recorded (the microcontroller kind: flash and arena bytes, operators,
+    # TFLite Micro's version); the engine's session reads its settings from here.
+    details: dict | None = None
 
     @property
     def parity(self) -> Proof:
@@ -425,6 +438,9 @@ def _check_consistency(manifest: Manifest, where: str) -> None:
             problems.append(f"{a.file}: size {a.bytes} is negative")
         if not a.proofs:
             problems.append(f"{a.file} lists no proof")
+        for c in a.companions:
+            if "\x00" in c.file or Path(c.file).name != c.file or c.file in ("", ".", ".."):
+                problems.append(f"{a.file}: companion file {c.file!r} must be a plain name inside the export folder")
     accuracies = [("model", manifest.model.test_accuracy)] + [(a.file, a.test_accuracy) for a in manifest.artifacts]
     problems += [f"{what}: test accuracy {value} is not between 0 and 1" for what, value in accuracies if not 0 <= value <= 1]
     if problems:

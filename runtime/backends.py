@@ -6,6 +6,8 @@
 - `OnnxSession`: onnxruntime, for .onnx and .ort files; tuned for single-image latency.
 - `LiteRTSession`: the LiteRT interpreter (`ai-edge-litert`, optional) for .tflite files,
   including full-integer models whose input and output are int8, and static batch-1 models.
+- `MicroSession` (in `mnist_edge.runtime.micro`): TFLite Micro (`tflite-micro`, optional) for
+  the microcontroller artifact, a C++ source holding the int8 flatbuffer.
 
 Which engine runs which file is declared in `mnist_edge.formats`; sessions are created once, from
 bytes that were already checked against the manifest.
@@ -66,7 +68,10 @@ class OnnxSession:
 
     named_io = True  # onnxruntime feeds tensors by name: the names are part of the contract
 
-    def __init__(self, model: bytes, *, threads: int | None = None, name: str = "model", format: str = "onnx"):
+    def __init__(
+        self, model: bytes, *, threads: int | None = None, name: str = "model", format: str = "onnx",
+        settings: dict | None = None,
+    ):
         import onnxruntime as ort
 
         options = onnx_session_options(threads, format)
@@ -95,7 +100,10 @@ class LiteRTSession:
 
     named_io = False  # LiteRT feeds tensors by index; the converter picks the names
 
-    def __init__(self, model: bytes, *, threads: int | None = None, name: str = "model", format: str = "tflite"):
+    def __init__(
+        self, model: bytes, *, threads: int | None = None, name: str = "model", format: str = "tflite",
+        settings: dict | None = None,
+    ):
         from mnist_edge.errors import require
         from mnist_edge.quiet import captured_output
 
@@ -158,9 +166,14 @@ class LiteRTSession:
         return np.concatenate([self._invoke(x[i : i + step]) for i in range(0, len(x), step)])
 
 
-def open_session(engine: str, model: bytes, *, threads: int | None = None, name: str = "model", format: str):
-    """A session of `engine` (a name from mnist_edge.formats.ENGINES) over already-verified bytes."""
+def open_session(
+    engine: str, model: bytes, *, threads: int | None = None, name: str = "model", format: str,
+    settings: dict | None = None,
+):
+    """A session of `engine` (a name from mnist_edge.formats.ENGINES) over already-verified bytes.
+    `settings` are what the export recorded for the artifact (its manifest `details`): a session
+    takes what it needs from them (TFLite Micro its tensor arena size) and ignores the rest."""
     from mnist_edge import formats
 
     session_class = formats.resolve(formats.ENGINES[engine].session)
-    return session_class(model, threads=threads, name=name, format=format)
+    return session_class(model, threads=threads, name=name, format=format, settings=settings)

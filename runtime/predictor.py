@@ -192,7 +192,7 @@ def _shape(shape) -> str:
 def load(
     path: str | os.PathLike,
     engine: str = DEFAULT_ENGINE,
-    precision: str = DEFAULT_PRECISION,
+    precision: str | None = None,
     *,
     format: str | None = None,
     file: str | None = None,
@@ -204,10 +204,12 @@ def load(
     With a public key (`public_key`, else $MNIST_EDGE_PUBLIC_KEY) the export's signature is
     checked first, over every file: an unsigned export, another key's signature or a changed,
     added or removed file raises SignatureError before any model bytes reach an engine. Then it
-    picks the artifact `engine` runs at `precision` (or exactly `file`), checks its bytes against
-    the manifest (a modified file is refused), opens one session and checks it against the
-    manifest's input and output."""
+    picks the artifact `engine` runs at `precision` (default: fp32, or the engine's only precision)
+    or exactly `file`, checks its bytes against the manifest (a modified file is refused), opens
+    one session and checks it against the manifest's input and output."""
     manifest, signed, status = _read_manifest(path, configured_public_key(public_key))
+    if precision is None:
+        precision = formats.default_precision(engine) if engine in formats.ENGINES else DEFAULT_PRECISION
     artifact = manifest.artifact(file) if file else manifest.find(engine, precision, format)
     failed = [proof for proof in artifact.proofs if not proof.passed]
     if failed:
@@ -219,7 +221,8 @@ def load(
     if signed is not None:
         signed.check(artifact.file, content)  # the very bytes the engine gets are the signed ones
     session = open_session(
-        artifact.engine, content, threads=threads, name=str(manifest.path_of(artifact)), format=artifact.format
+        artifact.engine, content, threads=threads, name=str(manifest.path_of(artifact)), format=artifact.format,
+        settings=artifact.details,
     )
     check_session(session, manifest, artifact)
     return Predictor(manifest, artifact, session, signature=status)

@@ -21,7 +21,10 @@ def register(sub) -> None:
         help="a folder with one subfolder per class (my-digits/0/*.png, my-digits/1/*.jpg, ...)",
     )
     p.add_argument("--engine", choices=tuple(formats.ENGINES), default=DEFAULT_ENGINE, help=f"default: {DEFAULT_ENGINE}")
-    p.add_argument("--precision", choices=formats.PRECISIONS, default=DEFAULT_PRECISION, help=f"default: {DEFAULT_PRECISION}")
+    p.add_argument(
+        "--precision", choices=formats.PRECISIONS,
+        help=f"default: {DEFAULT_PRECISION}, or the engine's only one",
+    )
     p.add_argument(
         "--out", type=Path,
         help="where evaluation.md, evaluation.json and mistakes.png go (default: <model folder>/evaluation-<data name>)",

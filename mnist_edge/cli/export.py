@@ -50,12 +50,12 @@ def thresholds(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    ensure_installed(*formats.export_modules())
-    from mnist_edge.export.exporter import export_model
-
     families, precisions = csv(args.formats), csv(args.precisions)
     if not families or not precisions:
         raise MnistEdgeError("--formats and --precisions each need at least one value")
+    ensure_installed(*formats.export_modules(formats.plan(families, precisions)))
+    from mnist_edge.export.exporter import export_model
+
     export_model(
         args.model_dir,
         families=families,

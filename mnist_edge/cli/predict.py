@@ -53,7 +53,8 @@ def register(sub) -> None:
         help=f"inference engine (default: {DEFAULT_ENGINE})",
     )
     p.add_argument(
-        "--precision", choices=formats.PRECISIONS, default=DEFAULT_PRECISION, help=f"default: {DEFAULT_PRECISION}"
+        "--precision", choices=formats.PRECISIONS,
+        help=f"default: {DEFAULT_PRECISION}, or the engine's only one",
     )
     p.add_argument("--threads", type=positive_int, help="inference threads (default: 1)")
     p.add_argument(
