@@ -82,7 +82,7 @@ def trained_cnn(tmp_path_factory, mnist) -> Path:
 
 @pytest.fixture(scope="session")
 def mlp_export(request, mnist) -> Path:
-    """A complete, passing export (all six artifacts) of the small MLP."""
+    """A complete, passing export (every kind of the registry) of the small MLP."""
     if os.environ.get(EXPORT_ENV):
         return Path(os.environ[EXPORT_ENV])
     from mnist_edge.export.exporter import export_model
