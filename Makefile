@@ -14,13 +14,13 @@ SITE ?= site
 MNIST_DATA_DIR ?= $(abspath ../shared/data/mnist)
 export MNIST_DATA_DIR
 
-.PHONY: run test venv system-deps pipeline demo web serve-web bench bench-accuracy bench-generalisation bench-first-prediction bench-handwriting bench-read bench-web bench-batch experiment compare runtime-venv clean
+.PHONY: run test venv system-deps pipeline demo web serve-web bench bench-micro bench-accuracy bench-generalisation bench-first-prediction bench-handwriting bench-read bench-web bench-batch experiment compare runtime-venv clean
 
 # The venv is (re)built when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[train,demo,litert,signing,scale,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[train,demo,litert,signing,scale,micro,dev]'
 	touch $@
 
 venv: $(BIN)/.installed
@@ -80,6 +80,11 @@ experiment: venv
 # MLP vs CNN side by side (the pipeline writes it too): $(ARTIFACTS)/compare.md, with bench.json's latency if there.
 compare: pipeline
 	$(BIN)/mnist-edge compare $(ARTIFACTS)/mlp $(ARTIFACTS)/cnn --out $(ARTIFACTS)
+
+# The microcontroller artifact of each model: flash, arena, MACs, TFLite Micro vs LiteRT latency
+# on the same flatbuffer, and the Cortex-M4 estimate (docs/microcontrollers.md).
+bench-micro: pipeline
+	$(BIN)/python bench/micro.py --model $(ARTIFACTS) --out bench-artifacts/micro.md
 
 # Every recipe (mlp, cnn, cnn --recipe fast) and the keras.io convnet (the yardstick) from scratch with
 # 5 seeds each: mean ± sd, min, max, time as a multiple of the yardstick's. ACCURACY_ARGS: --seeds 3
