@@ -134,10 +134,33 @@ def test_parity_recomputed_independently(mlp_export, trained_mlp, mnist):
             rows.append(y[0])
         return np.stack(rows)
 
+    def bare_micro(path: Path, arena: int) -> np.ndarray:
+        """The C array's bytes (read here with a regex, not the runtime's parser) in TFLite Micro."""
+        import re
+
+        from tflite_micro import runtime as tflm
+
+        body = path.read_text().split("= {", 1)[1].split("};", 1)[0]
+        interpreter = tflm.Interpreter.from_bytes(bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", body)), arena_size=arena)
+        inp, out = interpreter.get_input_details(0), interpreter.get_output_details(0)
+        scale, zero = inp["quantization_parameters"]["scales"][0], inp["quantization_parameters"]["zero_points"][0]
+        rows = []
+        for image in np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8):
+            interpreter.set_input(image[None], 0)
+            interpreter.invoke()
+            rows.append(interpreter.get_output(0)[0])
+        scale, zero = out["quantization_parameters"]["scales"][0], out["quantization_parameters"]["zero_points"][0]
+        return (np.stack(rows).astype(np.float32) - zero) * scale
+
     manifest = read_manifest(mlp_export)
     for artifact in manifest.artifacts:
         path = mlp_export / artifact.file
-        candidate = bare_tflite(path) if artifact.format == "tflite" else bare_onnx(path)
+        if artifact.format == "tflite":
+            candidate = bare_tflite(path)
+        elif artifact.details and "arena_bytes" in artifact.details:
+            candidate = bare_micro(path, artifact.details["arena_bytes"])
+        else:
+            candidate = bare_onnx(path)
         agreement = float((candidate.argmax(1) == reference.argmax(1)).mean())
         accuracy = float((candidate.argmax(1) == labels).mean())
         print(f"\n{artifact.file}: agreement {agreement:.4%}, accuracy {accuracy:.4%}")
