@@ -1,7 +1,7 @@
 """The light runtime: load an exported model by its manifest and predict, with no TensorFlow.
 
-Depends on numpy, onnxruntime and pillow; LiteRT (`ai-edge-litert`, the `litert` extra) is an
-optional engine.
+Depends on numpy, onnxruntime and pillow; LiteRT (`ai-edge-litert`, the `litert` extra) and
+TensorFlow Lite Micro (`tflite-micro`, the `micro` extra; `runtime.micro`) are optional engines.
 
     from mnist_edge import runtime
     predictor = runtime.load("artifacts/cnn/export")                 # onnxruntime, fp32
