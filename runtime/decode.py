@@ -205,7 +205,7 @@ def unit_range(array: np.ndarray) -> np.ndarray:
     if kind == "b":
         return array.astype(np.float32)
     if array.dtype == np.uint8:
-        return _unit(array)
+        return array.astype(np.float32) * np.float32(1 / 255)  # as the recipe's _unit does
     if array.dtype == np.uint16:
         return array.astype(np.float32) * np.float32(1 / 65535)
     if kind == "f":

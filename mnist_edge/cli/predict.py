@@ -12,6 +12,7 @@ predicted. On a terminal, long runs draw a progress bar on stderr (never into a 
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 import time
