@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from mnist_edge import formats
-from mnist_edge.cli.common import one_export, positive_int
+from mnist_edge.cli.common import one_export, positive_int, probability
 from mnist_edge.errors import ensure_installed
 
 from mnist_edge.scale import DEFAULT_BATCH, IMAGE_COLUMN, MODES, PREPARE_PER_ACTOR  # Ray itself is imported later
@@ -57,16 +57,6 @@ def register(sub) -> None:
         "--precision", choices=formats.PRECISIONS, default=DEFAULT_PRECISION, help=f"default: {DEFAULT_PRECISION}"
     )
     p.set_defaults(handler=run)
-
-
-def probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {text!r}") from exc
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -87,3 +87,14 @@ def one_export(path: Path) -> Path:
         names = ", ".join(str(e) for e in exports)
         raise MnistEdgeError(f"{path} holds several exported models ({names}); pass one of them to --model")
     return exports[0] if exports else path  # none: the manifest reader says what is missing
+
+
+def probability(text: str) -> float:
+    """An argparse type: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {text!r}") from exc
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {value}")
+    return value

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mnist_edge import formats
-from mnist_edge.cli.common import one_export, positive_int
+from mnist_edge.cli.common import one_export, positive_int, probability
 from mnist_edge.cli.predict import PARALLEL_FILES, PATH_COLUMN, Progress, image_paths
 from mnist_edge.errors import MnistEdgeError
 from mnist_edge.runtime.pool import CHUNK_FILES, available_cores, ordered_map
@@ -48,16 +48,6 @@ def register(sub) -> None:
     )
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     p.set_defaults(handler=run)
-
-
-def probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {text!r}") from exc
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
