@@ -125,10 +125,12 @@ def predict(url: str, png: bytes, model: str) -> str | None:
     """The label the demo's API returns for `png` with `model`, or None if it cannot answer yet."""
     import httpx
 
+    from mnist_edge import formats
+
     try:
         paths = httpx.post(f"{url}gradio_api/upload", files={"files": ("digit.png", png, "image/png")}, timeout=30).json()
         image = {"path": paths[0], "orig_name": "digit.png", "meta": {"_type": "gradio.FileData"}}
-        body = {"data": [image, model, "fp32", "onnxruntime"]}
+        body = {"data": [image, model, formats.DEFAULT_PRECISION, formats.DEFAULT_ENGINE]}
         event = httpx.post(f"{url}gradio_api/call/predict_upload", json=body, timeout=30).json()["event_id"]
         stream = httpx.get(f"{url}gradio_api/call/predict_upload/{event}", timeout=60).text
     except (httpx.HTTPError, ValueError, KeyError):

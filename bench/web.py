@@ -160,7 +160,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
     parser.add_argument("--model", default="cnn")
-    parser.add_argument("--precision", default="int8")
+    parser.add_argument("--precision", default=web_build.DEFAULT_PRECISIONS[0])
     parser.add_argument("--drawings", type=int, default=100)
     parser.add_argument("--visits", type=int, default=3)
     parser.add_argument("--data-dir")

@@ -43,7 +43,7 @@ SITE_MARKER = ".mnist-edge-site"  # an --out folder holding this may be replaced
 PROOF_KEY = ".mnist-edge-proofs"  # what the site's passed proofs were made for (build_site's proof_key)
 MODELS_INDEX = "models.json"
 NUMBER_SPEC = "number_spec.json"  # runtime/number_spec.json, read by js/number.js
-DEFAULT_PRECISIONS = ("int8",)  # the smallest download that keeps the test accuracy
+DEFAULT_PRECISIONS = formats.SITE_PRECISIONS  # the smallest download that keeps the test accuracy
 NPM_TIMEOUT = 600
 # A bundled model's folder is named after its manifest's model name: a plain name, never a path.
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

@@ -20,7 +20,7 @@ from .web_proof_server import engine_runtime_urls
 # The same file in a browser build of an engine and in its Python build: nothing may change class,
 # and float artifacts may differ only by rounding.
 MIN_AGREEMENT = 1.0
-MAX_ABS_DIFF = 1e-5  # fp32 and fp16 files; int8 files are held to agreement only
+MAX_ABS_DIFF = 1e-5  # files of float precisions; integer ones (formats.INTEGER_PRECISIONS) are held to agreement only
 MODEL_BATCH = 1000  # images per call for engines taking any batch
 
 
@@ -48,7 +48,7 @@ class EngineRun:
 
 def browser_limits(precision: str) -> tuple[float, float | None]:
     """(minimum argmax agreement, maximum |delta p| or None) for a file of this precision."""
-    return MIN_AGREEMENT, (None if precision == "int8" else MAX_ABS_DIFF)
+    return MIN_AGREEMENT, (None if precision in formats.INTEGER_PRECISIONS else MAX_ABS_DIFF)
 
 
 def reference_probabilities(manifest: Manifest, artifact, engine: str, x: np.ndarray) -> np.ndarray:

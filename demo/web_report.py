@@ -132,11 +132,17 @@ def parity_markdown(report: ProofReport, manifests: list[Manifest]) -> str:
     return "\n".join(lines)
 
 
+def _float_precisions() -> str:
+    """The precisions whose files are held to MAX_ABS_DIFF, in words: "fp32 and fp16"."""
+    names = [p for p in formats.PRECISIONS if p not in formats.INTEGER_PRECISIONS]
+    return " and ".join(filter(None, (", ".join(names[:-1]), names[-1])))
+
+
 def _model_parity_lines(report: ProofReport) -> list[str]:
     lines = [
         f"## Model parity: the browser against Python, on the {report.images:,}-image test set",
         "",
-        f"Limits: {MIN_AGREEMENT:.0%} argmax agreement; max |Δp| ≤ {MAX_ABS_DIFF:g} for fp32 and fp16 files.",
+        f"Limits: {MIN_AGREEMENT:.0%} argmax agreement; max |Δp| ≤ {MAX_ABS_DIFF:g} for {_float_precisions()} files.",
         "",
         "| model | artifact | engine | compared with | agreement | changed | max \\|Δp\\| | mean \\|Δp\\| | accuracy | load ms | run ms | result |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",

@@ -44,8 +44,6 @@ PREVIOUS_DIR = "export.previous"
 STAGING_PREFIX = ".export-staging-"
 PARITY_FILE = "parity.md"
 
-# The libraries that made and proved the files (the engines' own packages are added from the registry).
-CONVERTER_LIBRARIES = ("tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "numpy")
 
 class ExportFailed(MnistEdgeError):
     """At least one artifact could not be made or failed its checks; nothing was published."""
@@ -64,10 +62,11 @@ class ExportFailed(MnistEdgeError):
 
 
 def library_versions() -> dict[str, str]:
-    from mnist_edge.formats import ENGINES
+    """The installed versions of the packages that made and proved the files (from the registry)."""
+    from mnist_edge.formats import CONVERTER_DISTRIBUTIONS, ENGINES
 
     versions = {}
-    for name in (*CONVERTER_LIBRARIES, *(engine.distribution for engine in ENGINES.values())):
+    for name in (*CONVERTER_DISTRIBUTIONS, *(engine.distribution for engine in ENGINES.values())):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

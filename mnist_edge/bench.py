@@ -109,6 +109,7 @@ def load_keras_model(model_dir: Path):
 
 def bench_keras(model_dir: Path, images: np.ndarray, digit: np.ndarray) -> dict | None:
     """The same figures for the Keras model, when TensorFlow is installed."""
+    from mnist_edge import formats
     import importlib.util
 
     if importlib.util.find_spec("tensorflow") is None:
@@ -129,7 +130,7 @@ def bench_keras(model_dir: Path, images: np.ndarray, digit: np.ndarray) -> dict 
         "model": model_dir.name,
         "artifact": "model.keras",
         "engine": "keras",
-        "precision": "fp32",
+        "precision": formats.SOURCE_PRECISION,
         "bytes": (model_dir / "model.keras").stat().st_size,
         "latency_p50_ms": round(p50, 4),
         "latency_p99_ms": round(p99, 4),

@@ -18,6 +18,14 @@ from dataclasses import dataclass
 
 PRECISIONS = ("fp32", "fp16", "int8")
 DEFAULT_PRECISION = "fp32"  # what runtime.load, the CLI and the apps pick unless asked otherwise
+SOURCE_PRECISION = "fp32"  # the trained Keras model's, the reference every artifact is converted from
+# Computed in integers: two engines may round one file differently (requantization), so their runs
+# agree in argmax only, never to a float tolerance (the browser proofs hold them to agreement).
+INTEGER_PRECISIONS = ("int8",)
+INTEGER_IO_DTYPE = "int8"  # the tensors in and out of an `integer_io` kind (numpy's name)
+# What the web site ships unless `mnist-edge web --precision` says otherwise: the smallest download
+# that keeps the test accuracy.
+SITE_PRECISIONS = ("int8",)
 
 # How an artifact of each precision is proven against the Keras model on the test set: the
 # checks of mnist_edge.export.parity it must pass, each with the Thresholds field that limits it.
@@ -40,6 +48,9 @@ SAME_FILE_RULES: tuple[tuple[str, str], ...] = (("argmax_agreement", "same_file_
 # Keras model and computes the reference probabilities), and the extra that installs the converters.
 EXPORT_MODULES = ("tensorflow", "keras")
 CONVERTER_EXTRA = "train"
+# The packages that make the files, whose versions a manifest records (the engines' own are added
+# from ENGINES' `distribution`); PyPI names, which are not always the modules' ("tensorflow-cpu").
+CONVERTER_DISTRIBUTIONS = ("tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "numpy")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from mnist_edge import formats
 from mnist_edge.files import sha256_file
 from mnist_edge.manifest import EXPORT_DIR, Manifest, ManifestError, read_manifest
 from mnist_edge.signature import configured_signing_key, signed_with
@@ -289,7 +290,7 @@ def print_summary(rows: list[SummaryRow], stream=sys.stdout) -> None:
     for row in rows:
         metrics = row.metrics
         print(
-            f"{row.model:<5} {'model.keras':<18} {'fp32':<9} {'':>9} {metrics['test_accuracy']:>9.2%} {'':>10} {'':>9}"
+            f"{row.model:<5} {'model.keras':<18} {formats.SOURCE_PRECISION:<9} {'':>9} {metrics['test_accuracy']:>9.2%} {'':>10} {'':>9}"
             f"   ({metrics['params']:,} params, {metrics['epochs_run']} epochs, {metrics['train_seconds']:.0f}s)",
             file=stream,
         )

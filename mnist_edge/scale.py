@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mnist_edge import __version__
+from mnist_edge import __version__, formats
 from mnist_edge.errors import MnistEdgeError
 from mnist_edge.files import atomic_write_text, process_alive
 from mnist_edge.imagefolder import IMAGE_SUFFIXES
@@ -582,8 +582,8 @@ class Job:
     actors: int | None = None  # None: default_actors(the cluster's CPUs)
     batch_size: int = DEFAULT_BATCH
     image_column: str = IMAGE_COLUMN
-    engine: str = "onnxruntime"
-    precision: str = "fp32"
+    engine: str = formats.DEFAULT_ENGINE
+    precision: str = formats.DEFAULT_PRECISION
     min_confidence: float | None = None  # number mode: below it a reading is `rejected` (None: the reader's default)
 
 

@@ -169,11 +169,11 @@ def check_session(session, manifest: Manifest, artifact: Artifact) -> None:
     spec_in, spec_out = manifest.input, manifest.output
     expected_in = (artifact.batch, *spec_in.shape[1:])
     expected_out = (artifact.batch, *spec_out.shape[1:])
-    expected_dtype = "int8" if artifact.integer_io else spec_in.dtype
+    integer = formats.INTEGER_IO_DTYPE if artifact.integer_io else None
     problems = []
     for what, got, shape, dtype, name in (
-        ("input", session.input, expected_in, expected_dtype, spec_in.name),
-        ("output", session.output, expected_out, "int8" if artifact.integer_io else spec_out.dtype, spec_out.name),
+        ("input", session.input, expected_in, integer or spec_in.dtype, spec_in.name),
+        ("output", session.output, expected_out, integer or spec_out.dtype, spec_out.name),
     ):
         if session.named_io and got.name != name:
             problems.append(f"{what} is named {got.name!r}, the manifest says {name!r}")

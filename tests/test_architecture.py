@@ -1,11 +1,15 @@
 """The shape of the code, checked: imports point down the layers (no module imports one above
-its own layer, and no two modules import each other, even inside functions), and no function in
-runtime/, export/ or demo/ is longer than 60 lines. Source only, in well under a second."""
+its own layer, and no two modules import each other, even inside functions), no function in
+runtime/, export/ or demo/ is longer than 60 lines, and no kind, format, precision or engine is
+spelled outside the registry. Source only, in well under a second."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
+
+from mnist_edge import formats
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"mnist_edge": "mnist_edge", "trainer": "mnist_edge.trainer", "export": "mnist_edge.export",
@@ -124,3 +128,95 @@ def test_the_checks_catch_what_they_are_for(tmp_path):
     tree = ast.parse(upward.read_text())
     (function,) = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
     assert function.end_lineno - function.lineno + 1 > MAX_FUNCTION_LINES
+
+
+# --- registry names: spelled in mnist_edge/formats.py only ---------------------------------------
+
+# Every name the registry gives: precisions, engines, browser engines, file formats, --formats
+# families and artifact files. Anywhere else, a string equal to one is a list of, or a branch on,
+# a kind that adding a kind or engine would have to find and edit; code asks the registry instead.
+REGISTRY_NAMES = frozenset({
+    *formats.PRECISIONS, *formats.ENGINES, *formats.BROWSER_ENGINES, *formats.formats(), *formats.families(),
+    *(k.file for k in formats.KINDS),
+})
+NAME_CHECKED_FOLDERS = (*FOLDERS, "bench")
+WEB_JS = ROOT / "demo" / "web"
+
+
+def _module_path(dotted: str) -> str:
+    """"mnist_edge.export.convert:to_onnx" -> "export/convert.py"."""
+    parts = dotted.partition(":")[0].split(".")
+    return "/".join(parts[1:] if parts[1:2] and parts[1] in FOLDERS else parts) + ".py"
+
+
+# Where a name may be spelled: the registry, and the code of one kind or one engine that the
+# registry names itself (a converter knows its own format and precisions, to_tflite picks its
+# TFLite options by precision; a session knows its format). Derived from the registry, so the list
+# cannot grow by hand: ("mnist_edge/formats.py", "export/convert.py", "export/micro.py",
+# "runtime/backends.py", "runtime/micro.py", and the page's demo/web/js/engines/*.js).
+NAMES_ALLOWED_IN = frozenset({
+    "mnist_edge/formats.py",
+    *(_module_path(k.converter) for k in formats.KINDS),
+    *(_module_path(e.session) for e in formats.ENGINES.values()),
+    *(f"demo/web/js/{b.page_module}" for b in formats.BROWSER_ENGINES.values()),
+})
+
+
+def _names_in_python(source: str) -> list[tuple[int, str]]:
+    """(line, name) of every string constant equal to a registry name: in a comparison, an if, a
+    tuple, a dict, a default, a call, an f-string's {'fp32':<9}; docstrings and prose never equal one."""
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in REGISTRY_NAMES
+    ]
+
+
+_JS_STRING = re.compile(r"""(['"`])([^'"`\n]*)\1""")
+
+
+def _names_in_javascript(source: str) -> list[tuple[int, str]]:
+    """(line, name) of every quoted string equal to a registry name, in code or in a comment
+    (a comment names a kind unquoted)."""
+    return [
+        (source.count("\n", 0, match.start()) + 1, match.group(2))
+        for match in _JS_STRING.finditer(source)
+        if match.group(2) in REGISTRY_NAMES
+    ]
+
+
+def _spelled_names() -> list[str]:
+    found = []
+    paths = [p for folder in NAME_CHECKED_FOLDERS for p in (ROOT / folder).rglob("*.py")]
+    paths += [p for p in WEB_JS.rglob("*.js") if "node_modules" not in p.parts]
+    for path in sorted(paths):
+        where = path.relative_to(ROOT).as_posix()
+        if where in NAMES_ALLOWED_IN:
+            continue
+        text = path.read_text(encoding="utf-8")
+        names = _names_in_python(text) if path.suffix == ".py" else _names_in_javascript(text)
+        found += [f"{where}:{line}: {name!r}" for line, name in names]
+    return found
+
+
+def test_no_kind_format_precision_or_engine_is_named_outside_the_registry():
+    spelled = _spelled_names()
+    assert not spelled, (
+        "ask mnist_edge.formats instead (an attribute of the kind, engine or precision, or a table there): "
+        + "; ".join(spelled)
+    )
+
+
+def test_the_names_allowed_in_are_the_converters_and_sessions():
+    """The allow-list is real files: a converter or session moved elsewhere moves it too."""
+    missing = [where for where in NAMES_ALLOWED_IN if not (ROOT / where).is_file()]
+    assert not missing, missing
+    assert "runtime/predictor.py" not in NAMES_ALLOWED_IN
+
+
+def test_the_name_check_catches_a_branch_on_a_name():
+    assert _names_in_python('if kind == "onnx":\n    pass\n') == [(1, "onnx")]
+    assert _names_in_python('SHIPPED = ("int8",)\nx = {"litert": 1}\n') == [(1, "int8"), (2, "litert")]
+    assert _names_in_python('"""The onnx and int8 files."""\nf"{p:<9} fp32"\n') == []
+    assert _names_in_javascript("// runs 'onnx' files\nif (precision === 'int8') {}\n") == [(1, "onnx"), (2, "int8")]
+    assert _names_in_javascript("const engine = entry.engine;\n") == []

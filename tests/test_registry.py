@@ -148,3 +148,17 @@ def test_a_new_browser_engine_reaches_the_pages_engine_table(monkeypatch):
     assert "dummy-web" in formats.browser_engines_for("onnx")
     stale = [path.name for path, text in contract.generated_files().items() if path.read_text(encoding="utf-8") != text]
     assert stale == ["engines.json"]
+
+
+def test_the_precisions_the_registry_singles_out_decide_for_the_apps(monkeypatch):
+    """The browser's tolerance and the site's default precisions are registry attributes: changing
+    one there changes what the web proofs hold a file to and what the site ships."""
+    from mnist_edge.demo.web_build import DEFAULT_PRECISIONS
+    from mnist_edge.demo.web_model_parity import MAX_ABS_DIFF, browser_limits
+
+    for singled_out in (formats.INTEGER_PRECISIONS, formats.SITE_PRECISIONS, (formats.SOURCE_PRECISION,)):
+        assert set(singled_out) <= set(formats.PRECISIONS)
+    assert DEFAULT_PRECISIONS == formats.SITE_PRECISIONS
+    assert [browser_limits(p)[1] for p in ("fp32", "int8")] == [MAX_ABS_DIFF, None]
+    monkeypatch.setattr(formats, "INTEGER_PRECISIONS", ("fp16", "int8"))
+    assert browser_limits("fp16")[1] is None

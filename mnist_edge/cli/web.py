@@ -28,7 +28,8 @@ def register(sub) -> None:
     p.add_argument("--model", type=csv, default=(), help="models to bundle, e.g. cnn or cnn,mlp (default: every export found)")
     p.add_argument(
         "--precision", type=csv, default=DEFAULT_PRECISIONS,
-        help=f"precisions to bundle, e.g. int8 or int8,fp32 (default: {','.join(DEFAULT_PRECISIONS)}, the smallest download)",
+        help=f"precisions to bundle, comma-separated, of {', '.join(formats.PRECISIONS)} "
+        f"(default: {','.join(DEFAULT_PRECISIONS)}, the smallest download)",
     )
     p.add_argument(
         "--proofs", choices=PROOF_MODES, default="auto",
