@@ -10,8 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mnist_edge import formats
-from mnist_edge.cli.common import one_export, positive_int, probability
+from mnist_edge.cli.common import add_engine_args, one_export, positive_int, probability
 from mnist_edge.errors import ensure_installed
 
 from mnist_edge.scale import DEFAULT_BATCH, IMAGE_COLUMN, MODES, PREPARE_PER_ACTOR  # Ray itself is imported later
@@ -19,8 +18,6 @@ from mnist_edge.scale import DEFAULT_BATCH, IMAGE_COLUMN, MODES, PREPARE_PER_ACT
 
 
 def register(sub) -> None:
-    from mnist_edge.runtime.predictor import DEFAULT_ENGINE, DEFAULT_PRECISION
-
     p = sub.add_parser(
         "batch",
         help="score an archive of images on Ray Data (this machine or a cluster); needs the 'scale' extra",
@@ -49,13 +46,7 @@ def register(sub) -> None:
         "--min-confidence", type=probability, metavar="P",
         help="--mode number: a reading less confident than P is marked rejected (default: mnist-edge read's)",
     )
-    p.add_argument(
-        "--engine", choices=tuple(formats.ENGINES), default=DEFAULT_ENGINE,
-        help=f"inference engine (default: {DEFAULT_ENGINE})",
-    )
-    p.add_argument(
-        "--precision", choices=formats.PRECISIONS, default=DEFAULT_PRECISION, help=f"default: {DEFAULT_PRECISION}"
-    )
+    add_engine_args(p, fixed_precision=True)
     p.set_defaults(handler=run)
 
 

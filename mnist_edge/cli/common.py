@@ -57,6 +57,31 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_engine_args(parser: argparse.ArgumentParser, *, fixed_precision: bool = False) -> None:
+    """--engine and --precision, with the registry's choices. The precision defaults to the
+    registry's default when `fixed_precision`, else (None) to the engine's own default."""
+    from mnist_edge import formats
+
+    parser.add_argument(
+        "--engine", choices=tuple(formats.ENGINES), default=formats.DEFAULT_ENGINE,
+        help=f"inference engine (default: {formats.DEFAULT_ENGINE})",
+    )
+    parser.add_argument(
+        "--precision", choices=formats.PRECISIONS, default=formats.DEFAULT_PRECISION if fixed_precision else None,
+        help=f"default: {formats.DEFAULT_PRECISION}" + ("" if fixed_precision else ", or the engine's only one"),
+    )
+
+
+def add_jobs_arg(parser: argparse.ArgumentParser, doing: str, from_files: int) -> None:
+    """--jobs: how many worker processes do `doing` when there are `from_files` files or more."""
+    from mnist_edge.runtime.pool import available_cores
+
+    parser.add_argument(
+        "--jobs", type=positive_int,
+        help=f"processes {doing} when there are {from_files} or more (default: every core, here {available_cores()})",
+    )
+
+
 def add_signing_key_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--signing-key", type=Path, metavar="PEM",

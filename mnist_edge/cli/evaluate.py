@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mnist_edge import formats
-from mnist_edge.cli.common import one_export
+from mnist_edge.cli.common import add_engine_args, one_export
 
 
 def register(sub) -> None:
-    from mnist_edge.runtime.predictor import DEFAULT_ENGINE, DEFAULT_PRECISION
-
     p = sub.add_parser(
         "evaluate", help="accuracy, per-class recall, confusion and mistakes of an export on your own images"
     )
@@ -20,11 +17,7 @@ def register(sub) -> None:
         "--data", type=Path, required=True,
         help="a folder with one subfolder per class (my-digits/0/*.png, my-digits/1/*.jpg, ...)",
     )
-    p.add_argument("--engine", choices=tuple(formats.ENGINES), default=DEFAULT_ENGINE, help=f"default: {DEFAULT_ENGINE}")
-    p.add_argument(
-        "--precision", choices=formats.PRECISIONS,
-        help=f"default: {DEFAULT_PRECISION}, or the engine's only one",
-    )
+    add_engine_args(p)
     p.add_argument(
         "--out", type=Path,
         help="where evaluation.md, evaluation.json and mistakes.png go (default: <model folder>/evaluation-<data name>)",

@@ -19,8 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from mnist_edge import formats
-from mnist_edge.cli.common import one_export, positive_int, printable
+from mnist_edge.cli.common import add_engine_args, add_jobs_arg, one_export, positive_int, printable
 from mnist_edge.errors import MnistEdgeError
 from mnist_edge.imagefolder import IMAGE_SUFFIXES
 from mnist_edge.runtime.pool import (  # noqa: F401 (CHUNKS_PER_JOB, ordered_map: what its tests tune)
@@ -41,28 +40,15 @@ PROGRESS_INTERVAL = 0.1  # seconds between redraws of the progress bar
 
 
 def register(sub) -> None:
-    from mnist_edge.runtime.predictor import DEFAULT_ENGINE, DEFAULT_PRECISION
-
     p = sub.add_parser("predict", help="read images with an exported model (no TensorFlow)")
     p.add_argument(
         "paths", nargs="+", type=Path, metavar="PATH",
         help="image files or folders of images; a folder is read with its subfolders (e.g. my-digits/0/*.png ...)",
     )
     p.add_argument("--model", type=Path, required=True, help="export folder, e.g. artifacts/cnn/export")
-    p.add_argument(
-        "--engine", choices=tuple(formats.ENGINES), default=DEFAULT_ENGINE,
-        help=f"inference engine (default: {DEFAULT_ENGINE})",
-    )
-    p.add_argument(
-        "--precision", choices=formats.PRECISIONS,
-        help=f"default: {DEFAULT_PRECISION}, or the engine's only one",
-    )
+    add_engine_args(p)
     p.add_argument("--threads", type=positive_int, help="inference threads (default: 1)")
-    p.add_argument(
-        "--jobs", type=positive_int,
-        help=f"processes decoding and preparing images when there are {PARALLEL_FILES} or more "
-        f"(default: every core, here {available_cores()})",
-    )
+    add_jobs_arg(p, "decoding and preparing images", PARALLEL_FILES)
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     p.set_defaults(handler=run)
 

@@ -15,8 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from mnist_edge import formats
-from mnist_edge.cli.common import one_export, positive_int, probability
+from mnist_edge.cli.common import add_engine_args, add_jobs_arg, one_export, probability
 from mnist_edge.cli.predict import PARALLEL_FILES, PATH_COLUMN, Progress, image_paths
 from mnist_edge.errors import MnistEdgeError
 from mnist_edge.runtime.pool import CHUNK_FILES, available_cores, ordered_map
@@ -24,28 +23,17 @@ from mnist_edge.runtime.pool import CHUNK_FILES, available_cores, ordered_map
 
 def register(sub) -> None:
     from mnist_edge.runtime.number import load_spec
-    from mnist_edge.runtime.predictor import DEFAULT_ENGINE, DEFAULT_PRECISION
 
     default_confidence = load_spec()["min_confidence"]
     p = sub.add_parser("read", help="read whole handwritten numbers (rows of digits) with an exported model")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders of images")
     p.add_argument("--model", type=Path, required=True, help="export folder, e.g. artifacts/cnn/export")
-    p.add_argument(
-        "--engine", choices=tuple(formats.ENGINES), default=DEFAULT_ENGINE,
-        help=f"inference engine (default: {DEFAULT_ENGINE})",
-    )
-    p.add_argument(
-        "--precision", choices=formats.PRECISIONS, default=DEFAULT_PRECISION, help=f"default: {DEFAULT_PRECISION}"
-    )
+    add_engine_args(p, fixed_precision=True)
     p.add_argument(
         "--min-confidence", type=probability, default=default_confidence, metavar="P",
         help=f"readings less confident than this are marked rejected, for a person to check (default: {default_confidence})",
     )
-    p.add_argument(
-        "--jobs", type=positive_int,
-        help=f"processes reading images when there are {PARALLEL_FILES} or more "
-        f"(default: every core, here {available_cores()})",
-    )
+    add_jobs_arg(p, "reading images", PARALLEL_FILES)
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     p.set_defaults(handler=run)
 
