@@ -9,6 +9,7 @@ Numpy only: `verify` and the web app's proofs use it without TensorFlow.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -129,52 +130,41 @@ def compare(
     )
 
 
-def _agreement(report: ParityReport, limit: float, name: str) -> list[ParityError]:
-    if report.argmax_agreement >= limit:
-        return []
-    return [
-        ArgmaxAgreementError(
-            f"{name}: argmax agreement {report.argmax_agreement:.4%} is below the limit {limit:.4%} "
-            f"({report.changed_predictions} of {report.images} test images changed class)"
-        )
-    ]
+@dataclass(frozen=True)
+class Check:
+    """One check a proof rule can name: whether a report passes it under a limit, and if not, the
+    error to raise and what it says (the measured figure and the limit)."""
 
-
-def _max_abs_diff(report: ParityReport, limit: float, name: str) -> list[ParityError]:
-    if report.max_abs_diff <= limit:
-        return []
-    return [
-        AtolError(
-            f"{name}: max |delta p| {report.max_abs_diff:.3g} exceeds the tolerance "
-            f"{limit:.3g} (mean {report.mean_abs_diff:.3g})"
-        )
-    ]
-
-
-def _accuracy_drop(report: ParityReport, limit: float, name: str) -> list[ParityError]:
-    drop = -report.accuracy_delta
-    if drop <= limit:
-        return []
-    return [
-        AccuracyDropError(
-            f"{name}: test accuracy {report.accuracy:.4%} is {drop * 100:.2f} points below the reference's "
-            f"{report.reference_accuracy:.4%}; the limit is {limit * 100:.2f} points"
-        )
-    ]
-
-
-def _size_ratio(report: ParityReport, limit: float, name: str) -> list[ParityError]:
-    if report.size_ratio is None or report.size_ratio <= limit:
-        return []
-    return [SizeError(f"{name}: {report.size_ratio:.1%} of the fp32 size, the limit is {limit:.0%}")]
+    error: type[ParityError]
+    passes: Callable[[ParityReport, float], bool]
+    says: Callable[[ParityReport, float], str]
 
 
 # The checks a proof rule (mnist_edge.formats.PROOF_RULES) can name.
 CHECKS = {
-    "argmax_agreement": _agreement,
-    "max_abs_diff": _max_abs_diff,
-    "accuracy_drop": _accuracy_drop,
-    "size_ratio": _size_ratio,
+    "argmax_agreement": Check(
+        ArgmaxAgreementError,
+        lambda report, limit: report.argmax_agreement >= limit,
+        lambda report, limit: f"argmax agreement {report.argmax_agreement:.4%} is below the limit {limit:.4%} "
+        f"({report.changed_predictions} of {report.images} test images changed class)",
+    ),
+    "max_abs_diff": Check(
+        AtolError,
+        lambda report, limit: report.max_abs_diff <= limit,
+        lambda report, limit: f"max |delta p| {report.max_abs_diff:.3g} exceeds the tolerance "
+        f"{limit:.3g} (mean {report.mean_abs_diff:.3g})",
+    ),
+    "accuracy_drop": Check(
+        AccuracyDropError,
+        lambda report, limit: -report.accuracy_delta <= limit,
+        lambda report, limit: f"test accuracy {report.accuracy:.4%} is {-report.accuracy_delta * 100:.2f} points below "
+        f"the reference's {report.reference_accuracy:.4%}; the limit is {limit * 100:.2f} points",
+    ),
+    "size_ratio": Check(
+        SizeError,
+        lambda report, limit: report.size_ratio is None or report.size_ratio <= limit,
+        lambda report, limit: f"{report.size_ratio:.1%} of the fp32 size, the limit is {limit:.0%}",
+    ),
 }
 
 
@@ -192,7 +182,9 @@ def check(
             raise ValueError(f"unknown precision {precision!r}")
         rules = formats.PROOF_RULES[precision]
     failures: list[ParityError] = []
-    for check_name, limit in rules:
-        failures += CHECKS[check_name](report, getattr(thresholds, limit), name)
+    for check_name, limit_field in rules:
+        rule, limit = CHECKS[check_name], getattr(thresholds, limit_field)
+        if not rule.passes(report, limit):
+            failures.append(rule.error(f"{name}: {rule.says(report, limit)}"))
     return failures
 
