@@ -140,7 +140,7 @@ REGISTRY_NAMES = frozenset({
     *(k.file for k in formats.KINDS),
 })
 NAME_CHECKED_FOLDERS = (*FOLDERS, "bench")
-WEB_JS = ROOT / "demo" / "web"
+WEB = ROOT / "demo" / "web"
 
 
 def _module_path(dotted: str) -> str:
@@ -188,7 +188,7 @@ def _names_in_javascript(source: str) -> list[tuple[int, str]]:
 def _spelled_names() -> list[str]:
     found = []
     paths = [p for folder in NAME_CHECKED_FOLDERS for p in (ROOT / folder).rglob("*.py")]
-    paths += [p for p in WEB_JS.rglob("*.js") if "node_modules" not in p.parts]
+    paths += [*WEB.glob("*.js"), *(WEB / "js").rglob("*.js"), *(WEB / "proof").rglob("*.js")]  # not node_modules/
     for path in sorted(paths):
         where = path.relative_to(ROOT).as_posix()
         if where in NAMES_ALLOWED_IN:
