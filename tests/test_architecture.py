@@ -165,11 +165,11 @@ NAMES_ALLOWED_IN = frozenset({
 def _names_in_python(source: str) -> list[tuple[int, str]]:
     """(line, name) of every string constant equal to a registry name: in a comparison, an if, a
     tuple, a dict, a default, a call, an f-string's {'fp32':<9}; docstrings and prose never equal one."""
-    return [
+    return sorted(
         (node.lineno, node.value)
         for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in REGISTRY_NAMES
-    ]
+    )
 
 
 _JS_STRING = re.compile(r"""(['"`])([^'"`\n]*)\1""")
