@@ -1,7 +1,7 @@
 """A Gradio page to draw or upload a digit and see what an exported model predicts.
 
 Every prediction goes through `runtime`: the page never imports TensorFlow or Keras. Gradio is
-imported inside `build_app` and `launch`, so the prediction path (`DigitDemo.predict`) can be
+imported inside `build_app`, `serve` and `launch`, so the prediction path (`DigitDemo.predict`) can be
 used, and tested, without it. The work is split by job: `models` (what is on offer, predictors
 loaded once), `service` (predictions, explanations and samples as typed results), `page` (the
 Gradio layout and events); this module joins them and serves the page.
@@ -11,6 +11,7 @@ Gradio layout and events); this module joins them and serves the page.
     demo.predict(image, "cnn", "fp32", "onnxruntime")  # (label dict, 224x224 model input, status)
     demo.explain(image, "cnn", "fp32", "onnxruntime")  # (224x224 occlusion overlay, caption)
     launch(Path("artifacts"))                         # serves on http://127.0.0.1:7860
+    app = serve(Path("artifacts"))                    # the same in the background; app.close() stops it
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .service import (
 __all__ = [
     "BRUSH_RADIUS", "CANVAS_SIZE", "DEMO_CSP", "MAX_DRAWING_PIXELS", "MAX_UPLOAD_PIXELS", "NOT_AN_UPLOAD",
     "NOTHING_DRAWN", "PREVIEW_SIZE", "DigitDemo", "ModelChoice", "build_app", "engine_available", "enlarge",
-    "example_digits", "find_models", "launch", "occlusion_overlay",
+    "example_digits", "find_models", "launch", "occlusion_overlay", "serve",
 ]
 
 # The Gradio page's Content-Security-Policy: nothing from another origin (no fonts, scripts or
@@ -130,6 +131,31 @@ def build_app(
     return app
 
 
+def serve(
+    model_root: Path,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    share: bool = False,
+    max_file_size: str | int = "5mb",
+    collect: Path | None = None,
+    sessions: int = SESSION_CAPACITY,
+):
+    """Start serving the demo in the background and return the running Gradio Blocks (stop it with
+    `.close()`). `sessions`: how many sessions' state Gradio keeps (the oldest are dropped), which
+    bounds memory; the Blocks' `state_holder` holds them."""
+    app = build_app(Path(model_root), collect=collect)
+    one_line_errors()
+    try:
+        app.queue(default_concurrency_limit=CONCURRENCY).launch(
+            server_name=host, server_port=port, share=share, max_file_size=max_file_size,
+            prevent_thread_lock=True, quiet=True, app_kwargs=security_headers(),
+            state_session_capacity=sessions,
+        )
+    except OSError as exc:
+        raise MnistEdgeError(f"cannot serve on {host}:{port}: {exc}") from None
+    return app
+
+
 def launch(
     model_root: Path,
     host: str = "127.0.0.1",
@@ -141,17 +167,8 @@ def launch(
 ) -> None:
     """Serve the demo until interrupted. Local only by default; `share` asks Gradio for a public link.
     `sessions`: how many sessions' state Gradio keeps (the oldest are dropped), which bounds memory."""
-    app = build_app(Path(model_root), collect=collect)
+    app = serve(model_root, host, port, share, max_file_size, collect, sessions)
     names = ", ".join(app.digit_demo.models)
-    one_line_errors()
-    try:
-        app.queue(default_concurrency_limit=CONCURRENCY).launch(
-            server_name=host, server_port=port, share=share, max_file_size=max_file_size,
-            prevent_thread_lock=True, quiet=True, app_kwargs=security_headers(),
-            state_session_capacity=sessions,
-        )
-    except OSError as exc:
-        raise MnistEdgeError(f"cannot serve on {host}:{port}: {exc}") from None
     print(f"mnist-edge demo: serving {names} at http://{host}:{app.server_port}", flush=True)
     if share and app.share_url:
         print(f"mnist-edge demo: public link {app.share_url}", flush=True)

@@ -812,6 +812,33 @@ def test_large_uploads_decode_a_few_at_a_time_and_give_the_memory_back(server, t
     assert kept < 150
 
 
+def test_the_demo_keeps_the_state_of_the_last_sessions_only(model_root, digit_files):
+    """Gradio keeps each session's state (every API call without a session is a new one) until
+    10,000 are held, about 80 KB each: the demo grew by some 80 KB a request (issue 17, item 14).
+    Served as `mnist-edge demo --sessions 5` serves it, twelve calls from twelve sessions through
+    the HTTP API leave the state of five: the count of states the server holds rises to the cap
+    and stays there, every call answered."""
+    import httpx
+
+    from mnist_edge.demo.app import serve
+
+    cap, calls = 5, 12
+    app = serve(model_root, port=_free_port(), sessions=cap)
+    held = []
+    try:
+        url = f"http://127.0.0.1:{app.server_port}/"
+        with httpx.Client(timeout=60) as http:
+            for i in range(calls):
+                path, expected = digit_files[i % len(digit_files)]
+                labels, _, status = _call_over_http(http, url, "predict_upload", path)
+                assert labels["label"] == expected, status
+                held.append(len(app.state_holder.session_data))
+    finally:
+        app.close()
+    print(f"\nsession states held after each of {calls} calls (cap {cap}): {held}")
+    assert held == [min(n, cap) for n in range(1, calls + 1)]
+
+
 def test_the_demo_modules_have_one_job_each_and_no_upward_import():
     """app joins models, service and page without importing the pipeline (even inside a function);
     the web proofs never import the build (it takes them as an argument); no function in demo/ is
