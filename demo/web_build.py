@@ -409,18 +409,22 @@ def build_site(
     models = choose_models(root, tuple(names), tuple(precisions))
     log(f"mnist-edge web: bundling {', '.join(m.id for m in models)}")
     node_modules = npm_modules(cache)
-    staging = stage_site(models, out, node_modules, configured_public_key(public_key))
     try:
-        report = prove(staging, out, models, node_modules, proofs, data_dir, screenshots, log, steps)
-        failures = report.failures()
-        if failures:
-            raise steps.failed("a browser proof failed, the site was not published: " + "; ".join(failures))
-        precached = precache_files(staging, models)[1:]
-        first_visit = sum((staging / name).stat().st_size for name in precached)
-        publish(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        staging = stage_site(models, out, node_modules, configured_public_key(public_key))
+        try:
+            report = prove(staging, out, models, node_modules, proofs, data_dir, screenshots, log, steps)
+            failures = report.failures()
+            if failures:
+                raise steps.failed("a browser proof failed, the site was not published: " + "; ".join(failures))
+            precached = precache_files(staging, models)[1:]
+            first_visit = sum((staging / name).stat().st_size for name in precached)
+            publish(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    except OSError as exc:  # a full or read-only disk: one line, and the previous site stays
+        kept = "the previous site is left in place" if out.exists() else "nothing was published"
+        raise WebBuildError(f"cannot write the site {out} ({exc.strerror or exc}); {kept}") from exc
     return SiteBuild(out, models, report, first_visit)
 
 

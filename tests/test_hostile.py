@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -426,6 +427,86 @@ def test_export_and_finetune_into_a_read_only_folder_are_one_line(model_folder, 
     assert finetune.returncode == 2
     _one_error_line(finetune, f"--out {read_only / 'mine'}: cannot write in {read_only} (Permission denied)")
     assert _snapshot(model_folder) == before
+
+
+_ON_A_FULL_DISK = r"""
+import hashlib, json, os, shutil, subprocess, sys
+from pathlib import Path
+
+disk, result = Path(sys.argv[1]), Path(sys.argv[2])
+content, command = [Path(p) for p in json.loads(sys.argv[3])], json.loads(sys.argv[4])
+
+def files():
+    return {str(p.relative_to(disk)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(disk.rglob("*")) if p.is_file()}
+
+for folder in content:
+    shutil.copytree(folder, disk / folder.name, symlinks=True)
+before = files()
+run = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+free = shutil.disk_usage(disk).free
+result.write_text(json.dumps({"returncode": run.returncode, "stderr": run.stderr, "before": before, "after": files(),
+                              "entries": sorted(str(p.relative_to(disk)) for p in disk.rglob("*")), "free": free}))
+"""
+
+
+def _on_a_full_disk(tmp_path: Path, content: list[Path], headroom_kib: int, *args) -> dict:
+    """`mnist-edge ARGS` writing to a disk that fills up: a tmpfs the size of `content` plus
+    `headroom_kib`, mounted at {disk} in a mount namespace of its own (so nothing outside sees it and
+    it goes when the run ends), `content` copied onto it first. Returns the exit code, stderr, the
+    disk's files (name -> sha256) before and after, and every entry left on it."""
+    disk, result = tmp_path / "disk", tmp_path / "full-disk-result.json"
+    disk.mkdir()
+    pages = sum(-(-p.stat().st_size // 4096) for folder in content for p in folder.rglob("*") if p.is_file())
+    size_kib = pages * 4 + headroom_kib
+    command = [sys.executable, "-m", "mnist_edge", *(str(a).replace("{disk}", str(disk)) for a in args)]
+    unshare = ["unshare", "--mount"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
+    if shutil.which("unshare") is None:
+        pytest.skip("no `unshare` (util-linux) to mount a small tmpfs in a namespace of its own")
+    script = 'mount -t tmpfs -o size="$1"k mnist-edge-full "$2" && shift 2 && exec "$@"'
+    mounted = subprocess.run(
+        [*unshare, "sh", "-c", script, "sh", str(size_kib), str(disk),
+         sys.executable, "-c", _ON_A_FULL_DISK, str(disk), str(result), json.dumps([str(c) for c in content]),
+         json.dumps(command)],
+        capture_output=True, text=True, timeout=400, stdin=subprocess.DEVNULL,
+    )
+    if not result.exists() and re.search(r"^(unshare|mount): ", mounted.stderr, re.MULTILINE):
+        pytest.skip(f"cannot mount a tmpfs here (needs root or user namespaces): {mounted.stderr.strip()}")
+    assert result.exists(), mounted.stderr[-3000:]
+    return json.loads(result.read_text())
+
+
+def test_export_onto_a_full_disk_is_one_line_and_keeps_the_previous_export(model_folder, mlp_export, tmp_path):
+    """ENOSPC during `export`: the new model.onnx (2.6 MB) does not fit in the 1 MiB left; the
+    previous export and the model are unchanged and nothing is left behind on the disk."""
+    shutil.copytree(mlp_export, model_folder / "export")
+    run = _on_a_full_disk(tmp_path, [model_folder], 1024, "export", "{disk}/mlp", "--formats", "onnx", "--precisions", "fp32")
+    assert run["returncode"] == 1, run["stderr"]
+    _one_error_line(
+        _as_completed(run), f"cannot write the export in {tmp_path / 'disk' / 'mlp'} (No space left on device)",
+        "the previous export is left in place",
+    )
+    assert run["after"] == run["before"] and "mlp/export/model.onnx" in run["after"]
+    assert not [e for e in run["entries"] if ".export-staging-" in e or "export.rejected" in e or "export.previous" in e]
+
+
+def test_web_onto_a_full_disk_is_one_line_and_keeps_the_previous_site(export_copy, tmp_path):
+    """ENOSPC during `web --out`: it was a traceback from shutil.copy2. The previous site stays."""
+    site = tmp_path / "built" / "site"
+    built = _cli("web", export_copy, "--out", site, "--proofs", "off")
+    assert built.returncode == 0, built.stderr
+    run = _on_a_full_disk(tmp_path, [site], 1024, "web", export_copy, "--out", "{disk}/site", "--proofs", "off")
+    assert run["returncode"] == 1, run["stderr"]
+    _one_error_line(
+        _as_completed(run), f"cannot write the site {tmp_path / 'disk' / 'site'} (No space left on device)",
+        "the previous site is left in place",
+    )
+    assert run["after"] == run["before"] and "site/index.html" in run["after"]
+    assert [e for e in run["entries"] if not e.startswith("site")] == []  # no staging folder left beside it
+
+
+def _as_completed(run: dict):
+    """A full-disk run's result in the shape `_one_error_line` reads."""
+    return subprocess.CompletedProcess([], run["returncode"], "", run["stderr"])
 
 
 # --- 10. leftovers of killed runs -------------------------------------------------------------------
