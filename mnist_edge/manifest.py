@@ -307,40 +307,51 @@ def read_manifest_json(path: str | os.PathLike) -> tuple[Path, object]:
     device, even behind a symlink), at most MAX_MANIFEST_BYTES, nested at most MAX_JSON_DEPTH
     deep, finite numbers only. Returns (its path, the data)."""
     file = manifest_path(path)
+    return file, parse_manifest_json(read_manifest_bytes(file), file)
+
+
+def read_manifest_bytes(file: Path) -> bytes:
+    """The bytes of the manifest file `file`, read as `read_manifest_json` reads them (regular file,
+    size-capped); every problem is one ManifestError naming the file."""
     try:
-        content = _read_regular_file(file, MAX_MANIFEST_BYTES)
+        return read_regular_file(file, MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         raise ManifestError(f"{file}: no manifest here; is this an export folder (artifacts/<model>/export)?") from None
     except OSError as exc:
         raise ManifestError(f"{file}: cannot read ({exc.strerror or exc})") from exc
+
+
+def parse_manifest_json(content: bytes, file: Path) -> object:
+    """Manifest bytes (read from `file`) as JSON data: UTF-8, nested at most MAX_JSON_DEPTH deep,
+    finite numbers only; every problem is one ManifestError naming the file."""
     try:
         text = content.decode("utf-8")
         _check_depth(text, str(file))
-        data = json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=_refuse_constant)
     except UnicodeDecodeError as exc:
         raise ManifestError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except json.JSONDecodeError as exc:
         raise ManifestError(f"{file}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
     except (ValueError, RecursionError) as exc:
         raise ManifestError(f"{file}: {exc}") from exc
-    return file, data
 
 
-def _read_regular_file(file: Path, limit: int) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes; a FIFO, device, folder or bigger file is a ManifestError."""
+def read_regular_file(file: Path, limit: int, what: str = "a manifest") -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; a FIFO, device, folder or bigger file
+    is a ManifestError (`what` the file is, for the message). OSError if it cannot be opened."""
     fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise ManifestError(f"{file}: not a regular file; refusing to read it")
         if info.st_size > limit:
-            raise ManifestError(f"{file}: {info.st_size:,} bytes, more than a manifest's limit of {limit:,}")
+            raise ManifestError(f"{file}: {info.st_size:,} bytes, more than {what}'s limit of {limit:,}")
         with os.fdopen(fd, "rb", closefd=False) as handle:
             content = handle.read(limit + 1)
     finally:
         os.close(fd)
     if len(content) > limit:
-        raise ManifestError(f"{file}: more than a manifest's limit of {limit:,} bytes")
+        raise ManifestError(f"{file}: more than {what}'s limit of {limit:,} bytes")
     return content
 
 

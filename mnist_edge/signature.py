@@ -25,9 +25,13 @@ from pathlib import Path
 from typing import Sequence
 
 from mnist_edge.errors import MissingExtraError, MnistEdgeError
-from mnist_edge.manifest import MANIFEST_NAME, Manifest, ManifestError, manifest_from_dict, manifest_path
+from mnist_edge.manifest import (
+    MANIFEST_NAME, Manifest, ManifestError, manifest_from_dict, manifest_path, parse_manifest_json, read_manifest_bytes,
+    read_regular_file,
+)
 
 SIGNATURE_NAME = "model.sig"  # next to manifest.json; model-signing's own default name
+MAX_SIGNATURE_BYTES = 1 << 20  # a bundle is a few KB (one hash per file, a key hint or a certificate chain)
 PUBLIC_KEY_ENV = "MNIST_EDGE_PUBLIC_KEY"  # a runtime refuses exports not signed by this key
 SIGNING_KEY_ENV = "MNIST_EDGE_SIGNING_KEY"  # export, pipeline and finetune sign with this key
 SIGNING_EXTRA = "signing"
@@ -173,16 +177,9 @@ class SignedExport:
     def read_manifest(self) -> Manifest:
         """The manifest parsed from the very bytes checked against the signature (no second read)."""
         path = self.folder / MANIFEST_NAME
-        try:
-            content = path.read_bytes()
-        except OSError as exc:
-            raise ManifestError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+        content = read_manifest_bytes(path)  # a regular file of at most 1 MiB, as every manifest read
         self.check(MANIFEST_NAME, content)
-        try:
-            data = json.loads(content.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ManifestError(f"{path}: signed, but not valid JSON ({exc})") from exc
-        return manifest_from_dict(data, root=self.folder)
+        return manifest_from_dict(parse_manifest_json(content, path), root=self.folder)
 
 
 def export_folder(path: str | os.PathLike) -> Path:
@@ -210,18 +207,26 @@ def verify_signature(
             UNSIGNED, f"{folder}: unsigned export (no {SIGNATURE_NAME}) but {trusted} is required; "
             "sign it with `mnist-edge sign`"
         )
-    try:
-        bundle = signature.read_bytes()
-    except OSError as exc:
-        raise SignatureError(MALFORMED, f"{signature}: cannot read ({exc.strerror or exc})") from exc
+    bundle = _read_bundle(signature)
     digests, hint, certified = _signed_digests(bundle, signature)
     _check_signer_kind(signature, trusted, by_key=bool(public_key), hint=hint, certified=certified)
     config = _verifier(public_key, certificate_chain)
+    read_manifest_bytes(folder / MANIFEST_NAME)  # a FIFO, device or oversized manifest: its own line, before hashing
     with tempfile.TemporaryDirectory(prefix="mnist-edge-signature-") as scratch:
         checked = Path(scratch) / SIGNATURE_NAME  # the bytes verified are the bytes parsed above
         checked.write_bytes(bundle)
         _run_verifier(config, folder, checked, trusted)
     return SignedExport(folder, digests, f"key {hint[:16]}" if public_key else "certificate chain")
+
+
+def _read_bundle(signature: Path) -> bytes:
+    """model.sig's bytes: a regular file of at most MAX_SIGNATURE_BYTES (a few KB in practice)."""
+    try:
+        return read_regular_file(signature, MAX_SIGNATURE_BYTES, what="a signature")
+    except ManifestError as exc:
+        raise SignatureError(MALFORMED, str(exc)) from exc
+    except OSError as exc:
+        raise SignatureError(MALFORMED, f"{signature}: cannot read ({exc.strerror or exc})") from exc
 
 
 def _check_signer_kind(signature: Path, trusted: str, *, by_key: bool, hint: str, certified: bool) -> None:
@@ -264,7 +269,7 @@ def _run_verifier(config, folder: Path, signature: Path, trusted: str) -> None:
                 WRONG_KEY, f"{where}: signed by another key than {trusted}; refusing the export"
             ) from exc
         if text.startswith("Signature mismatch"):
-            digests = _signed_digests(signature.read_bytes(), where)[0]
+            digests = _signed_digests(_read_bundle(signature), where)[0]
             raise _difference(folder, digests) from exc
         raise SignatureError(MALFORMED, f"{where}: not a valid signature ({text})") from exc
     except Exception as exc:  # a bundle model-signing cannot parse, a certificate the chain does not trust

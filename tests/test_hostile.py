@@ -312,6 +312,40 @@ def test_a_manifest_that_is_not_a_regular_file_is_refused_at_once(kind, export_c
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.parametrize("case, expected", [
+    ("nested 200,000 deep, signed", "JSON nested more than 32 levels deep; not a manifest"),
+    ("2 MiB, signed", "more than a manifest's limit of 1,048,576"),
+    ("fifo", "not a regular file; refusing to read it"),
+])
+def test_a_signed_exports_manifest_is_read_with_the_same_caps(case, expected, export_copy, tmp_path):
+    """With a public key the manifest was read by signature.py without the size, file-kind and
+    depth caps: a deep manifest its owner signed was a RecursionError traceback. runtime.load and
+    `mnist-edge verify --public-key` now give one line, the FIFO refused before anything reads it."""
+    pytest.importorskip("model_signing", reason="the 'signing' extra is not installed")
+    from mnist_edge import runtime
+    from mnist_edge.errors import MnistEdgeError
+    from mnist_edge.signature import generate_key_pair, sign_export
+
+    key, public = tmp_path / "owner.pem", tmp_path / "owner.pub.pem"
+    generate_key_pair(key, public)
+    path = export_copy / "manifest.json"
+    text = path.read_text().rstrip()
+    if case == "fifo":
+        sign_export(export_copy, key)
+        path.unlink()
+        os.mkfifo(path)
+    else:
+        extra = "[" * 200_000 + "]" * 200_000 if case.startswith("nested") else json.dumps("x" * (2 << 20))
+        path.write_text(text[:-1] + f', "padding": {extra}}}')
+        sign_export(export_copy, key)  # the owner signed it: the signature holds, the reader must not
+    with pytest.raises(MnistEdgeError) as refused:
+        runtime.load(export_copy, public_key=public)
+    assert str(refused.value).startswith(f"{path}: ") and expected in str(refused.value)
+    result = _cli("verify", export_copy, "--public-key", public, timeout=60)
+    assert result.returncode == 1 and result.stdout == ""
+    _one_error_line(result, str(path), expected)
+
+
 def _graph(kind: str) -> bytes:
     """A small ONNX model with the manifest's input and output names and shapes, whose run goes wrong
     the way `kind` says: a Tile asking for terabytes, one row for any batch, or raw logits."""
