@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -212,12 +213,13 @@ def export_model(
     data_dir: str | os.PathLike | None = None,
     dataset: Dataset | None = None,
     signing_key: str | os.PathLike | None = None,
-    stream=sys.stdout,
+    stream: TextIO | None = None,
 ) -> Manifest:
     """Convert, prove and publish. Returns the manifest; raises ExportFailed if any artifact
     could not be made or failed a check (every failure is listed). With a signing key
     (`signing_key`, else $MNIST_EDGE_SIGNING_KEY) the export is signed before it is published;
     if signing fails nothing is published and the previous export stays."""
+    stream = stream or sys.stdout
     model_dir = Path(model_dir)
     kinds = plan_artifacts(tuple(families or formats.families()), tuple(precisions))
     record = read_record(model_dir)
@@ -232,9 +234,7 @@ def export_model(
     keras_accuracy = accuracy(reference, labels)
     print(
         f"Exporting {model_dir.name}: Keras test accuracy {keras_accuracy:.4f} on {len(labels):,} images; "
-        f"{len(kinds)} artifacts",
-        file=stream,
-        flush=True,
+        f"{len(kinds)} artifacts", file=stream, flush=True,
     )
 
     with publish.Staging(model_dir) as staging, termination.exit_at_once(staging.remove):

@@ -22,6 +22,7 @@ import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import TextIO
 
 from mnist_edge import __version__
 from mnist_edge.data import Dataset, fingerprint
@@ -124,7 +125,8 @@ def _kb(n: int) -> str:
     return f"{n / 1024:,.1f} KiB"
 
 
-def print_artifact_line(file: str, artifact: Artifact | None, failures: list[str], stream=sys.stdout) -> None:
+def print_artifact_line(file: str, artifact: Artifact | None, failures: list[str], stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout
     verdict = "pass" if not failures else "FAIL"
     if artifact is None:
         print(f"  {file:<20} {verdict}: {'; '.join(failures)}", file=stream, flush=True)

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -416,9 +417,10 @@ def run_bench(
     out: Path | None = Path("bench.json"),
     sections: tuple[str, ...] = SECTIONS,
     folder_files: int = FOLDER_FILES,
-    stream=sys.stdout,
+    stream: TextIO | None = None,
 ) -> dict:
     """Run the `sections` (all by default) and print their tables."""
+    stream = stream or sys.stdout
     from mnist_edge.errors import MnistEdgeError
     from mnist_edge.manifest import find_exports
 

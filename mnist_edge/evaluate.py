@@ -12,6 +12,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -205,7 +206,8 @@ def write_evaluation(evaluation: Evaluation, out: Path) -> Path:
     return out / "evaluation.md"
 
 
-def run_evaluation(predictor, folder: ImageFolder, out: Path, stream=sys.stdout) -> Evaluation:
+def run_evaluation(predictor, folder: ImageFolder, out: Path, stream: TextIO | None = None) -> Evaluation:
+    stream = stream or sys.stdout
     evaluation = evaluate_folder(predictor, folder)
     for line in summary_lines(evaluation):
         print(line, file=stream)

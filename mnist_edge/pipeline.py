@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from mnist_edge import formats
 from mnist_edge.files import sha256_file
@@ -89,7 +90,7 @@ def run_pipeline(
     seed: int = 42,
     serve: Serve | None = None,
     signing_key: str | os.PathLike | None = None,
-    stream=sys.stdout,
+    stream: TextIO | None = None,
 ) -> list["SummaryRow"]:
     """Train, export and verify each model, in order; return one summary row per model.
 
@@ -98,6 +99,7 @@ def run_pipeline(
 
     With `serve`, the demo starts as soon as the first model is published (it picks up the later
     ones by itself) and the pipeline waits for it once everything is done, until Ctrl+C."""
+    stream = stream or sys.stdout
     from mnist_edge.data import load_dataset
 
     out = Path(out)
@@ -280,7 +282,8 @@ def read_training_metrics(model_dir: Path) -> dict:
     return json.loads((model_dir / METRICS_FILE).read_text())
 
 
-def print_summary(rows: list[SummaryRow], stream=sys.stdout) -> None:
+def print_summary(rows: list[SummaryRow], stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout
     print("", file=stream)
     print(
         f"{'model':<5} {'artifact':<18} {'precision':<9} {'size KiB':>9} {'accuracy':>9} {'Δ vs Keras':>10} "

@@ -220,3 +220,24 @@ def test_the_name_check_catches_a_branch_on_a_name():
     assert _names_in_python('"""The onnx and int8 files."""\nf"{p:<9} fp32"\n') == []
     assert _names_in_javascript("// runs 'onnx' files\nif (precision === 'int8') {}\n") == [(1, "onnx"), (2, "int8")]
     assert _names_in_javascript("const engine = entry.engine;\n") == []
+
+
+def _streams_bound_at_import(path: Path) -> list[str]:
+    """Functions of `path` whose default argument is sys.stdout or sys.stderr: bound when the module
+    is imported, so a caller's later redirection (contextlib.redirect_stdout, pytest's capture) is
+    ignored and a closed stream is written to. Such a parameter defaults to None instead."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            defaults = [*node.args.defaults, *(d for d in node.args.kw_defaults if d is not None)]
+            if any(ast.unparse(d) in ("sys.stdout", "sys.stderr") for d in defaults):
+                found.append(f"{path.name}:{getattr(node, 'name', 'lambda')}")
+    return found
+
+
+def test_no_default_argument_is_sys_stdout_or_stderr(tmp_path):
+    found = [f for path in MODULES.values() for f in _streams_bound_at_import(path)]
+    assert not found, f"default these to None and use sys.stdout at call time: {found}"
+    bound = tmp_path / "bound.py"
+    bound.write_text("import sys\ndef report(x, *, stream=sys.stderr):\n    print(x, file=stream)\n")
+    assert _streams_bound_at_import(bound) == ["bound.py:report"]  # the check sees what it is for

@@ -20,6 +20,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -145,10 +146,11 @@ def write_comparison(
     dataset=None,
     data_dir: str | os.PathLike | None = None,
     bench: str | os.PathLike | None = None,
-    stream=sys.stdout,
+    stream: TextIO | None = None,
 ) -> dict:
     """compare.md, compare.json and the disagreements picture for two trained, exported model
     folders, in `out_dir` (default: the folder holding the first one)."""
+    stream = stream or sys.stdout
     from mnist_edge.trainer.record import METRICS_FILE, load_training_data, read_record
 
     first_dir, second_dir = Path(first_dir), Path(second_dir)

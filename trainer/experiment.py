@@ -17,6 +17,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -137,9 +138,10 @@ def run_overfitting(
     epochs: int | None = None,
     limit: int | None = None,
     seed: int = DEFAULT_SEED,
-    stream=sys.stdout,
+    stream: TextIO | None = None,
 ) -> dict:
     """Train the three variants and write experiment.md, overfitting.png and overfitting.json in `out`."""
+    stream = stream or sys.stdout
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = [run_variant(dataset, v, epochs=epochs, limit=limit, seed=seed, stream=stream) for v in VARIANTS]

@@ -26,6 +26,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -184,12 +185,13 @@ def finetune(
     *,
     data_dir: str | os.PathLike | None = None,
     signing_key: str | os.PathLike | None = None,
-    stream=sys.stdout,
+    stream: TextIO | None = None,
 ) -> dict:
     """Fine-tune the model in `source` on the labelled folder `data`; publish it to `out` unless
     it forgot MNIST. Returns the new model's metrics. With a signing key (`signing_key`, else
     $MNIST_EDGE_SIGNING_KEY) the model folder is signed before it is published (out/model.sig,
     its export/ folders left out: they carry their own signature)."""
+    stream = stream or sys.stdout
     from mnist_edge.signature import configured_signing_key, load_signing_key
 
     source, out = Path(source), Path(out)

@@ -15,6 +15,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -201,9 +202,10 @@ def run_fit(model, fit_ds, val_ds, epochs: int, steps_per_epoch: int, callbacks:
     return {key: [float(v) for v in values] for key, values in fit.history.items()}
 
 
-def fit_model(dataset: Dataset, config: TrainConfig, *, stream=sys.stdout, extra_callbacks=()):
+def fit_model(dataset: Dataset, config: TrainConfig, *, stream: TextIO | None = None, extra_callbacks=()):
     """Build and fit the model. Returns (model, history dict, train_seconds, best_epoch, the
     resolved config). `extra_callbacks` (Keras callbacks) watch the fit, e.g. the overfitting experiment's."""
+    stream = stream or sys.stdout
     config = config.resolved()
     keras = require("keras")
     seed_everything(config.seed)
@@ -268,8 +270,9 @@ def _recipe_mean(config: TrainConfig, test_sha256: str) -> dict | None:
     return recorded_mean(config.model, config.recipe, asdict(recipe_of(config.model, config.recipe)), test_sha256)
 
 
-def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, stream=sys.stdout) -> dict:
+def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, stream: TextIO | None = None) -> dict:
     """Train, evaluate on the test set, and write DIR/<model>/ with model, metrics, plots and report."""
+    stream = stream or sys.stdout
     from mnist_edge.trainer.analysis import analyse
 
     model_dir = Path(out_dir) / config.model
