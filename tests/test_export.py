@@ -397,7 +397,7 @@ def test_sigterm_stops_an_export_cleanly(model_copy):
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, err
-    assert err.strip().splitlines() == ["mnist-edge: terminated"]
+    assert err.strip().splitlines() == ["mnist-edge: terminated; the previous export is unchanged"]
     assert not list(model_copy.glob(".export-staging-*"))
     assert _snapshot(model_copy / "export") == before
 

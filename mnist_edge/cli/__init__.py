@@ -17,7 +17,7 @@ import threading
 
 from mnist_edge import __version__
 from mnist_edge.errors import MnistEdgeError
-from mnist_edge.termination import Terminated, install as install_signal_handlers
+from mnist_edge.termination import Terminated, install as install_signal_handlers, stopped_line
 
 # Subcommands, in the order `--help` lists them.
 COMMANDS = (
@@ -52,10 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mnist-edge: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except Terminated:
-        print("mnist-edge: terminated", file=sys.stderr)
+        print(stopped_line(signal.SIGTERM), file=sys.stderr)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print("mnist-edge: interrupted", file=sys.stderr)
+        print(stopped_line(signal.SIGINT), file=sys.stderr)
         return 128 + signal.SIGINT
 
 

@@ -5,11 +5,13 @@ limits in mnist_edge.export.parity."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from mnist_edge import formats
 from mnist_edge.cli.common import add_data_args, add_signing_key_arg, csv, positive_int
 from mnist_edge.errors import MnistEdgeError, ensure_installed
+from mnist_edge.termination import stopping_note
 
 
 def register(sub) -> None:
@@ -55,15 +57,38 @@ def run(args: argparse.Namespace) -> int:
         raise MnistEdgeError("--formats and --precisions each need at least one value")
     ensure_installed(*formats.export_modules(formats.plan(families, precisions)))
     from mnist_edge.export.exporter import export_model
+    from mnist_edge.manifest import EXPORT_DIR
 
-    export_model(
-        args.model_dir,
-        families=families,
-        precisions=precisions,
-        opset=args.opset,
-        calibration_size=args.calibration_size,
-        thresholds=thresholds(args),
-        data_dir=args.data_dir,
-        signing_key=args.signing_key,
-    )
+    with stopping_note(what_a_stop_leaves(args.model_dir / EXPORT_DIR)):
+        export_model(
+            args.model_dir,
+            families=families,
+            precisions=precisions,
+            opset=args.opset,
+            calibration_size=args.calibration_size,
+            thresholds=thresholds(args),
+            data_dir=args.data_dir,
+            signing_key=args.signing_key,
+        )
     return 0
+
+
+def what_a_stop_leaves(export: Path):
+    """The note for a SIGTERM or Ctrl+C: whether `export` is still the folder it was (a publish
+    swaps in a new folder; one caught between its renames is put back by the cleanup)."""
+
+    def identity() -> tuple[int, int] | None:
+        try:
+            info = os.stat(export)
+        except OSError:
+            return None
+        return info.st_dev, info.st_ino
+
+    before = identity()
+
+    def note() -> str:
+        if identity() == before:
+            return "the previous export is unchanged" if before else "no export was published"
+        return f"the new export was already published to {export}"
+
+    return note
