@@ -13,6 +13,9 @@ Cases tested elsewhere (kept where their fixtures are; listed so the whole set i
 - SIGTERM and SIGKILL mid-export, concurrent exports: tests/test_export.py
 - `web --out` naming a folder it did not build: tests/test_web.py::test_build_refuses_an_out_folder_*
 - oversized and malformed API calls, huge drawings, Gradio's file routes: tests/test_demo.py
+- the demo keeping only the last N sessions' state (`--sessions`):
+  tests/test_demo.py::test_the_demo_keeps_the_state_of_the_last_sessions_only
+- a SIGTERM during export saying what it left: tests/test_export.py::test_sigterm_stops_an_export_cleanly
 """
 
 from __future__ import annotations
