@@ -344,6 +344,8 @@ def test_a_signed_exports_manifest_is_read_with_the_same_caps(case, expected, ex
     with pytest.raises(MnistEdgeError) as refused:
         runtime.load(export_copy, public_key=public)
     assert str(refused.value).startswith(f"{path}: ") and expected in str(refused.value)
+    if case.startswith("2 MiB"):
+        return  # the same reader as the deep case: the command line is run for the other two only (time)
     result = _cli("verify", export_copy, "--public-key", public, timeout=60)
     assert result.returncode == 1 and result.stdout == ""
     _one_error_line(result, str(path), expected)
