@@ -1,15 +1,17 @@
 """A Gradio page to draw or upload a digit and see what an exported model predicts.
 
 Every prediction goes through `runtime`: the page never imports TensorFlow or Keras. Gradio is
-imported inside `build_app`, `serve` and `launch`, so the prediction path (`DigitDemo.predict`) can be
-used, and tested, without it. The work is split by job: `models` (what is on offer, predictors
-loaded once), `service` (predictions, explanations and samples as typed results), `page` (the
-Gradio layout and events); this module joins them and serves the page.
+imported inside `build_app`, `serve` and `launch`, so the prediction path (`DigitDemo.predict`) can
+be used, and tested, without it. The work is split by job: `models` (what is on offer, predictors
+loaded once), `service` (predictions, explanations and samples as typed results), `reading` (a
+whole number read, the Number tab's typed result), `page` and `page_number` (the Gradio layout
+and events); this module joins them and serves the page.
 
     models = find_models(Path("artifacts"))          # {"cnn": ModelChoice, "mlp": ModelChoice}
     demo = DigitDemo.from_root(Path("artifacts"))
     demo.predict(image, "cnn", "fp32", "onnxruntime")  # (label dict, 224x224 model input, status)
     demo.explain(image, "cnn", "fp32", "onnxruntime")  # (224x224 occlusion overlay, caption)
+    demo.read_number(image, "cnn", "fp32", "onnxruntime", 0.8)  # (text, status, boxed input, digits)
     launch(Path("artifacts"))                         # serves on http://127.0.0.1:7860
     app = serve(Path("artifacts"))                    # the same in the background; app.close() stops it
 """
@@ -25,6 +27,7 @@ from mnist_edge.errors import MnistEdgeError
 
 from .models import STATUS_FILE, ModelCatalog, ModelChoice, engine_available, find_models, pending_notice
 from .page import BRUSH_RADIUS, CANVAS_SIZE, CONCURRENCY, build_page, example_digits
+from .reading import NOTHING_WRITTEN, NumberReading, read_number
 from .service import (
     MAX_DRAWING_PIXELS, MAX_UPLOAD_PIXELS, NOT_AN_UPLOAD, NOTHING_DRAWN, PREVIEW_SIZE, DigitService, enlarge,
     occlusion_overlay,
@@ -32,8 +35,8 @@ from .service import (
 
 __all__ = [
     "BRUSH_RADIUS", "CANVAS_SIZE", "DEMO_CSP", "MAX_DRAWING_PIXELS", "MAX_UPLOAD_PIXELS", "NOT_AN_UPLOAD",
-    "NOTHING_DRAWN", "PREVIEW_SIZE", "DigitDemo", "ModelChoice", "build_app", "engine_available", "enlarge",
-    "example_digits", "find_models", "launch", "occlusion_overlay", "serve",
+    "NOTHING_DRAWN", "NOTHING_WRITTEN", "NumberReading", "PREVIEW_SIZE", "DigitDemo", "ModelChoice", "build_app",
+    "engine_available", "enlarge", "example_digits", "find_models", "launch", "occlusion_overlay", "serve",
 ]
 
 # The Gradio page's Content-Security-Policy: nothing from another origin (no fonts, scripts or
@@ -110,6 +113,10 @@ class DigitDemo:
     def explain(self, image, model: str, precision: str, engine: str) -> tuple:
         """(overlay or None, caption): service.explain for the page."""
         return self.service.explain(image, model, precision, engine).outputs()
+
+    def read_number(self, image, model: str, precision: str, engine: str, min_confidence=None) -> tuple:
+        """(text, status, boxed input, digits): reading.read_number for the Number tab."""
+        return read_number(self.service, image, model, precision, engine, min_confidence).outputs()
 
     def save(self, image, label: str, model: str) -> tuple[str, str]:
         """(message, counter): service.save for the page."""

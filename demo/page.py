@@ -25,17 +25,24 @@ REFRESH_SECONDS = 5  # how often an open page looks for newly published models
 # The two pictures side by side: without Gradio's download/share/fullscreen buttons over them, a
 # 28x28 input enlarged 8x (224 px) and its whole label fit in a 1280-pixel-wide window.
 PICTURE_BUTTONS: list = []
-# Gradio's Sketchpad starts with no tool selected ("select the draw tool to start"): the page
-# selects the brush as soon as its button exists, so the first stroke draws.
-SELECT_BRUSH = """() => {
+
+
+def select_brush(sketch_id: str) -> str:
+    """Gradio's Sketchpad starts with no tool selected ("select the draw tool to start"): this
+    page script selects the brush of the Sketchpad `sketch_id` as soon as its button exists, so
+    the first stroke draws."""
+    return """() => {
   const started = Date.now();
   const tryBrush = () => {
-    const brush = document.querySelector("#sketch button[aria-label='Brush']");
+    const brush = document.querySelector("#%s button[aria-label='Brush']");
     if (brush) { brush.click(); return; }
     if (Date.now() - started < 30000) setTimeout(tryBrush, 100);
   };
   tryBrush();
-}"""
+}""" % sketch_id
+
+
+SELECT_BRUSH = select_brush("sketch")
 
 
 @dataclass
@@ -91,26 +98,33 @@ def build_page(demo, *, examples: bool = True, concurrency: int = CONCURRENCY):
     gr = require("gradio")
     labels = engine_labels()
     # delete_cache: uploads and model-input images older than an hour are removed every hour.
+    from .page_number import number_tab, wire_number
+
     with gr.Blocks(title="mnist-edge: digit reader", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         gr.Markdown(
-            "## mnist-edge: read a handwritten digit\n"
-            "Draw a digit on the canvas, or upload a photo or scan of one. The prediction runs on an "
-            f"exported model ({' or '.join(labels.values())}), with no TensorFlow."
+            "## mnist-edge: read handwritten digits and numbers\n"
+            "Draw a digit (or a whole number, on the Number tab), or upload a photo or scan of one. "
+            f"Everything runs on an exported model ({' or '.join(labels.values())}), with no TensorFlow."
         )
         # The tab in front: what the Predict and Save buttons and choice changes read. A hidden
         # textbox rather than a State, so that the collect endpoint takes it from API callers too.
         source = gr.Textbox("draw", visible=False)
-        with gr.Row():
-            with gr.Column(scale=3):
-                inputs = input_column(gr, examples)
-            with gr.Column(scale=2):
-                answers = answer_column(gr, demo)
+        with gr.Tabs(elem_id="modes"):
+            with gr.Tab("Digit", id="digit"):
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        inputs = input_column(gr, examples)
+                    with gr.Column(scale=2):
+                        answers = answer_column(gr, demo)
+            with gr.Tab("Number", id="number", elem_id="number-tab") as number:
+                number_parts = number_tab(gr, demo)
         parts = Parts(source, *inputs, *answers)
         shared = {"concurrency_id": "predict", "concurrency_limit": concurrency}
         wire_predictions(gr, demo, parts, shared)
         wire_collect(gr, demo, parts, shared)
-        wire_refresh(gr, demo, parts)
+        wire_refresh(gr, demo, parts, number_parts.model)
         wire_choices(gr, app, demo, parts, shared)
+        wire_number(gr, app, demo, number_parts, shared, number)
         app.load(None, None, None, js=SELECT_BRUSH)
     return app
 
@@ -139,9 +153,7 @@ def input_column(gr, examples: bool) -> tuple:
 
 def answer_column(gr, demo) -> tuple:
     """The prediction, the two pictures, the status, the model menus and the collect controls."""
-    models = demo.models
-    first = models[best_model(models)]
-    first_engine = first.default_engine()
+    first = demo.models[best_model(demo.models)]
     label = gr.Label(num_top_classes=3, label="Prediction", elem_id="prediction")
     with gr.Row():
         picture = {"type": "numpy", "interactive": False, "format": "png", "buttons": PICTURE_BUTTONS}
@@ -150,7 +162,21 @@ def answer_column(gr, demo) -> tuple:
     looked_caption = gr.Markdown(elem_id="looked-at-caption")
     status = gr.Textbox(label="Status", interactive=False, lines=2, elem_id="status")
     pending = gr.Markdown(demo.pending_notice(), elem_id="pending")
-    model = gr.Dropdown([(c.label, n) for n, c in models.items()], value=first.name, label="Model", elem_id="model")
+    model, engine, precision = model_menus(gr, demo)
+    with gr.Group(visible=demo.collect is not None):
+        true_label = gr.Dropdown(list(demo.class_names(first.name)), value=None, label="This is a", elem_id="true-label")
+        save_button = gr.Button("Save as an example", elem_id="save-sample")
+        collected = gr.Markdown(demo.counter(first.name), elem_id="collect-counter")
+    return (label, model_input, looked_at, looked_caption, status, pending, model, engine, precision,
+            true_label, save_button, collected)
+
+
+def model_menus(gr, demo, prefix: str = "") -> tuple:
+    """The Model, Engine and Precision menus (each tab has its own, with the same choices)."""
+    models = demo.models
+    first = models[best_model(models)]
+    first_engine = first.default_engine()
+    model = gr.Dropdown([(c.label, n) for n, c in models.items()], value=first.name, label="Model", elem_id=f"{prefix}model")
     # Every engine and precision of any model: the API accepts them all (an artifact a model
     # lacks is a message). The page narrows them to the model's when it loads.
     labels = engine_labels()
@@ -163,12 +189,25 @@ def answer_column(gr, demo) -> tuple:
         [p for p in formats.PRECISIONS if p in every], value=default_precision(first.precisions[first_engine]),
         label="Precision",
     )
-    with gr.Group(visible=demo.collect is not None):
-        true_label = gr.Dropdown(list(demo.class_names(first.name)), value=None, label="This is a", elem_id="true-label")
-        save_button = gr.Button("Save as an example", elem_id="save-sample")
-        collected = gr.Markdown(demo.counter(first.name), elem_id="collect-counter")
-    return (label, model_input, looked_at, looked_caption, status, pending, model, engine, precision,
-            true_label, save_button, collected)
+    return model, engine, precision
+
+
+def menu_narrowing(gr, demo) -> tuple:
+    """(on_model, on_engine): the engine and precision menus narrowed to what a model offers."""
+    labels = engine_labels()
+
+    def on_model(model_name: str, engine_name: str, precision_name: str):
+        choice = demo.models[model_name]
+        engine_name = engine_name if engine_name in choice.precisions else choice.default_engine()
+        return (
+            gr.Radio(choices=[(labels[e], e) for e in choice.engines], value=engine_name),
+            precision_radio(gr, choice, engine_name, precision_name),
+        )
+
+    def on_engine(model_name: str, engine_name: str, precision_name: str):
+        return precision_radio(gr, demo.models[model_name], engine_name, precision_name)
+
+    return on_model, on_engine
 
 
 def wire_predictions(gr, demo, parts: Parts, shared: dict) -> None:
@@ -217,19 +256,8 @@ def predict_again(gr, demo, parts: Parts, shared: dict, listen) -> None:
 
 def wire_choices(gr, app, demo, parts: Parts, shared: dict) -> None:
     """Tabs, model, engine and precision: narrow the menus (also when the page loads), then predict again."""
-    p, labels = parts, engine_labels()
-
-    def on_model(model_name: str, engine_name: str, precision_name: str):
-        choice = demo.models[model_name]
-        engine_name = engine_name if engine_name in choice.precisions else choice.default_engine()
-        return (
-            gr.Radio(choices=[(labels[e], e) for e in choice.engines], value=engine_name),
-            precision_radio(gr, choice, engine_name, precision_name),
-        )
-
-    def on_engine(model_name: str, engine_name: str, precision_name: str):
-        return precision_radio(gr, demo.models[model_name], engine_name, precision_name)
-
+    p = parts
+    on_model, on_engine = menu_narrowing(gr, demo)
     menus = [p.model, p.engine, p.precision]
     p.model.input(
         lambda name: (gr.Dropdown(choices=list(demo.class_names(name)), value=None), demo.counter(name)),
@@ -262,8 +290,8 @@ def wire_collect(gr, demo, parts: Parts, shared: dict) -> None:
     )
 
 
-def wire_refresh(gr, demo, parts: Parts) -> None:
-    """New models appear in the menu; the notice says what is still to come."""
+def wire_refresh(gr, demo, parts: Parts, *more_menus) -> None:
+    """New models appear in the menus (the Digit tab's and `more_menus`); the notice says what is still to come."""
     p = parts
 
     def menu_version() -> tuple:
@@ -274,13 +302,13 @@ def wire_refresh(gr, demo, parts: Parts) -> None:
     def on_tick(shown_version):
         demo.refresh()
         current = menu_version()
-        menu = (
-            gr.Dropdown(choices=[(c.label, n) for n, c in demo.models.items()])
-            if current != tuple(map(tuple, shown_version)) else gr.skip()
-        )
-        return menu, current, demo.pending_notice()
+        changed = current != tuple(map(tuple, shown_version))
+        menus = [gr.Dropdown(choices=[(c.label, n) for n, c in demo.models.items()]) if changed else gr.skip() for _ in range(1 + len(more_menus))]
+        return *menus, current, demo.pending_notice()
 
-    gr.Timer(REFRESH_SECONDS).tick(on_tick, shown, [p.model, shown, p.pending], api_visibility="private", queue=False)
+    gr.Timer(REFRESH_SECONDS).tick(
+        on_tick, shown, [p.model, *more_menus, shown, p.pending], api_visibility="private", queue=False
+    )
 
 
 def precision_radio(gr, choice: ModelChoice, engine: str, current: str):

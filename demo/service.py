@@ -129,9 +129,18 @@ class DigitService:
             return ImageInput(None, refused=True)
         return ImageInput(real, found.shown_name, found.drawn)
 
+    def pixel_limit(self, found: ImageInput) -> int:
+        """The most pixels `found` may have: a drawing's limit is tighter than an upload's."""
+        return self.max_drawing_pixels if found.drawn else self.max_upload_pixels
+
+    @property
+    def decode_slot(self) -> threading.BoundedSemaphore:
+        """Held while an image is decoded: at most `decode_slots` at once, whatever reads it."""
+        return self._decoding
+
     def prepare(self, predictor, found: ImageInput) -> np.ndarray:
         """The model input for `found`: size-checked from the header, decoded in a free slot."""
-        limit = self.max_drawing_pixels if found.drawn else self.max_upload_pixels
+        limit = self.pixel_limit(found)
         with self._decoding:
             x = predictor.prepare(found.source, max_pixels=limit)
             if not found.drawn:  # an upload may have been large: its memory goes back now
