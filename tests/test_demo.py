@@ -7,6 +7,7 @@ from the internet. Timings are printed, never asserted.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -864,3 +865,251 @@ def test_the_demo_modules_have_one_job_each_and_no_upward_import():
                 long.append(f"{file.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
     assert not found, found
     assert not long, long
+
+
+# --- the Number tab ----------------------------------------------------------------------------
+
+DRAWN_NUMBERS = ("2026", "314", "90817")
+READ_SEED = 19  # the generated fields the API test reads
+
+
+def _field_files(mnist, predictor, folder: Path, count: int) -> list[tuple[Path, str]]:
+    """Generated fields (mnist_edge/fields.py: real MNIST test digits, wide gaps and close ones,
+    plain and ruled) that the runtime itself reads right: what the app must answer for them."""
+    from mnist_edge.fields import make_fields
+
+    chosen = []
+    for spacing, form in (("wide", "plain"), ("close", "ruled")):
+        for n, generated in enumerate(make_fields(mnist.test.images, mnist.test.labels, 20, READ_SEED, spacing=spacing, form=form)):
+            path = folder / f"field-{spacing}-{form}-{n}.{'jpg' if generated.jpeg else 'png'}"
+            path.write_bytes(generated.image)
+            if predictor.read(path).text == generated.text and len(generated.text) >= 3:
+                chosen.append((path, generated.text))
+                break
+    assert len(chosen) == count, f"the runtime read only {len(chosen)} of the fields right"
+    return chosen
+
+
+def _read_number_over_http(http, server: str, path: Path, min_confidence=0.8, *, drawing: bool = False, model="mlp") -> list:
+    """The Number tab's reading of a file through Gradio's HTTP API: (text, status, boxed input, digits)."""
+    api = f"{server}gradio_api"
+    with path.open("rb") as file:
+        response = http.post(f"{api}/upload", files={"files": (path.name, file, "image/png")})
+    response.raise_for_status()
+    image = {"path": response.json()[0], "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
+    endpoint = "read_number_upload"
+    if drawing:
+        image, endpoint = {"background": None, "layers": [], "composite": image, "id": None}, "read_number_drawing"
+    return _call_api(http, server, endpoint, [image, model, "fp32", "onnxruntime", min_confidence])
+
+
+def test_api_reads_generated_fields_as_the_runtime_does(server, mnist, mlp_export, tmp_path):
+    import httpx
+
+    predictor = runtime.load(mlp_export)
+    with httpx.Client(timeout=60) as http:
+        for path, truth in _field_files(mnist, predictor, tmp_path, 2):
+            reading = predictor.read(path)
+            text, status, boxed, digits = _read_number_over_http(http, server, path)
+            assert text == truth and status.startswith(f"{len(truth)} digits · confidence {reading.confidence:.1%}"), status
+            assert "mlp/model.onnx on ONNX Runtime, fp32" in status
+            # Each digit as the model saw it, with its label and confidence.
+            assert [d["caption"] for d in digits] == [f"{d.label} · {d.confidence:.1%}" for d in reading.digits]
+            tiles = [Image.open(io.BytesIO(http.get(d["image"]["url"]).content)) for d in digits]
+            assert {tile.size for tile in tiles} == {(112, 112)}
+            np.testing.assert_array_equal(np.asarray(tiles[0].convert("L"))[::4, ::4], np.round(reading.digits[0].input * 255))
+            # The input with each box drawn on it: red and blue frames where the runtime's boxes are.
+            picture = np.asarray(Image.open(io.BytesIO(http.get(boxed["url"]).content)).convert("RGB")).astype(int)
+            scale = picture.shape[1] / Image.open(path).width
+            for n, digit in enumerate(reading.digits):
+                x0, y0, x1, y1 = (round(v * scale) for v in digit.box)
+                edge = picture[y0 + 2 : y1 - 2, x0]  # the left side of the frame
+                colour = (edge[:, 0] - edge[:, 2]) if n % 2 == 0 else (edge[:, 2] - edge[:, 0])
+                assert (colour > 100).mean() > 0.9, (path.name, n, digit.box)
+            # A stricter minimum rejects the same reading, for a person to check.
+            text, status, _, _ = _read_number_over_http(http, server, path, min_confidence=1.0)
+            assert text == truth and status.startswith(f"Rejected — please check: '{truth}' read with confidence"), status
+
+
+def _letters(word: str, path: Path) -> Path:
+    from PIL import ImageFont
+
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 60)
+    image = Image.new("L", (320, 110), 240)
+    ImageDraw.Draw(image).text((20, 15), word, fill=20, font=font)
+    image.save(path)
+    return path
+
+
+def _forty_digits(mnist, path: Path) -> Path:
+    """40 real test digits in a row, 30 px tall with 12 px gaps, dark on light."""
+    digits = [np.asarray(Image.fromarray(mnist.test.images[i]).resize((30, 30))) for i in range(40)]
+    row = np.concatenate([np.pad(d, ((10, 10), (6, 6))) for d in digits], axis=1)
+    Image.fromarray(255 - row).save(path)
+    return path
+
+
+def test_api_answers_bad_numbers_with_a_message_and_keeps_serving(server, mnist, mlp_export, tmp_path):
+    import httpx
+
+    blank = tmp_path / "blank.png"
+    Image.new("RGBA", (1000, 280), (255, 255, 255, 255)).save(blank)
+    not_an_image = tmp_path / "amount.png"
+    not_an_image.write_bytes(b"%PDF-1.4 this is not a picture")
+    many_pixels = tmp_path / "poster.png"  # 20 megapixels, 60 KB on the wire: refused from its header
+    Image.new("L", (5000, 4000), 255).save(many_pixels, optimize=True)
+    expected = [
+        (blank, True, "Write a number first: no digit found: the image is blank"),
+        (blank, False, "blank.png: no digit found: the image is blank"),
+        (not_an_image, False, "Cannot read this number: amount.png: not a readable image"),
+        (many_pixels, False, "Cannot read this number: poster.png: 5000x4000 is 20,000,000 pixels, over the 16,000,000-pixel limit"),
+        (_forty_digits(mnist, tmp_path / "forty.png"), False, "Cannot read this number: too many digits"),
+    ]
+    with httpx.Client(timeout=60) as http:
+        for path, drawing, message in expected:
+            text, status, boxed, digits = _read_number_over_http(http, server, path, drawing=drawing)
+            assert (text, boxed, digits) == ("", None, []) and status.startswith(message), (path.name, status)
+            assert str(tmp_path) not in status and "/gradio" not in status  # no server paths in messages
+        for word in ("ABC", "xyz"):  # letters: the most digit-like reading, rejected
+            text, status, _, _ = _read_number_over_http(http, server, _letters(word, tmp_path / f"{word}.png"))
+            assert status.startswith(f"Rejected — please check: '{text}' read with confidence"), (word, status)
+        response = http.post(f"{server}gradio_api/upload", files={"files": ("huge.png", os.urandom(6 * 1024 * 1024), "image/png")})
+        assert response.status_code == 413, response.text  # over the 5 MB upload limit
+        refused = _call_api(http, server, "read_number_upload", [{"path": "/etc/passwd"}, "mlp", "fp32", "onnxruntime", 0.8])
+        assert refused == ["", "Cannot read this image: only images uploaded to or drawn on this page are read.", None, []]
+        path, truth = _field_files(mnist, runtime.load(mlp_export), tmp_path, 2)[0]
+        assert _read_number_over_http(http, server, path)[0] == truth  # and it keeps serving
+
+
+# Numbers written with the mouse: MNIST test digits traced as pen strokes, each with few points
+# (a mouse event costs a frame of the canvas's software WebGL here), each read right alone.
+
+WRITE_SCALE = 7.0  # canvas pixels per MNIST pixel: digits about 140 px tall on the 280 px canvas
+MAX_DIGIT_POINTS = 14  # the mouse positions of one digit, all its strokes together
+
+
+def _simplified(path: list, tolerance: float) -> list:
+    """Ramer-Douglas-Peucker: the fewest points of `path` within `tolerance` of it."""
+    if len(path) < 3:
+        return path
+    start, end = np.array(path[0], float), np.array(path[-1], float)
+    direction = end - start
+    length = float(np.hypot(*direction))
+    middle = np.array(path[1:-1], float) - start
+    distances = np.abs(direction[0] * middle[:, 1] - direction[1] * middle[:, 0]) / length if length else np.hypot(*middle.T)
+    worst = int(np.argmax(distances)) + 1
+    if distances[worst - 1] <= tolerance:
+        return [path[0], path[-1]]
+    return _simplified(path[: worst + 1], tolerance)[:-1] + _simplified(path[worst:], tolerance)
+
+
+def _pen_paths(image: np.ndarray) -> list[np.ndarray]:
+    """An MNIST digit's skeleton as a few simplified polylines (MNIST pixels), stubs left out."""
+    from mnist_edge.demo.web_strokes import skeleton_paths, thin
+
+    paths = [p for p in skeleton_paths(thin(image > 127)) if len(p) >= 4]
+    return [np.array(_simplified(p, 0.7), float) for p in paths]
+
+
+def _written(strokes: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """Strokes in canvas pixels as the Sketchpad draws them: black, round, on white."""
+    from mnist_edge.demo.page_number import NUMBER_BRUSH_RADIUS
+
+    image = Image.new("L", size, 255)
+    pen = ImageDraw.Draw(image)
+    r = NUMBER_BRUSH_RADIUS
+    for stroke in strokes:
+        pen.line([tuple(p) for p in stroke], fill=0, width=2 * r, joint="curve")
+        for x, y in stroke:
+            pen.ellipse((x - r, y - r, x + r, y + r), fill=0)
+    return np.asarray(image)
+
+
+def number_plan(predictor, images: np.ndarray, labels: np.ndarray, text: str) -> list[np.ndarray]:
+    """`text` as mouse strokes in canvas pixels: for each character, the first test digit (seeded
+    order) of that class with few points that the model reads right when written alone; laid out
+    left to right, centred on the Number canvas. The whole plan must read back as `text` in Python."""
+    from mnist_edge.demo.page_number import NUMBER_CANVAS
+
+    width, height = NUMBER_CANVAS
+    order = np.random.default_rng(READ_SEED).permutation(len(images))
+    digits = []
+    for character in text:
+        for i in order:
+            if str(labels[i]) != character:
+                continue
+            paths = _pen_paths(images[i])
+            if not paths or sum(len(p) for p in paths) > MAX_DIGIT_POINTS:
+                continue
+            low = np.min(np.concatenate(paths), axis=0)
+            alone = [(p - low) * WRITE_SCALE + 70 for p in paths]
+            prediction = predictor.predict(_written(alone, (280, 280)))
+            if prediction.label == character and prediction.confidence >= 0.9:
+                digits.append([p - low for p in paths])
+                break
+        else:
+            raise AssertionError(f"no test digit {character!r} with few points is read right when written")
+    spans = [np.max(np.concatenate(paths), axis=0) for paths in digits]
+    gap = 5.0
+    x = (width / WRITE_SCALE - sum(s[0] for s in spans) - gap * (len(spans) - 1)) / 2
+    strokes = []
+    for paths, span in zip(digits, spans):
+        y = (height / WRITE_SCALE - span[1]) / 2
+        strokes += [(p + [x, y]) * WRITE_SCALE for p in paths]
+        x += span[0] + gap
+    assert predictor.read(_written(strokes, NUMBER_CANVAS)).text == text
+    return strokes
+
+
+def write_with_mouse(page, strokes: list[np.ndarray]) -> None:
+    """Move the mouse along `strokes` (canvas pixels) on the Number tab's canvas, shown at the
+    zoom its toolbar says, centred in its element."""
+    from mnist_edge.demo.page_number import NUMBER_CANVAS
+
+    zoom = float(page.locator("#number-sketch").get_by_text(re.compile(r"^\d+%$")).inner_text().rstrip("%")) / 100
+    box = page.locator("#number-sketch canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    for stroke in strokes:
+        points = [(cx + (x - NUMBER_CANVAS[0] / 2) * zoom, cy + (y - NUMBER_CANVAS[1] / 2) * zoom) for x, y in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point)
+        page.mouse.up()
+
+
+@pytest.mark.browser
+def test_browser_reads_numbers_written_with_the_mouse(server, mlp_export, mnist, test_artifacts_dir):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install it with `apt-get install chromium`")
+    from playwright.sync_api import expect, sync_playwright
+
+    predictor = runtime.load(mlp_export)
+    plans = {text: number_plan(predictor, mnist.test.images, mnist.test.labels, text) for text in DRAWN_NUMBERS}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            # A narrower window draws a smaller canvas: each mouse event costs less software rendering.
+            page = browser.new_page(viewport={"width": 900, "height": 1000})
+            page.add_init_script(CSP_WATCH)
+            page.goto(server, wait_until="load")
+            page.get_by_role("tab", name="Number").click()
+            brush = page.locator("#number-sketch button[aria-label='Brush']")
+            expect(brush).to_be_visible(timeout=30_000)
+            page.wait_for_timeout(500)  # the canvas finishes setting up after the toolbar shows
+            read, status = page.locator("#number-text textarea"), page.locator("#number-status textarea")
+            for n, text in enumerate(DRAWN_NUMBERS):
+                if n:
+                    page.locator("#number-sketch button[aria-label='Clear canvas']").click()
+                    expect(status).to_have_value(re.compile("^Write a number first"), timeout=20_000)
+                    brush.click()
+                write_with_mouse(page, plans[text])
+                expect(read).to_have_value(text, timeout=30_000)
+                expect(page.locator("#number-digits img")).to_have_count(len(text), timeout=20_000)
+                page.wait_for_timeout(1000)  # no later answer (of the last stroke) changes it
+                assert read.input_value() == text, status.input_value()
+                print(f"\nbrowser number: wrote {text}; page says {status.input_value()}")
+            page.screenshot(path=str(test_artifacts_dir / "demo-number.png"), full_page=True)
+            assert page.evaluate("window.cspViolations") == []
+        finally:
+            browser.close()
