@@ -14,6 +14,7 @@ from .reading import default_min_confidence
 NUMBER_CANVAS = (1000, 280)
 NUMBER_BRUSH_RADIUS = 10
 DIGIT_COLUMNS = 12  # a number has at most 12 digits: one row of the gallery
+BOXED_HEIGHT = 240  # the input with its boxes, shown this tall (a field is a wide strip)
 
 
 @dataclass
@@ -73,10 +74,10 @@ def number_tab(gr, demo) -> NumberParts:
         text = gr.Textbox(label="Number read", interactive=False, elem_id="number-text", scale=1)
         status = gr.Textbox(label="Status", interactive=False, lines=2, elem_id="number-status", scale=3)
     picture = {"interactive": False, "format": "png", "buttons": []}
-    boxed = gr.Image(label="The digits found", type="numpy", elem_id="number-boxes", **picture)
-    digits = gr.Gallery(
-        label="Each digit as the model saw it (28x28)", columns=DIGIT_COLUMNS, height="auto", object_fit="contain",
-        allow_preview=False, elem_id="number-digits", **picture,
+    boxed = gr.Image(label="The digits found", type="numpy", height=BOXED_HEIGHT, elem_id="number-boxes", **picture)
+    digits = gr.Gallery(  # always DIGIT_COLUMNS columns: a 4-digit number's tiles stay their size
+        label="Each digit as the model saw it (28x28)", columns=DIGIT_COLUMNS, fit_columns=False, height="auto",
+        object_fit="contain", allow_preview=False, elem_id="number-digits", **picture,
     )
     with gr.Row():
         model, engine, precision = model_menus(gr, demo, prefix="number-")
