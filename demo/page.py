@@ -303,7 +303,8 @@ def wire_refresh(gr, demo, parts: Parts, *more_menus) -> None:
         demo.refresh()
         current = menu_version()
         changed = current != tuple(map(tuple, shown_version))
-        menus = [gr.Dropdown(choices=[(c.label, n) for n, c in demo.models.items()]) if changed else gr.skip() for _ in range(1 + len(more_menus))]
+        choices = [(c.label, n) for n, c in demo.models.items()]
+        menus = [gr.Dropdown(choices=choices) if changed else gr.skip() for _ in range(1 + len(more_menus))]
         return *menus, current, demo.pending_notice()
 
     gr.Timer(REFRESH_SECONDS).tick(

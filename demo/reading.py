@@ -103,7 +103,10 @@ def reading_status(reading, threshold: float, seconds: float, where: str) -> str
     """The status line of a reading: its confidence, and a request to check it when rejected."""
     said = f"{len(reading.digits)} digits · confidence {reading.confidence:.1%}"
     if reading.rejected:
-        said = f"Rejected — please check: {reading.text!r} read with confidence {reading.confidence:.1%}, under the minimum {threshold:.0%}"
+        said = (
+            f"Rejected — please check: {reading.text!r} read with confidence {reading.confidence:.1%}, "
+            f"under the minimum {threshold:.0%}"
+        )
     return f"{said} · read in {seconds * 1000:.1f} ms · {where}"
 
 
