@@ -15,6 +15,7 @@ NUMBER_CANVAS = (1000, 280)
 NUMBER_BRUSH_RADIUS = 10
 DIGIT_COLUMNS = 12  # a number has at most 12 digits: one row of the gallery
 BOXED_HEIGHT = 240  # the input with its boxes, shown this tall (a field is a wide strip)
+GALLERY_HEIGHT = 170  # one row of digit tiles (about 100 px each in a 1280-px window) and the label
 
 
 @dataclass
@@ -76,7 +77,7 @@ def number_tab(gr, demo) -> NumberParts:
     picture = {"interactive": False, "format": "png", "buttons": []}
     boxed = gr.Image(label="The digits found", type="numpy", height=BOXED_HEIGHT, elem_id="number-boxes", **picture)
     digits = gr.Gallery(  # always DIGIT_COLUMNS columns: a 4-digit number's tiles stay their size
-        label="Each digit as the model saw it (28x28)", columns=DIGIT_COLUMNS, fit_columns=False, height="auto",
+        label="Each digit as the model saw it (28x28)", columns=DIGIT_COLUMNS, fit_columns=False, height=GALLERY_HEIGHT,
         object_fit="contain", allow_preview=False, elem_id="number-digits", **picture,
     )
     with gr.Row():
