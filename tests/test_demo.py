@@ -985,7 +985,8 @@ def test_api_answers_bad_numbers_with_a_message_and_keeps_serving(server, mnist,
 # (a mouse event costs a frame of the canvas's software WebGL here), each read right alone.
 
 WRITE_SCALE = 7.0  # canvas pixels per MNIST pixel: digits about 140 px tall on the 280 px canvas
-MAX_DIGIT_POINTS = 12  # the mouse positions of one digit, all its strokes together
+CANDIDATES = 300  # test digits of a class looked at
+POINT_LIMITS = (12, 16, 20)  # mouse positions of one digit, all its strokes together: few first
 
 
 def _simplified(path: list, tolerance: float) -> list:
@@ -1025,30 +1026,35 @@ def _written(strokes: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
     return np.asarray(image)
 
 
-def number_plan(predictor, images: np.ndarray, labels: np.ndarray, text: str) -> list[np.ndarray]:
-    """`text` as mouse strokes in canvas pixels: for each character, the first test digit (seeded
-    order) of that class with few points that the model reads right when written alone; laid out
-    left to right, centred on the Number canvas. The whole plan must read back as `text` in Python."""
-    from mnist_edge.demo.page_number import NUMBER_CANVAS
-
-    width, height = NUMBER_CANVAS
+def _few_points_read_right(predictor, images: np.ndarray, labels: np.ndarray, character: str) -> list[np.ndarray]:
+    """The first test digit of this class (seeded order) with at most POINT_LIMITS[0] pen points
+    (or the next limit, if none) that the model reads right (>= 0.9) written alone: its pen paths."""
     order = np.random.default_rng(READ_SEED).permutation(len(images))
-    digits = []
-    for character in text:
-        for i in order:
-            if str(labels[i]) != character:
-                continue
-            paths = _pen_paths(images[i])
-            if not paths or sum(len(p) for p in paths) > MAX_DIGIT_POINTS:
+    of_class = [i for i in order if str(labels[i]) == character][:CANDIDATES]
+    traced: dict[int, list[np.ndarray]] = {}
+    for limit in POINT_LIMITS:
+        for i in of_class:
+            if i not in traced:
+                traced[i] = _pen_paths(images[i])
+            paths = traced[i]
+            if not paths or sum(len(p) for p in paths) > limit:
                 continue
             low = np.min(np.concatenate(paths), axis=0)
             alone = [(p - low) * WRITE_SCALE + 70 for p in paths]
             prediction = predictor.predict(_written(alone, (280, 280)))
             if prediction.label == character and prediction.confidence >= 0.9:
-                digits.append([p - low for p in paths])
-                break
-        else:
-            raise AssertionError(f"no test digit {character!r} with few points is read right when written")
+                return [p - low for p in paths]
+    raise AssertionError(f"none of {len(of_class)} test digits {character!r} is read right when written")
+
+
+def number_plan(predictor, images: np.ndarray, labels: np.ndarray, text: str) -> list[np.ndarray]:
+    """`text` as mouse strokes in canvas pixels: for each character a test digit with few points
+    that the model reads right when written alone, laid out left to right, centred on the Number
+    canvas. The whole plan must read back as `text` in Python."""
+    from mnist_edge.demo.page_number import NUMBER_CANVAS
+
+    width, height = NUMBER_CANVAS
+    digits = [_few_points_read_right(predictor, images, labels, character) for character in text]
     spans = [np.max(np.concatenate(paths), axis=0) for paths in digits]
     gap = 5.0
     x = (width / WRITE_SCALE - sum(s[0] for s in spans) - gap * (len(spans) - 1)) / 2
