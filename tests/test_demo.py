@@ -1,5 +1,6 @@
 """The Gradio demo: its prediction function on canvas drawings and bad input, the running app
-through gradio_client, a real Chromium drawing on the page, and 200 requests from 20 clients.
+through gradio_client, a real Chromium drawing on the page, and 200 requests from 20 clients;
+the Number tab over HTTP (generated fields, bad input) and numbers written with the mouse.
 
 Everything runs against the small MLP export (`mlp_export`) on 127.0.0.1; nothing is fetched
 from the internet. Timings are printed, never asserted.
