@@ -124,12 +124,16 @@ def display_pixels(source, max_pixels: int) -> tuple[np.ndarray, float]:
     from mnist_edge.runtime.preprocess import WORK_SIDE, grey_alpha_scale
 
     grey, alpha, scale = grey_alpha_scale(source, max_pixels, WORK_SIDE)
-    unit = lambda values: values.astype(np.float32) / 255 if values.dtype == np.uint8 else values.astype(np.float32)  # noqa: E731
-    shown = unit(grey)
-    if alpha is not None and unit(alpha).min() < 1.0:
+    shown = _unit(grey)
+    if alpha is not None and _unit(alpha).min() < 1.0:
         # A drawing on a transparent layer: its strokes are where the alpha is, whatever their colour.
-        shown = 1.0 - unit(alpha)
+        shown = 1.0 - _unit(alpha)
     return np.round(np.clip(shown, 0, 1) * 255).astype(np.uint8), scale
+
+
+def _unit(values: np.ndarray) -> np.ndarray:
+    """uint8 (0-255) or float (0-1) pixels as float32 in [0, 1]."""
+    return values.astype(np.float32) / 255 if values.dtype == np.uint8 else values.astype(np.float32)
 
 
 def boxes_on_input(source, boxes: list[tuple[int, int, int, int]], max_pixels: int) -> np.ndarray:
