@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -248,6 +248,7 @@ class Piece:
     area: int
     pixels: np.ndarray = field(repr=False)  # bool [y1 - y0, x1 - x0]: which pixels of the box are its own
     cut_ink: int = 0  # for a piece cut from the one before it: the ink pixels the cut path crossed
+    whole: int = 0  # for a piece of a cut component: that component's width
 
     @property
     def centre(self) -> float:
@@ -305,11 +306,12 @@ def atoms(pieces: list[Piece], height: int, spec: dict) -> list[Piece]:
         rows, width = piece.pixels.shape
         columns = np.arange(width)[np.newaxis, :]
         left, crossed = np.zeros(rows, np.int64), 0
-        for path, ink in [*cut_paths(piece.pixels, height, spec), (np.full(rows, width), 0)]:
+        paths = [*cut_paths(piece.pixels, height, spec), (np.full(rows, width), 0)]
+        for path, ink in paths:
             part = piece.pixels & (columns >= left[:, np.newaxis]) & (columns < path[:, np.newaxis])
             found = _piece(piece.label, part, piece.y0, piece.x0, crossed)
             if found is not None:
-                out.append(found)
+                out.append(replace(found, whole=piece.x1 - piece.x0) if len(paths) > 1 else found)
             left, crossed = path, ink
     return sorted(out, key=lambda p: (p.centre, p.y0))
 
@@ -442,15 +444,18 @@ def row_band(pieces: list[Piece]) -> tuple[float, float]:
 
 
 def candidate_score(
-    parts: list[Piece], probability: float, height: int, spec: dict, band: tuple[float, float] | None = None, digit: int | None = None
+    parts: list[Piece], probabilities: np.ndarray, height: int, spec: dict, band: tuple[float, float] | None = None
 ) -> float:
-    """log P(digit) with the shape's priors: no digit much wider than tall, none much shorter than
-    the field's digits, and the width the class read usually has (`digit`, its class index); plus
-    digit_bonus, which offsets the sum of logs' bias towards fewer digits."""
+    """How likely these atoms are one digit of the class read: log P(digit) with the shape's
+    priors (no digit much wider than tall, none much shorter than the field's digits, the width
+    the class read usually has, none floating off the row), plus the learned terms of
+    `_shape_terms`. `probabilities`: the model's answer for the candidate."""
     rules = spec["segment"]
+    digit = int(np.argmax(probabilities))
+    probability, second = np.sort(probabilities)[::-1][:2] if len(probabilities) > 1 else (probabilities[0], 0.0)
     x0, y0, x1, y1 = bounds(parts)
     aspect = (x1 - x0) / max(1, y1 - y0)
-    score = rules["digit_bonus"] + math.log(max(probability, 1e-12))
+    score = rules["digit_bonus"] + math.log(max(float(probability), 1e-12))
     score -= rules["aspect_penalty"] * max(0.0, aspect - rules["free_aspect"])
     score -= class_aspect_penalty(aspect, digit, spec)
     short = rules["min_height_heights"] - (y1 - y0) / height
@@ -459,7 +464,30 @@ def candidate_score(
         off = max(0.0, (band[1] - y1) / height - rules["band_tolerance_heights"])
         off += max(0.0, (y0 - band[0]) / height - rules["band_tolerance_heights"])
         score -= rules["band_penalty"] * off
+    score += rules.get("second_weight", 0.0) * math.log(max(float(second), 1e-12))
+    score += _shape_terms(parts, digit, height, rules)
     return score - rules["apart_penalty"] * _joins_apart(parts, rules["apart_gap_heights"] * height)
+
+
+def _shape_terms(parts: list[Piece], digit: int, height: int, rules: dict) -> float:
+    """The terms fitted on fields of MNIST training digits (docs/reading.md): the candidate's
+    width and height against the field's digit height, how many atoms and separate components
+    it joins, a bonus per class read, and for a component that has cut paths, whether it is read
+    whole or as one of its pieces (the wider it is, the likelier it holds several digits)."""
+    if "class_bonus" not in rules:
+        return 0.0
+    x0, y0, x1, y1 = bounds(parts)
+    width = (x1 - x0) / height
+    score = rules["width_weight"] * width + rules["width2_weight"] * width * width
+    score += rules["height_weight"] * (y1 - y0) / height + rules["class_bonus"][digit]
+    score += rules["atom_weight"] * (len(parts) - 1) + rules["component_weight"] * (len({p.label for p in parts}) - 1)
+    whole = max(p.whole for p in parts)
+    if whole and x1 - x0 >= whole:
+        score += rules["uncut_bonus"]
+    elif whole:
+        ramp = (whole / height - rules["split_from_heights"]) / (rules["split_full_heights"] - rules["split_from_heights"])
+        score += rules["split_bonus"] * min(1.0, max(0.0, ramp))
+    return score
 
 
 def class_aspect_penalty(aspect: float, digit: int | None, spec: dict) -> float:
@@ -502,6 +530,7 @@ def cut_costs(parts: list[Piece], stroke: float, spec: dict) -> list[float]:
         before, piece = parts[k - 1], parts[k]
         if piece.cut_ink and before.label == piece.label:
             costs[k] = spec["cut"]["cost"] * max(0.0, piece.cut_ink / max(stroke, 1.0) - free) ** 2
+            costs[k] += spec["cut"].get("start_cost", 0.0)
     return costs
 
 
@@ -560,7 +589,7 @@ def read_number(predictor, image, *, min_confidence: float | None = None, max_pi
     probabilities = predictor.predict_array(inputs)
     band = row_band(pieces)
     scored = {
-        span: candidate_score(parts[span[0] : span[1]], float(p.max()), height, spec, band, int(p.argmax()))
+        span: candidate_score(parts[span[0] : span[1]], p, height, spec, band)
         for span, p in zip(spans, probabilities)
     }
     stroke = preprocess._stroke_width(field.mask.astype(np.float32))

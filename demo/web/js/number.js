@@ -79,9 +79,7 @@ export function choose(found, probabilities, classNames, spec, minConfidence = n
   const band = rowBand(pieces);
   const scored = new Map();
   spans.forEach(([i, j], k) => {
-    const row = rowOf(k);
-    const best = argmax(row);
-    scored.set(`${i},${j}`, candidateScore(parts.slice(i, j), row[best], height, spec, band, best));
+    scored.set(`${i},${j}`, candidateScore(parts.slice(i, j), rowOf(k), height, spec, band));
   });
   const maskFloats = Float32Array.from(field.mask);
   const stroke = strokeWidth({ data: maskFloats, width: field.width, height: field.height });
@@ -321,7 +319,7 @@ function pieceOfRuns(label, list) {
     pixels.fill(1, (row - y0) * w + start - x0, (row - y0) * w + stop - x0);
     area += stop - start;
   }
-  return { label, x0, y0, x1, y1, area, pixels, cutInk: 0 };
+  return { label, x0, y0, x1, y1, area, pixels, cutInk: 0, whole: 0 };
 }
 
 /** The piece holding the 1s of `own` (w x h, at top, left), or null if there are none. */
@@ -346,7 +344,7 @@ function pieceOf(label, own, w, h, top, left, cutInk) {
       area += own[y * w + x];
     }
   }
-  return { label, x0: left + x0, y0: top + y0, x1: left + x1, y1: top + y1, area, pixels, cutInk };
+  return { label, x0: left + x0, y0: top + y0, x1: left + x1, y1: top + y1, area, pixels, cutInk, whole: 0 };
 }
 
 export function digitHeight(pieces, spec) {
@@ -369,11 +367,15 @@ export function atoms(pieces, height, spec) {
     const width = piece.x1 - piece.x0;
     let left = new Int32Array(rows);
     let crossed = 0;
-    for (const [path, ink] of [...cutPaths(piece.pixels, width, rows, height, spec), [new Int32Array(rows).fill(width), 0]]) {
+    const paths = [...cutPaths(piece.pixels, width, rows, height, spec), [new Int32Array(rows).fill(width), 0]];
+    for (const [path, ink] of paths) {
       const part = new Uint8Array(piece.pixels.length);
       for (let y = 0; y < rows; y++) for (let x = left[y]; x < Math.min(path[y], width); x++) part[y * width + x] = piece.pixels[y * width + x];
       const found = pieceOf(piece.label, part, width, rows, piece.y0, piece.x0, crossed);
-      if (found) out.push(found);
+      if (found) {
+        if (paths.length > 1) found.whole = width; // a piece of a cut component: that component's width
+        out.push(found);
+      }
       left = path;
       crossed = ink;
     }
@@ -553,10 +555,14 @@ function argmax(values) {
   return best;
 }
 
-/** Step 11: log P(digit) with the shape's priors (Python's candidate_score); `digit` is the class
- *  index read, for the class's width prior. */
-export function candidateScore(parts, probability, height, spec, band = null, digit = null) {
+/** Step 11: log P(digit) with the shape's priors and the fitted terms (Python's candidate_score);
+ *  `probabilities`: the model's answer for the candidate. */
+export function candidateScore(parts, probabilities, height, spec, band = null) {
   const rules = spec.segment;
+  const digit = argmax(probabilities);
+  const probability = probabilities[digit];
+  let second = 0; // the second of the sorted probabilities (a tie with the best counts)
+  for (let c = 0; c < probabilities.length; c++) if (c !== digit && probabilities[c] > second) second = probabilities[c];
   const [x0, y0, x1, y1] = bounds(parts);
   const aspect = (x1 - x0) / Math.max(1, y1 - y0);
   let score = rules.digit_bonus + Math.log(Math.max(probability, 1e-12));
@@ -569,7 +575,28 @@ export function candidateScore(parts, probability, height, spec, band = null, di
     off += Math.max(0, (y0 - band[0]) / height - rules.band_tolerance_heights);
     score -= rules.band_penalty * off;
   }
+  score += (rules.second_weight ?? 0) * Math.log(Math.max(second, 1e-12));
+  score += shapeTerms(parts, digit, height, rules);
   return score - rules.apart_penalty * joinsApart(parts, rules.apart_gap_heights * height);
+}
+
+/** The fitted terms (Python's _shape_terms): width and height against the digit height, atoms
+ *  and components joined, a bonus per class, a cut component read whole or as a piece. */
+function shapeTerms(parts, digit, height, rules) {
+  if (!rules.class_bonus) return 0;
+  const [x0, y0, x1, y1] = bounds(parts);
+  const width = (x1 - x0) / height;
+  let score = rules.width_weight * width + rules.width2_weight * width * width;
+  score += (rules.height_weight * (y1 - y0)) / height + rules.class_bonus[digit];
+  score += rules.atom_weight * (parts.length - 1) + rules.component_weight * (new Set(parts.map((p) => p.label)).size - 1);
+  const whole = Math.max(...parts.map((p) => p.whole));
+  if (whole && x1 - x0 >= whole) {
+    score += rules.uncut_bonus;
+  } else if (whole) {
+    const ramp = (whole / height - rules.split_from_heights) / (rules.split_full_heights - rules.split_from_heights);
+    score += rules.split_bonus * Math.min(1, Math.max(0, ramp));
+  }
+  return score;
 }
 
 /** How far the candidate's aspect falls outside the usual range of the class read (Python's
@@ -603,6 +630,7 @@ function cutCosts(parts, stroke, spec) {
   for (let k = 1; k < parts.length; k++) {
     if (parts[k].cutInk && parts[k - 1].label === parts[k].label) {
       costs[k] = spec.cut.cost * Math.max(0, parts[k].cutInk / Math.max(stroke, 1) - free) ** 2;
+      costs[k] += spec.cut.start_cost ?? 0;
     }
   }
   return costs;
