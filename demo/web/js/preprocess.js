@@ -546,7 +546,11 @@ function leastSquares(rows, targets) {
   });
   const { values, vectors } = jacobiEigen(ata);
   const largest = Math.max(...values.map(Math.abs));
-  const cutoff = (Number.EPSILON * Math.max(rows.length, n)) ** 2 * largest; // on s^2 = eigenvalue
+  // numpy's lstsq drops singular values under eps * max(m, n) * the largest. Forming AᵀA rounds a
+  // null direction's eigenvalue up to about eps * largest (not its true s², ~0), so the cut-off is
+  // taken on the eigenvalues at that scale: a design with dependent columns (a wide, short image
+  // has two rows of cells, where 1, y and y² are dependent) gets lstsq's minimum-norm surface.
+  const cutoff = Number.EPSILON * Math.max(rows.length, n) * largest;
   const coef = new Float64Array(n);
   for (let e = 0; e < n; e++) {
     if (values[e] <= cutoff) continue;
