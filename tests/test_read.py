@@ -189,6 +189,24 @@ def test_broken_five_and_two_stroke_four_are_read_as_one_digit_each(predictor, k
     assert predictor.read(_photo(canvas)).text == "541"
 
 
+def test_fitted_terms_sum_to_the_readers_score(predictor, known, mnist):
+    """bench/fit_read.py fits the score's weights on its own decomposition of the score into terms:
+    decoded with the spec's weights, that decomposition must read every field as the reader does."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import fit_read
+    from mnist_edge.fields import make_fields
+
+    weights = fit_read.spec_weights(SPEC)
+    touching = _photo(_touching_pair(known, 4, 7))
+    images = [touching, *(f.image for f in make_fields(mnist.test.images, mnist.test.labels, 12, seed=3))]
+    for image in images:
+        terms = fit_read.field_terms(predictor, image, SPEC)
+        assert fit_read.decode(terms, weights)[0] == predictor.read(image).text
+
+
 def test_ruled_line_box_comb_and_specks(predictor, known):
     digits = [_ink(known[d][1]) for d in (6, 3, 8)]
     canvas, boxes = _field(digits, [30, 30])
