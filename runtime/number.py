@@ -8,7 +8,8 @@ JavaScript port reads too. In short:
     runs) -> connected components -> drop specks -> atoms: components, and wide components cut at
     the low points of their column profile -> candidate digits: runs of neighbouring atoms ->
     every candidate to 28x28 (the `to_mnist` geometry), classified in one batch -> the best
-    partition of the whole row by dynamic programming over the candidates' log-probabilities
+    partition of the whole row by dynamic programming over the candidates' scores (log-probability
+    plus shape terms, their weights fitted on fields of MNIST training digits: bench/fit_read.py)
 
 Depends on numpy and pillow only (and the predictor it is given).
 """
