@@ -211,7 +211,8 @@ def verify_signature(
     digests, hint, certified = _signed_digests(bundle, signature)
     _check_signer_kind(signature, trusted, by_key=bool(public_key), hint=hint, certified=certified)
     config = _verifier(public_key, certificate_chain)
-    read_manifest_bytes(folder / MANIFEST_NAME)  # a FIFO, device or oversized manifest: its own line, before hashing
+    if os.path.lexists(folder / MANIFEST_NAME):  # a signed model folder (finetune --signing-key) has none
+        read_manifest_bytes(folder / MANIFEST_NAME)  # a FIFO, device or oversized manifest: its own line, before hashing
     with tempfile.TemporaryDirectory(prefix="mnist-edge-signature-") as scratch:
         checked = Path(scratch) / SIGNATURE_NAME  # the bytes verified are the bytes parsed above
         checked.write_bytes(bundle)
