@@ -168,3 +168,44 @@ def test_fashion_mnist_trains_through_the_cli(tmp_path):
     assert metrics["test_accuracy"] > 0.6
     report = (tmp_path / "mlp" / "report.md").read_text()
     assert "Ankle boot" in report or "Shirt" in report
+
+
+def test_weight_averaging_ends_the_fit_with_the_average_of_the_steps(mnist, monkeypatch):
+    """Recipe.ema_momentum: the model that fit_model returns (and train() saves and exports) holds
+    the moving average of the weights after each step, not the last step's weights. The averaged run
+    follows the same raw trajectory as the plain one (same seed), so the average is recomputed here
+    from the plain run's weights after every step."""
+    import dataclasses
+
+    import keras
+
+    from mnist_edge.trainer.models import ARCHITECTURES, DEFAULT_RECIPE
+    from mnist_edge.trainer.train import TrainConfig, fit_model, uses_ema
+
+    class StepWeights(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.steps = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps.append([v.numpy().copy() for v in self.model.trainable_variables])
+
+    config = TrainConfig(model="mlp", epochs=2, limit=2000, seed=5)  # 14 steps an epoch
+    recorder = StepWeights()
+    plain, *_ = fit_model(mnist, config, stream=open(os.devnull, "w"), extra_callbacks=[recorder])
+    assert not plain.optimizer.use_ema  # the MLP's recipe does not average
+
+    momentum = 0.5
+    recipes = ARCHITECTURES["mlp"].recipes
+    monkeypatch.setitem(recipes, DEFAULT_RECIPE, dataclasses.replace(recipes[DEFAULT_RECIPE], ema_momentum=momentum))
+    averaged, history, _, best_epoch, _ = fit_model(mnist, config, stream=open(os.devnull, "w"))
+    assert averaged.optimizer.use_ema and best_epoch == 2  # early stopping keeps the last epoch's average
+
+    expected = recorder.steps[0]
+    for step in recorder.steps[1:]:
+        expected = [momentum * a + (1 - momentum) * w for a, w in zip(expected, step)]
+    for got, average, last in zip(averaged.trainable_variables, expected, recorder.steps[-1]):
+        np.testing.assert_allclose(got.numpy(), average, atol=1e-5)
+        assert not np.allclose(average, last, atol=1e-5)  # the average is not the last step: the check can fail
+
+    assert uses_ema(0.999, 7000) and not uses_ema(0.999, 6999)  # a short run trains without averaging
+    assert not uses_ema(0.0, 10**6)

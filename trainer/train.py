@@ -30,6 +30,10 @@ DEFAULT_SEED = 42
 MIN_LR_FRACTION = 0.02  # the schedule ends at this fraction of the peak rate...
 WARMUP_START_FRACTION = 0.1  # ...and its warm-up starts at this one
 
+# Weight averaging (Recipe.ema_momentum) is used only when the run has at least this many averaging
+# windows of 1 / (1 - momentum) steps: the initial weights then weigh less than e^-7 in the average.
+EMA_MIN_WINDOWS = 7
+
 # Augmentation strengths for the CNN: small, so a 6 stays a 6 and a 1 stays a 1.
 SHIFT_FRACTION = 0.08
 ROTATION_DEGREES = 10.0
@@ -202,6 +206,31 @@ def run_fit(model, fit_ds, val_ds, epochs: int, steps_per_epoch: int, callbacks:
     return {key: [float(v) for v in values] for key, values in fit.history.items()}
 
 
+def uses_ema(ema_momentum: float, total_steps: int) -> bool:
+    """Whether a run of total_steps averages its weights (see EMA_MIN_WINDOWS)."""
+    return ema_momentum > 0 and total_steps * (1 - ema_momentum) >= EMA_MIN_WINDOWS
+
+
+def _optimizer(schedule, ema_momentum: float, total_steps: int):
+    """Adam on the schedule; with weight averaging, fit() ends by copying the averaged weights into
+    the model (Keras's finalize_variable_values), so what is evaluated and saved is the average.
+    Batch normalisation's moving statistics are not averaged: they follow the last steps, where the
+    schedule has brought the rate down to a fiftieth and the weights barely move."""
+    keras = require("keras")
+    if not uses_ema(ema_momentum, total_steps):
+        return keras.optimizers.Adam(schedule)
+    return keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=ema_momentum)
+
+
+def _ema_swap(model) -> list:
+    """With weight averaging: a callback that validates the averaged weights and holds them in the
+    model at each epoch's end, so that early stopping judges and keeps the average (it restores its
+    best epoch's weights after fit() has finalised them, which would otherwise undo the average)."""
+    if not getattr(model.optimizer, "use_ema", False):
+        return []
+    return [require("keras").callbacks.SwapEMAWeights(swap_on_epoch=True)]
+
+
 def fit_model(dataset: Dataset, config: TrainConfig, *, stream: TextIO | None = None, extra_callbacks=()):
     """Build and fit the model. Returns (model, history dict, train_seconds, best_epoch, the
     resolved config). `extra_callbacks` (Keras callbacks) watch the fit, e.g. the overfitting experiment's."""
@@ -223,14 +252,14 @@ def fit_model(dataset: Dataset, config: TrainConfig, *, stream: TextIO | None = 
     model = build_model(config.model, **({} if config.dropout is None else {"dropout": config.dropout}))
     schedule = one_cycle_schedule(recipe.learning_rate, steps_per_epoch * config.epochs, recipe.warmup_fraction)
     model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
+        optimizer=_optimizer(schedule, recipe.ema_momentum, steps_per_epoch * config.epochs),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
     early_stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=recipe.patience, restore_best_weights=True
     )
-    callbacks = [_epoch_logger(config.epochs, stream), early_stop, *extra_callbacks]
+    callbacks = [_epoch_logger(config.epochs, stream), *_ema_swap(model), early_stop, *extra_callbacks]
     print(
         f"Training {config.model}: {model.count_params():,} parameters, {len(fit_x):,} training and "
         f"{len(val_x):,} validation images, up to {config.epochs} epochs"
