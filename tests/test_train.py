@@ -209,3 +209,33 @@ def test_weight_averaging_ends_the_fit_with_the_average_of_the_steps(mnist, monk
 
     assert uses_ema(0.999, 7000) and not uses_ema(0.999, 6999)  # a short run trains without averaging
     assert not uses_ema(0.0, 10**6)
+
+
+def test_smoothed_labels_are_recalibrated_by_a_temperature_folded_into_the_last_layer(mnist, monkeypatch):
+    """Recipe.label_smoothing: smoothed targets cap the softmax near 1 - smoothing; the temperature
+    fitted on the validation split and folded into the last layer's weights lifts that cap, leaves
+    every argmax as it was and lowers the validation loss (it is chosen to)."""
+    import dataclasses
+
+    from mnist_edge.data import scale_images, split_train_validation
+    from mnist_edge.trainer.models import ARCHITECTURES, DEFAULT_RECIPE
+    from mnist_edge.trainer.train import TrainConfig, fit_model, fold_temperature
+
+    recipes = ARCHITECTURES["mlp"].recipes
+    monkeypatch.setitem(recipes, DEFAULT_RECIPE, dataclasses.replace(recipes[DEFAULT_RECIPE], label_smoothing=0.2))
+    config = TrainConfig(model="mlp", epochs=3, limit=3000, seed=3)
+    model, *_ = fit_model(mnist, config, stream=open(os.devnull, "w"))
+    _, validation = split_train_validation(mnist.train.head(3000), config.validation_fraction, config.seed)
+    images, labels = scale_images(validation.images), validation.labels
+
+    def val_loss(probabilities):
+        return float(-np.mean(np.log(probabilities[np.arange(len(labels)), labels])))
+
+    folded = model.predict(images, verbose=0)
+    assert folded.max() > 0.9  # smoothing 0.2 alone caps the top answer near 0.8
+    last = model.get_layer("probabilities")
+    kernel, bias = last.get_weights()
+    last.set_weights([kernel * 1.5, bias * 1.5])  # any other temperature: a worse validation loss, the same argmax
+    other = model.predict(images, verbose=0)
+    assert (other.argmax(axis=1) == folded.argmax(axis=1)).all() and val_loss(folded) < val_loss(other)
+    assert fold_temperature(model, images, labels) == pytest.approx(1.5, rel=0.01)  # it finds the change back

@@ -231,6 +231,33 @@ def _ema_swap(model) -> list:
     return [require("keras").callbacks.SwapEMAWeights(swap_on_epoch=True)]
 
 
+TEMPERATURES = np.geomspace(0.1, 10.0, 801)  # the candidates fold_temperature chooses from
+
+
+def fold_temperature(model, images: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature scaling (Guo et al. 2017), folded into the weights: the temperature T that
+    minimises the negative log-likelihood of softmax(logits / T) on these images, applied by
+    dividing the last layer's kernel and bias by T. The exported graph is unchanged in shape and
+    its argmax is unchanged; its probabilities are calibrated again after smoothed-label training.
+    Returns T."""
+    keras = require("keras")
+    last = model.get_layer("probabilities")
+    features = keras.Model(model.inputs, last.input)
+    hidden = np.asarray(features.predict(images, batch_size=1024, verbose=0), np.float64)
+    kernel, bias = (np.asarray(w, np.float64) for w in last.get_weights())
+    logits = hidden @ kernel + bias
+    rows = np.arange(len(labels))
+
+    def nll(temperature: float) -> float:
+        scaled = logits / temperature
+        scaled -= scaled.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(scaled).sum(axis=1)) - scaled[rows, labels]))
+
+    temperature = float(min(TEMPERATURES, key=nll))
+    last.set_weights([(kernel / temperature).astype(np.float32), (bias / temperature).astype(np.float32)])
+    return temperature
+
+
 def fit_model(dataset: Dataset, config: TrainConfig, *, stream: TextIO | None = None, extra_callbacks=()):
     """Build and fit the model. Returns (model, history dict, train_seconds, best_epoch, the
     resolved config). `extra_callbacks` (Keras callbacks) watch the fit, e.g. the overfitting experiment's."""
@@ -253,7 +280,7 @@ def fit_model(dataset: Dataset, config: TrainConfig, *, stream: TextIO | None = 
     schedule = one_cycle_schedule(recipe.learning_rate, steps_per_epoch * config.epochs, recipe.warmup_fraction)
     model.compile(
         optimizer=_optimizer(schedule, recipe.ema_momentum, steps_per_epoch * config.epochs),
-        loss="categorical_crossentropy",
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
         metrics=["accuracy"],
     )
     early_stop = keras.callbacks.EarlyStopping(
@@ -269,6 +296,10 @@ def fit_model(dataset: Dataset, config: TrainConfig, *, stream: TextIO | None = 
     )
     start = time.monotonic()
     history = run_fit(model, fit_ds, val_ds, config.epochs, steps_per_epoch, callbacks)
+    if recipe.label_smoothing > 0:
+        temperature = fold_temperature(model, val_x, val_split.labels)
+        print(f"Smoothed labels: temperature {temperature:.3f} (fitted on the validation split) folded into the last layer",
+              file=stream, flush=True)
     train_seconds = time.monotonic() - start
     best_epoch = int(np.argmin(history["val_loss"])) + 1
     return model, history, train_seconds, best_epoch, config
