@@ -39,6 +39,7 @@ from mnist_edge.manifest import (
     OutputSpec,
     write_manifest,
 )
+from mnist_edge.termination import deferred_stops
 
 REJECTED_DIR = "export.rejected"
 PREVIOUS_DIR = "export.previous"
@@ -236,7 +237,8 @@ def check_target(model_dir: Path, data: Path | None = None) -> None:
     if not model_dir.is_dir():
         return  # no model here: the exporter says so in its own words
     try:
-        os.rmdir(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=model_dir))
+        with deferred_stops():  # a stop between the two calls would leave the probe behind
+            os.rmdir(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=model_dir))
     except OSError as exc:
         raise ExportWriteError(f"cannot write in {model_dir} ({exc.strerror or exc}); nothing was changed") from exc
 
@@ -288,12 +290,21 @@ class Staging:
     def __enter__(self) -> "Staging":
         try:
             clean_leftovers(self.model_dir)
-            self.folder = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=self.model_dir))
-            self.scratch = self.folder / ".scratch"
-            self.scratch.mkdir()
+            self.folder = None
+            try:
+                # __exit__ does not run when __enter__ raises: a stop (held back while the folder is
+                # made, raised as they end) or a failed mkdir removes the folder here.
+                with deferred_stops():
+                    self.folder = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=self.model_dir))
+                    self.scratch = self.folder / ".scratch"
+                    self.scratch.mkdir()
+                return self
+            except BaseException:
+                if self.folder is not None:
+                    remove_tree(self.folder)
+                raise
         except OSError as exc:
             raise ExportWriteError(f"cannot write in {self.model_dir} ({exc.strerror or exc}); nothing was changed") from exc
-        return self
 
     def remove(self) -> None:
         """Remove the staging folder and put back a previous export caught between the two

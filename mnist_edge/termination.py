@@ -26,6 +26,8 @@ _MESSAGES = {signal.SIGTERM: "terminated", signal.SIGINT: "interrupted"}
 _stderr = None  # a copy of fd 2 taken at install(): mnist_edge.quiet may have redirected fd 2
 _notes: list = []  # callables saying what a stop now leaves behind, innermost last
 _note_at_signal = ""  # what the innermost note said when the signal arrived (after the cleanups)
+_deferring = 0  # how many deferred_stops blocks the main thread is in
+_pending: list = []  # signals that arrived inside them
 
 
 class Terminated(KeyboardInterrupt):
@@ -40,6 +42,24 @@ def on_exit_at_once(cleanup):
         yield
     finally:
         _cleanups.remove(cleanup)
+
+
+@contextmanager
+def deferred_stops():
+    """A SIGTERM or Ctrl+C that arrives inside this block takes effect when it ends: for a few
+    statements that create something and record that they did (a staging folder), so that a stop
+    never lands between the two and leaves it behind. (Blocking the signal would not do: numpy's
+    threads would still take it, and Python runs the handler in the main thread all the same.)"""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if not _deferring and _pending:
+            signum = _pending[-1]
+            _pending.clear()
+            _handle(signum, None)
 
 
 @contextmanager
@@ -79,6 +99,9 @@ def _take_note() -> None:
 
 
 def _handle(signum, frame):
+    if _deferring:
+        _pending.append(signum)
+        return
     if not _zones:
         _take_note()
         raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt

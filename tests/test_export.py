@@ -419,6 +419,41 @@ with termination.on_exit_at_once(lambda: (marks / "outer").touch()):
 """
 
 
+_STOP_WHILE_STAGING = """
+import os, signal, sys, tempfile
+from pathlib import Path
+from mnist_edge import termination
+from mnist_edge.export import publish
+
+termination.install()
+model_dir = Path(sys.argv[1])
+make_folder = tempfile.mkdtemp
+
+def mkdtemp_then_stop(*args, **kwargs):  # the stop lands right after the folder exists
+    folder = make_folder(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return folder
+
+tempfile.mkdtemp = mkdtemp_then_stop
+for step in ("check_target", "staging"):
+    try:
+        publish.check_target(model_dir) if step == "check_target" else publish.Staging(model_dir).__enter__()
+        print(step, "went on")
+    except termination.Terminated:
+        print(step, "stopped", sorted(p.name for p in model_dir.iterdir()))
+"""
+
+
+def test_a_stop_while_the_staging_folder_is_made_leaves_nothing(tmp_path):
+    """The CI failure this answers: a SIGTERM landing between mkdtemp and the code that records the
+    folder (the writability probe, Staging.__enter__) left a .export-staging-* folder behind."""
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    result = subprocess.run([sys.executable, "-c", _STOP_WHILE_STAGING, str(model_dir)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["check_target stopped []", "staging stopped []"]
+
+
 def test_a_signal_inside_a_converter_zone_cleans_up_and_exits_at_once(tmp_path):
     """What an export relies on: no exception raised into the converters, every cleanup run (the
     innermost first), the one line on the real stderr although fd 2 was captured, exit 143."""
