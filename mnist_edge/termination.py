@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import threading
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 _cleanups: list = []  # run, last first, when the process leaves at once
 _zones = 0  # how many exit_at_once blocks the main thread is in
@@ -147,12 +147,18 @@ def run_child(args: list[str], **kwargs):
     input_text = kwargs.pop("input", None)
     if kwargs.pop("capture_output", False):
         kwargs.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    with subprocess.Popen(args, **kwargs) as child:
+    with ExitStack() as stack:
+        # A stop landing between the fork and the registration of stop_child would leave the
+        # child running (seen in CI: the ORT converter re-created the removed staging folder).
+        with deferred_stops():
+            child = stack.enter_context(subprocess.Popen(args, **kwargs))
 
-        def stop_child() -> None:
-            child.kill()
-            child.wait()
+            def stop_child() -> None:
+                child.kill()
+                child.wait()
 
-        with on_exit_at_once(stop_child):
-            out, err = child.communicate(input_text)
+            # Terminated or Ctrl+C raised in this block: the child goes too, not on writing
+            stack.push(lambda exc_type, exc, traceback: exc_type is not None and stop_child())
+            stack.enter_context(on_exit_at_once(stop_child))
+        out, err = child.communicate(input_text)
     return subprocess.CompletedProcess(args, child.returncode, out, err)

@@ -601,6 +601,45 @@ def test_sigterm_during_the_ort_conversion_leaves_nothing(mlp_export, tmp_path):
     assert list(model_dir.iterdir()) == []
 
 
+_STOP_AS_THE_CHILD_STARTS = """
+import os, shutil, signal, subprocess, sys
+from pathlib import Path
+from mnist_edge import termination
+
+termination.install()
+folder, writer = Path(sys.argv[1]) / "staging", sys.argv[2]
+folder.mkdir()
+start = subprocess.Popen
+
+def start_then_stop(*args, **kwargs):  # the stop lands right after the fork, before anything else
+    child = start(*args, **kwargs)
+    print(child.pid, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return child
+
+subprocess.Popen = start_then_stop
+with termination.exit_at_once(lambda: shutil.rmtree(folder)):  # as an export removes its staging
+    termination.run_child([sys.executable, "-c", writer, str(folder / "out")])
+"""
+
+_WRITER = "import os, sys, time; time.sleep(3); os.makedirs(sys.argv[1]); open(os.path.join(sys.argv[1], 'x'), 'w').close()"
+
+
+def test_a_stop_as_the_converter_child_starts_kills_it(tmp_path):
+    """The CI failure this answers: a SIGTERM landing between the converter child's fork and the
+    registration of its kill left it running; it re-created the staging folder the cleanup had just
+    removed (.export-staging-* left behind). The child here writes into that folder after 3 s."""
+    process = subprocess.run(
+        [sys.executable, "-c", _STOP_AS_THE_CHILD_STARTS, str(tmp_path), _WRITER], capture_output=True, text=True, timeout=60
+    )
+    assert process.returncode == 128 + signal.SIGTERM, process.stderr
+    assert process.stderr.strip().splitlines() == ["mnist-edge: terminated"]
+    child = int(process.stdout.split()[0])
+    assert not Path(f"/proc/{child}").exists(), "the child outlived the stop"
+    time.sleep(4)  # had the child survived, it would have written by now
+    assert list(tmp_path.iterdir()) == []
+
+
 def _wait_for_child(process: subprocess.Popen, marker: str, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
