@@ -209,21 +209,24 @@ def start_server(what: str, command: list[str], url: str, timeout: float) -> Ser
         [sys.executable, "-m", "mnist_edge", *command], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     server = Server(what, process, url)
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            lines = process.stderr.read().strip().splitlines()
-            raise MnistEdgeError(f"the {what} did not start: {lines[-1] if lines else f'exit code {process.returncode}'}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            server.stop()
-            raise MnistEdgeError(f"the {what} did not answer on {url} within {timeout:.0f} s")
-        time.sleep(0.5)
+    try:  # Ctrl+C or SIGTERM while it starts: the server goes too, never left running on its own
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                lines = process.stderr.read().strip().splitlines()
+                raise MnistEdgeError(f"the {what} did not start: {lines[-1] if lines else f'exit code {process.returncode}'}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise MnistEdgeError(f"the {what} did not answer on {url} within {timeout:.0f} s")
+            time.sleep(0.5)
+    except BaseException:
+        server.stop()
+        raise
 
     def relay():  # whatever it prints later goes to our stderr (and never fills the pipe)
         for line in process.stderr:
