@@ -52,6 +52,63 @@ READ_FIELDS_ON_PAGE = """async (fields) => {
 }"""
 
 
+TIME_READING_ON_PAGE = """async ({ grey, width, height, runs, id, timeout }) => {
+  const { number, state } = window.mnistEdge;
+  const deadline = performance.now() + timeout;
+  const select = document.getElementById('model');
+  if (state.entry.id !== id) {
+    select.value = id;
+    select.dispatchEvent(new Event('change'));
+  }
+  while (!(state.model && state.entry.id === id)) {
+    if (performance.now() > deadline) throw new Error(`the page did not load the model ${id}`);
+    await new Promise((done) => setTimeout(done, 20));
+  }
+  const values = Uint8Array.from(atob(grey), (c) => c.charCodeAt(0));
+  const data = new Uint8ClampedArray(width * height * 4);
+  for (let i = 0; i < values.length; i++) { data[4 * i] = data[4 * i + 1] = data[4 * i + 2] = values[i]; data[4 * i + 3] = 255; }
+  const pixels = { data, width, height };
+  const first = await number.readPixels(pixels); // warm-up: the engine's and the JIT's first runs
+  const ms = [];
+  const steps = { segment: [], inference: [], choose: [] };
+  for (let n = 0; n < runs; n++) {
+    const t0 = performance.now();
+    const reading = await number.readPixels(pixels);
+    ms.push(performance.now() - t0);
+    if (reading.timing) for (const step in steps) steps[step].push(reading.timing[step]);
+  }
+  return { text: first.error ? null : first.text, error: first.error || null, ms, steps, model: state.entry.id };
+}"""
+
+
+@dataclass(frozen=True)
+class PageTiming:
+    model: str  # the page's model entry (models.json id)
+    text: str | None  # the page's reading, None when it refused the image
+    error: str | None
+    ms: list[float]  # each timed reading, wall-clock
+    steps: dict[str, list[float]]  # the same readings' own timing: segment, inference, choose (ms)
+
+    @property
+    def median_ms(self) -> float:
+        return float(np.median(self.ms))
+
+    def step_ms(self, step: str) -> float:
+        return float(np.median(self.steps[step])) if self.steps.get(step) else float("nan")
+
+
+def time_page_reading(page, grey: np.ndarray, model_id: str, runs: int = 30) -> PageTiming:
+    """The open page's Number reading (`number.readPixels`, the function the Number mode reads
+    with: js/number.js's segmentation, the model on one batch of candidates, the choice) of one
+    grey image, with the page's model `model_id`: one warm-up, then `runs` timed readings. The
+    pixels reach the page decoded (RGBA, grey in r, g and b), so no image decoding is timed."""
+    payload = {"grey": base64.b64encode(np.ascontiguousarray(grey, np.uint8).tobytes()).decode("ascii"),
+               "width": int(grey.shape[1]), "height": int(grey.shape[0]), "runs": runs, "id": model_id,
+               "timeout": PAGE_TIMEOUT_MS}
+    result = page.evaluate(TIME_READING_ON_PAGE, payload)
+    return PageTiming(result["model"], result["text"], result["error"], result["ms"], result["steps"])
+
+
 def field_greys(images: np.ndarray, labels: np.ndarray, count: int, seed: int) -> list[tuple[np.ndarray, str]]:
     """Generated fields (mnist_edge/fields.py) decoded once to grey pixels, with their truth."""
     from PIL import Image
