@@ -91,7 +91,7 @@ def photo_bytes(images, labels, seed: int) -> tuple[bytes, str]:
     return buffer.getvalue(), field.text
 
 
-def photo_ms(predictor, data: bytes) -> tuple[float, float]:
+def photo_ms(predictor, data) -> tuple[float, float]:
     """Milliseconds per reading of the photo: the median wall time, and the mean CPU time (the
     figure that holds on a busy machine)."""
     predictor.read(data)  # warm up
@@ -104,16 +104,10 @@ def photo_ms(predictor, data: bytes) -> tuple[float, float]:
     return 1000 * statistics.median(times), 1000 * (time.process_time() - cpu) / PHOTO_RUNS
 
 
-def decoded_ms(predictor, grey: np.ndarray) -> float:
-    """Median milliseconds per reading of the photo's decoded grey pixels (one warm-up): the
-    figure the web app's is set against (the page gets the pixels decoded too)."""
-    predictor.read(grey)
-    times = []
-    for _ in range(PHOTO_RUNS):
-        start = time.perf_counter()
-        predictor.read(grey)
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+def decoded_ms(predictor, grey: np.ndarray) -> tuple[float, float]:
+    """photo_ms on the photo's decoded grey pixels: the figures the web app's are set against (the
+    page gets the pixels decoded too)."""
+    return photo_ms(predictor, grey)
 
 
 def web_photo(model: Path, grey: np.ndarray, out: Path) -> tuple[str, list] | str:
@@ -141,24 +135,27 @@ def web_photo(model: Path, grey: np.ndarray, out: Path) -> tuple[str, list] | st
         return f"not measured: {str(exc).strip().splitlines()[0]}"
 
 
-def photo_table(python_ms: dict[str, float], web, text: str) -> list[str]:
+def photo_table(python_ms: dict[str, tuple[float, float]], web, text: str) -> list[str]:
     """The photo's decoded pixels read by the Python runtime and the web app, side by side."""
-    head = "| 6-digit field, 1200x300 JPEG photo, decoded once: ms per reading (median of " \
-           f"{PHOTO_RUNS}, after a warm-up; load average {os.getloadavg()[0]:.1f}) | " + " | ".join(python_ms) + " |"
-    rows = [head, "|---|" + "---:|" * len(python_ms),
-            "| Python runtime (`predictor.read` on the grey array; onnxruntime, one thread) | "
-            + " | ".join(f"{ms:.1f}" for ms in python_ms.values()) + " |"]
+    from mnist_edge.demo.web_number import WARM_UP_READINGS
+
+    rows = [f"| 6-digit field, 1200x300 JPEG photo, decoded once: ms per reading, median of {PHOTO_RUNS} "
+            f"(mean CPU ms) | " + " | ".join(python_ms) + " |", "|---|" + "---:|" * len(python_ms),
+            "| Python runtime (`predictor.read` on the grey array; onnxruntime, one thread; after 1 warm-up reading) | "
+            + " | ".join(f"{ms:.1f} ({cpu:.1f})" for ms, cpu in python_ms.values()) + " |"]
+    load = f"- load average (1 min) when the table was written: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     if isinstance(web, str):
-        return [*rows, "", f"- web app: {web}"]
+        return [*rows, "", f"- web app: {web}", load]
     version, timings = web
     found = {precision: timing for precision, timing in timings}
-    rows.append(f"| web app (Chromium {version}: js/number.js `readPixels` on the RGBA pixels; onnxruntime-web wasm, one thread) | "
-                + " | ".join(f"{found[p].median_ms:.1f}" if p in found else "-" for p in python_ms) + " |")
+    rows.append(f"| web app (Chromium {version}: js/number.js `readPixels` on the RGBA pixels; onnxruntime-web wasm, "
+                f"one thread; after {WARM_UP_READINGS} warm-up readings) | "
+                + " | ".join(f"{found[p].median_ms:.1f} ({found[p].cpu_ms:.1f})" if p in found else "-" for p in python_ms) + " |")
     readings = ", ".join(f"{p} {t.text or t.error!r}" for p, t in timings)
     steps = "; ".join(f"{p}: segmentation {t.step_ms('segment'):.1f} ms, model {t.step_ms('inference'):.1f} ms, "
                       f"choice {t.step_ms('choose'):.1f} ms" for p, t in timings)
     return [*rows, "", f"- the web app read {readings}; Python read {text!r}",
-            f"- the web app's steps (medians, js/number.js `reading.timing`): {steps}"]
+            f"- the web app's steps (medians, js/number.js `reading.timing`): {steps}", load]
 
 
 def digit_accuracy(predictor, images, labels) -> float:

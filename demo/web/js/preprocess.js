@@ -99,15 +99,16 @@ export function toPlain(pixels, height = MNIST_SIZE, width = MNIST_SIZE) {
 export function greyAndAlpha({ data, width, height }, { keepOpaqueAlpha = false } = {}) {
   const n = width * height;
   const grey = new Float32Array(n);
-  const alpha = new Float32Array(n);
   let opaque = true;
   for (let i = 0, j = 0; i < n; i++, j += 4) {
     const luma = (data[j] * 19595 + data[j + 1] * 38470 + data[j + 2] * 7471 + 0x8000) >> 16;
     grey[i] = f32(luma * INV255);
-    alpha[i] = f32(data[j + 3] * INV255);
     if (data[j + 3] !== 255) opaque = false;
   }
-  return { grey, alpha: opaque && !keepOpaqueAlpha ? null : alpha };
+  if (opaque && !keepOpaqueAlpha) return { grey, alpha: null }; // no alpha plane to fill (a photo)
+  const alpha = new Float32Array(n);
+  for (let i = 0, j = 3; i < n; i++, j += 4) alpha[i] = f32(data[j] * INV255);
+  return { grey, alpha };
 }
 
 // --- the ink map ---------------------------------------------------------------------------
@@ -142,31 +143,29 @@ export function inkWindow(grey, alpha, width, height) {
   let paperSample = sample;
   if (invert) paperSample = { ...sample, data: sample.data.map((v) => f32(1 - v)) };
   const background = paperLevel(paperSample, width, height, sigma);
-
-  const n = width * height;
-  const level = new Float32Array(n);
-  if (typeof background === 'number') {
-    const b = f32(background);
-    const white = f32(1 - background);
-    for (let i = 0; i < n; i++) level[i] = invert ? white - values[i] : values[i] - b;
-  } else {
-    for (let i = 0; i < n; i++) level[i] = invert ? f32(1 - background[i]) - values[i] : values[i] - background[i];
-  }
-
-  let peak = -Infinity;
-  for (let i = 0; i < n; i++) if (level[i] > peak) peak = level[i];
+  const { level, peak } = inkLevel(values, width, height, background, invert);
   if (peak < MIN_INK_CONTRAST || peak < NOISE_SIGMAS * sigma) {
     throw new NoDigitError(`no digit found: the image is blank (strongest ink contrast ${pythonFixed(peak, 2)})`);
   }
   const threshold = f32(Math.max(NOISE_SIGMAS * sigma, INK_FLOOR * peak));
+  // Ink is what stands above the threshold; the rest is set to 0. A row without ink adds nothing
+  // to the sums below, so only the rows with ink are summed (the same float32 sums, in order).
+  const inked = new Uint8Array(height);
   let count = 0;
-  for (let i = 0; i < n; i++) {
-    if (level[i] > threshold) count++;
-    else level[i] = 0;
+  for (let y = 0; y < height; y++) {
+    const end = (y + 1) * width;
+    for (let i = y * width; i < end; i++) {
+      if (level[i] > threshold) {
+        count++;
+        inked[y] = 1;
+      } else {
+        level[i] = 0;
+      }
+    }
   }
   if (count < MIN_INK_PIXELS) throw new NoDigitError(`no digit found: the image is blank (${count} ink pixels)`);
 
-  const { rows: rowMass, cols: colMass } = sums({ data: level, width, height });
+  const { rows: rowMass, cols: colMass } = sums({ data: level, width, height }, inked);
   const [top, bottom] = inkSpan(rowMass);
   const [left, right] = inkSpan(colMass);
   const cw = right - left;
@@ -174,6 +173,36 @@ export function inkWindow(grey, alpha, width, height) {
   const crop = new Float32Array(cw * ch);
   for (let y = 0; y < ch; y++) crop.set(level.subarray((top + y) * width + left, (top + y) * width + left + cw), y * cw);
   return { data: crop, width: cw, height: ch, top, left };
+}
+
+/** The ink's level (light on 0): the values less the paper's level (or the paper's level less the
+ *  values, on light paper), in float32, and its peak. `background`: a number, or the quadratic
+ *  surface's description from paperLevel, evaluated here row by row without being stored. */
+function inkLevel(values, width, height, background, invert) {
+  const level = new Float32Array(width * height);
+  let peak = -Infinity;
+  if (typeof background === 'number') {
+    const b = f32(background);
+    const white = f32(1 - background);
+    for (let i = 0; i < level.length; i++) {
+      level[i] = invert ? white - values[i] : values[i] - b;
+      if (level[i] > peak) peak = level[i];
+    }
+    return { level, peak };
+  }
+  const { rowPart, rowSlope, columnPart, fx } = background;
+  for (let y = 0; y < height; y++) {
+    const yPart = rowPart(y);
+    const xyPart = rowSlope(y);
+    const row = y * width;
+    for (let x = 0; x < width; x++) {
+      const paper = f32(f32(yPart + columnPart[x]) + f32(xyPart * fx[x]));
+      const i = row + x;
+      level[i] = invert ? f32(1 - paper) - values[i] : values[i] - paper;
+      if (level[i] > peak) peak = level[i];
+    }
+  }
+  return { level, peak };
 }
 
 function strided(values, width, height, step) {
@@ -222,7 +251,8 @@ function strokesInAlpha(grey, alpha, width, height) {
 function paperIsLight(values, sample) {
   let low = Infinity;
   let high = -Infinity;
-  for (const v of values) {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
     if (v < low) low = v;
     if (v > high) high = v;
   }
@@ -244,8 +274,9 @@ function noiseSigma(values, width, height) {
   return (1.4826 * mad) / Math.sqrt(2);
 }
 
-/** The paper's level (light-on-dark): one number, or a quadratic surface (Float32Array) for uneven
- *  lighting, fitted to the medians of coarse cells that are paper (Python's _background). */
+/** The paper's level (light-on-dark): one number, or a quadratic surface for uneven lighting
+ *  ({rowPart, rowSlope, columnPart, fx}: see the end, and inkLevel), fitted to the medians of
+ *  coarse cells that are paper (Python's _background). */
 function paperLevel(sample, width, height, sigma) {
   if (Math.max(width, height) <= SMALL_IMAGE) return median(sample.data);
   const cell = Math.max(2, Math.ceil(Math.max(sample.width, sample.height) / BACKGROUND_GRID));
@@ -280,18 +311,21 @@ function paperLevel(sample, width, height, sigma) {
   const fitted = design.map((row) => dot(row, coef));
   if (Math.max(...fitted) - Math.min(...fitted) < FLAT_BACKGROUND) return median(levels.filter((_, i) => paper[i]));
   const [c0, cX, cY, cXX, cXY, cYY] = coef.map(f32);
-  const surface = new Float32Array(width * height);
-  for (let y = 0; y < height; y++) {
-    const fy = f32(height > 1 ? y * (2 / (height - 1)) - 1 : -1);
-    const yPart = f32(f32(c0 + f32(cY * fy)) + f32(f32(cYY * fy) * fy));
-    const xyPart = f32(cXY * fy);
-    for (let x = 0; x < width; x++) {
-      const fx = f32(width > 1 ? x * (2 / (width - 1)) - 1 : -1);
-      const xPart = f32(f32(cX * fx) + f32(f32(cXX * fx) * fx));
-      surface[y * width + x] = f32(f32(yPart + xPart) + f32(xyPart * fx));
-    }
+  // The surface at (x, y), in float32 as Python computes it: f32(f32(rowPart(y) + columnPart[x]) +
+  // f32(rowSlope(y) * fx[x])). The parts that depend on x alone are computed once per column.
+  const fx = new Float32Array(width);
+  const columnPart = new Float32Array(width);
+  for (let x = 0; x < width; x++) {
+    fx[x] = f32(width > 1 ? x * (2 / (width - 1)) - 1 : -1);
+    columnPart[x] = f32(f32(cX * fx[x]) + f32(f32(cXX * fx[x]) * fx[x]));
   }
-  return surface;
+  const fy = (y) => f32(height > 1 ? y * (2 / (height - 1)) - 1 : -1);
+  return {
+    rowPart: (y) => f32(f32(c0 + f32(cY * fy(y))) + f32(f32(cYY * fy(y)) * fy(y))),
+    rowSlope: (y) => f32(cXY * fy(y)),
+    columnPart,
+    fx,
+  };
 }
 
 /** First and one-past-last index holding the ink, leaving out specks (runs under SPECK_MASS). */
@@ -428,11 +462,13 @@ export function roundHalfEven(x) {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** numpy's float32 sums of an image: along rows (axis=1) pairwise, down columns (axis=0) in order. */
-function sums({ data, width, height }) {
+/** numpy's float32 sums of an image: along rows (axis=1) pairwise, down columns (axis=0) in order.
+ *  `inked` (optional, one flag per row): rows flagged 0 hold only zeros and are skipped. */
+function sums({ data, width, height }, inked = null) {
   const rows = new Float32Array(height);
   const cols = new Float32Array(width);
   for (let y = 0; y < height; y++) {
+    if (inked && !inked[y]) continue;
     rows[y] = pairwiseSum(data, y * width, width);
     for (let x = 0; x < width; x++) cols[x] = cols[x] + data[y * width + x];
   }
