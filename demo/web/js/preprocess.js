@@ -38,6 +38,7 @@ export { INK_PEAK_PERCENTILE };
 
 const f32 = Math.fround;
 const INV255 = f32(1 / 255);
+const LEVELS = Float32Array.from({ length: 256 }, (_, k) => f32(k * INV255)); // an 8-bit value in [0, 1]
 
 /** The drawing holds no digit (blank, a speck, a line): the message says which. */
 export class NoDigitError extends Error {
@@ -101,13 +102,12 @@ export function greyAndAlpha({ data, width, height }, { keepOpaqueAlpha = false 
   const grey = new Float32Array(n);
   let opaque = true;
   for (let i = 0, j = 0; i < n; i++, j += 4) {
-    const luma = (data[j] * 19595 + data[j + 1] * 38470 + data[j + 2] * 7471 + 0x8000) >> 16;
-    grey[i] = f32(luma * INV255);
+    grey[i] = LEVELS[(data[j] * 19595 + data[j + 1] * 38470 + data[j + 2] * 7471 + 0x8000) >> 16];
     if (data[j + 3] !== 255) opaque = false;
   }
   if (opaque && !keepOpaqueAlpha) return { grey, alpha: null }; // no alpha plane to fill (a photo)
   const alpha = new Float32Array(n);
-  for (let i = 0, j = 3; i < n; i++, j += 4) alpha[i] = f32(data[j] * INV255);
+  for (let i = 0, j = 3; i < n; i++, j += 4) alpha[i] = LEVELS[data[j]];
   return { grey, alpha };
 }
 
@@ -148,24 +148,8 @@ export function inkWindow(grey, alpha, width, height) {
     throw new NoDigitError(`no digit found: the image is blank (strongest ink contrast ${pythonFixed(peak, 2)})`);
   }
   const threshold = f32(Math.max(NOISE_SIGMAS * sigma, INK_FLOOR * peak));
-  // Ink is what stands above the threshold; the rest is set to 0. A row without ink adds nothing
-  // to the sums below, so only the rows with ink are summed (the same float32 sums, in order).
-  const inked = new Uint8Array(height);
-  let count = 0;
-  for (let y = 0; y < height; y++) {
-    const end = (y + 1) * width;
-    for (let i = y * width; i < end; i++) {
-      if (level[i] > threshold) {
-        count++;
-        inked[y] = 1;
-      } else {
-        level[i] = 0;
-      }
-    }
-  }
+  const { count, rows: rowMass, cols: colMass } = inkMass(level, width, height, threshold);
   if (count < MIN_INK_PIXELS) throw new NoDigitError(`no digit found: the image is blank (${count} ink pixels)`);
-
-  const { rows: rowMass, cols: colMass } = sums({ data: level, width, height }, inked);
   const [top, bottom] = inkSpan(rowMass);
   const [left, right] = inkSpan(colMass);
   const cw = right - left;
@@ -175,18 +159,23 @@ export function inkWindow(grey, alpha, width, height) {
   return { data: crop, width: cw, height: ch, top, left };
 }
 
+let levelScratch = new Float32Array(0); // inkLevel's output, reused: inkWindow keeps only a crop of it
+
 /** The ink's level (light on 0): the values less the paper's level (or the paper's level less the
  *  values, on light paper), in float32, and its peak. `background`: a number, or the quadratic
  *  surface's description from paperLevel, evaluated here row by row without being stored. */
 function inkLevel(values, width, height, background, invert) {
-  const level = new Float32Array(width * height);
+  const n = width * height;
+  if (levelScratch.length < n) levelScratch = new Float32Array(n);
+  const level = levelScratch.subarray(0, n);
   let peak = -Infinity;
   if (typeof background === 'number') {
     const b = f32(background);
     const white = f32(1 - background);
-    for (let i = 0; i < level.length; i++) {
-      level[i] = invert ? white - values[i] : values[i] - b;
-      if (level[i] > peak) peak = level[i];
+    for (let i = 0; i < n; i++) {
+      const v = f32(invert ? white - values[i] : values[i] - b);
+      level[i] = v;
+      if (v > peak) peak = v;
     }
     return { level, peak };
   }
@@ -195,14 +184,45 @@ function inkLevel(values, width, height, background, invert) {
     const yPart = rowPart(y);
     const xyPart = rowSlope(y);
     const row = y * width;
-    for (let x = 0; x < width; x++) {
-      const paper = f32(f32(yPart + columnPart[x]) + f32(xyPart * fx[x]));
-      const i = row + x;
-      level[i] = invert ? f32(1 - paper) - values[i] : values[i] - paper;
-      if (level[i] > peak) peak = level[i];
+    if (invert) {
+      for (let x = 0; x < width; x++) {
+        const v = f32(f32(1 - f32(f32(yPart + columnPart[x]) + f32(xyPart * fx[x]))) - values[row + x]);
+        level[row + x] = v;
+        if (v > peak) peak = v;
+      }
+    } else {
+      for (let x = 0; x < width; x++) {
+        const v = f32(values[row + x] - f32(f32(yPart + columnPart[x]) + f32(xyPart * fx[x])));
+        level[row + x] = v;
+        if (v > peak) peak = v;
+      }
     }
   }
   return { level, peak };
+}
+
+/** Ink is what stands above `threshold`; the rest of `level` is set to 0. The ink pixels' count
+ *  and the float32 sums of `sums`, made in the same pass (a pixel that is not ink adds 0 to its
+ *  column, and a row without ink sums to 0: the same sums, in the same order). */
+function inkMass(level, width, height, threshold) {
+  const rows = new Float32Array(height);
+  const cols = new Float32Array(width);
+  let count = 0;
+  for (let y = 0; y < height; y++) {
+    const start = y * width;
+    const before = count;
+    for (let x = 0; x < width; x++) {
+      const v = level[start + x];
+      if (v > threshold) {
+        count++;
+        cols[x] = cols[x] + v;
+      } else {
+        level[start + x] = 0;
+      }
+    }
+    if (count !== before) rows[y] = pairwiseSum(level, start, width);
+  }
+  return { count, rows, cols };
 }
 
 function strided(values, width, height, step) {
@@ -362,15 +382,19 @@ function checkDigitShape({ width, height }) {
 
 /** Mean stroke width: twice the area over the perimeter, at half intensity. */
 export function strokeWidth({ data, width, height }) {
-  const inside = (x, y) => x >= 0 && y >= 0 && x < width && y < height && data[y * width + x] > 0.5;
+  // The image inside a frame of background, so that every pixel has a right and a lower neighbour.
+  const w = width + 2;
+  const inside = new Uint8Array(w * (height + 2));
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) inside[(y + 1) * w + x + 1] = data[y * width + x] > 0.5 ? 1 : 0;
   let area = 0;
   let perimeter = 0;
-  for (let y = -1; y < height; y++) {
-    for (let x = -1; x < width; x++) {
-      const here = inside(x, y);
-      if (here) area++;
-      if (x >= 0 && here !== inside(x, y + 1)) perimeter++;
-      if (y >= 0 && here !== inside(x + 1, y)) perimeter++;
+  for (let y = 0; y <= height; y++) {
+    for (let x = 0; x <= width; x++) {
+      const i = y * w + x; // the pixel (x - 1, y - 1) of the image
+      const here = inside[i];
+      area += here;
+      if (x >= 1 && here !== inside[i + w]) perimeter++;
+      if (y >= 1 && here !== inside[i + 1]) perimeter++;
     }
   }
   return area === 0 ? 0 : (2 * area) / perimeter;
@@ -392,24 +416,27 @@ function blockMax({ data, width, height }, factor) {
 
 /** Grey dilation by an octagon: 3x3 squares alternating with 3x3 crosses; grows `radius` each side. */
 function dilate(image, radius) {
-  let { width, height } = image;
-  let data = new Float32Array((width + 2 * radius) * (height + 2 * radius));
-  for (let y = 0; y < height; y++) data.set(image.data.subarray(y * width, (y + 1) * width), (y + radius) * (width + 2 * radius) + radius);
-  width += 2 * radius;
-  height += 2 * radius;
-  const at = (src, x, y) => (x >= 0 && y >= 0 && x < width && y < height ? src[y * width + x] : 0);
+  const width = image.width + 2 * radius;
+  const height = image.height + 2 * radius;
+  // Each step reads a copy framed by one more pixel of 0 on every side (outside the image is 0).
+  const w = width + 2;
+  let framed = new Float32Array(w * (height + 2));
+  for (let y = 0; y < image.height; y++) framed.set(image.data.subarray(y * image.width, (y + 1) * image.width), (y + radius + 1) * w + radius + 1);
+  let data = null;
   for (let step = 0; step < radius; step++) {
-    const next = new Float32Array(width * height);
-    for (let y = 0; y < height; y++) {
-      for (let x = 0; x < width; x++) {
-        let m = data[y * width + x];
-        m = Math.max(m, at(data, x - 1, y), at(data, x + 1, y), at(data, x, y - 1), at(data, x, y + 1));
-        if (step % 2 === 0) m = Math.max(m, at(data, x - 1, y - 1), at(data, x + 1, y - 1), at(data, x - 1, y + 1), at(data, x + 1, y + 1));
-        next[y * width + x] = m;
+    const next = new Float32Array(w * (height + 2));
+    for (let y = 1; y <= height; y++) {
+      for (let x = 1; x <= width; x++) {
+        const i = y * w + x;
+        let m = Math.max(framed[i], framed[i - 1], framed[i + 1], framed[i - w], framed[i + w]);
+        if (step % 2 === 0) m = Math.max(m, framed[i - w - 1], framed[i - w + 1], framed[i + w - 1], framed[i + w + 1]);
+        next[i] = m;
       }
     }
-    data = next;
+    framed = next;
   }
+  data = new Float32Array(width * height);
+  for (let y = 0; y < height; y++) data.set(framed.subarray((y + 1) * w + 1, (y + 1) * w + 1 + width), y * width);
   return { data, width, height };
 }
 
@@ -462,13 +489,11 @@ export function roundHalfEven(x) {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** numpy's float32 sums of an image: along rows (axis=1) pairwise, down columns (axis=0) in order.
- *  `inked` (optional, one flag per row): rows flagged 0 hold only zeros and are skipped. */
-function sums({ data, width, height }, inked = null) {
+/** numpy's float32 sums of an image: along rows (axis=1) pairwise, down columns (axis=0) in order. */
+function sums({ data, width, height }) {
   const rows = new Float32Array(height);
   const cols = new Float32Array(width);
   for (let y = 0; y < height; y++) {
-    if (inked && !inked[y]) continue;
     rows[y] = pairwiseSum(data, y * width, width);
     for (let x = 0; x < width; x++) cols[x] = cols[x] + data[y * width + x];
   }
