@@ -106,8 +106,9 @@ bench-first-prediction: venv
 bench-handwriting: pipeline system-deps
 	$(BIN)/python bench/handwriting.py --model $(ARTIFACTS)/cnn --out bench-artifacts/handwriting
 
-# Whole numbers: `read` and Tesseract 5 side by side on 1,000 seeded fields of MNIST test digits.
-bench-read: pipeline
+# Whole numbers: `read` and Tesseract 5 side by side on 1,000 seeded fields of MNIST test digits;
+# a 1200x300 photo read by the Python runtime and by the web app in headless Chromium.
+bench-read: pipeline system-deps
 	nice -n 19 $(BIN)/python bench/read.py --model $(ARTIFACTS)/cnn/export --out bench-artifacts
 
 # First-visit transfer size, load-to-first-prediction time and per-drawing latency of the web app.

@@ -5,7 +5,9 @@ touching and overlapping, plain, on a ruled line, in a box or a comb, with varie
 blur and JPEG. Measured: whole-number accuracy by length and by condition; per-digit accuracy
 (the model on the same digits alone, as MNIST gives them) and the bound it sets, the mean over
 fields of per-digit accuracy to the power of the length; ms per field; the time to read a
-6-digit field from a 1200x300 photo (one thread); and Tesseract (digits only, one text line).
+6-digit field from a 1200x300 photo (one thread), in the Python runtime and in the web app (the
+page `mnist-edge web` builds, in headless Chromium on 127.0.0.1), fp32 and int8; and Tesseract
+(digits only, one text line).
 
     python bench/read.py --model artifacts/cnn/export --out bench-artifacts
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -27,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnist_edge import runtime
+from mnist_edge import formats, runtime
 from mnist_edge.data import load_dataset
 from mnist_edge.fields import SEPARATED, make_field, make_fields
 from mnist_edge.runtime.errors import PreprocessError
@@ -35,6 +38,8 @@ from mnist_edge.runtime.errors import PreprocessError
 TESSERACT_ARGS = ("--psm", "7", "-c", "tessedit_char_whitelist=0123456789")
 PHOTO_SIZE = (1200, 300)
 PHOTO_RUNS = 30
+# The photo is read in the web app with the default precision and the site's (fp32, int8).
+WEB_PRECISIONS = tuple(dict.fromkeys((formats.DEFAULT_PRECISION, *formats.SITE_PRECISIONS)))
 
 
 def read_all(predictor, fields) -> tuple[list[str], list[float]]:
@@ -86,7 +91,7 @@ def photo_bytes(images, labels, seed: int) -> tuple[bytes, str]:
     return buffer.getvalue(), field.text
 
 
-def photo_ms(predictor, data: bytes) -> tuple[float, float]:
+def photo_ms(predictor, data) -> tuple[float, float]:
     """Milliseconds per reading of the photo: the median wall time, and the mean CPU time (the
     figure that holds on a busy machine)."""
     predictor.read(data)  # warm up
@@ -97,6 +102,60 @@ def photo_ms(predictor, data: bytes) -> tuple[float, float]:
         predictor.read(data)
         times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times), 1000 * (time.process_time() - cpu) / PHOTO_RUNS
+
+
+def decoded_ms(predictor, grey: np.ndarray) -> tuple[float, float]:
+    """photo_ms on the photo's decoded grey pixels: the figures the web app's are set against (the
+    page gets the pixels decoded too)."""
+    return photo_ms(predictor, grey)
+
+
+def web_photo(model: Path, grey: np.ndarray, out: Path) -> tuple[str, list] | str:
+    """The web app's reading of the photo's grey pixels in headless Chromium, per precision of
+    WEB_PRECISIONS: (Chromium's version, [(precision, web_number.PageTiming)]), or one line saying
+    why it was not measured. The site is the one `mnist-edge web` builds (without its proofs)."""
+    from mnist_edge.demo import web_build
+    from mnist_edge.demo.web_chromium import BrowserUnavailable, chromium, open_app
+    from mnist_edge.demo.web_number import time_page_reading
+    from mnist_edge.demo.web_server import SiteServer
+
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+    except ImportError:
+        PlaywrightError = BrowserUnavailable  # chromium() says Playwright is missing
+    try:
+        build = web_build.build_site(model, out / "read-web-site", precisions=WEB_PRECISIONS, proofs="off", log=lambda line: None)
+        with SiteServer({"/": build.out}) as server, chromium() as browser:
+            page = browser.new_page()
+            open_app(page, server.url)
+            page.click("#mode-number")
+            timings = [(m.artifact.precision, time_page_reading(page, grey, m.id, PHOTO_RUNS)) for m in build.models]
+            return browser.version, timings
+    except (BrowserUnavailable, web_build.WebBuildError, PlaywrightError) as exc:
+        return f"not measured: {str(exc).strip().splitlines()[0]}"
+
+
+def photo_table(python_ms: dict[str, tuple[float, float]], web, text: str) -> list[str]:
+    """The photo's decoded pixels read by the Python runtime and the web app, side by side."""
+    from mnist_edge.demo.web_number import WARM_UP_READINGS
+
+    rows = [f"| 6-digit field, 1200x300 JPEG photo, decoded once: ms per reading, median of {PHOTO_RUNS} "
+            f"(mean CPU ms) | " + " | ".join(python_ms) + " |", "|---|" + "---:|" * len(python_ms),
+            "| Python runtime (`predictor.read` on the grey array; onnxruntime, one thread; after 1 warm-up reading) | "
+            + " | ".join(f"{ms:.1f} ({cpu:.1f})" for ms, cpu in python_ms.values()) + " |"]
+    load = f"- load average (1 min) when the table was written: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    if isinstance(web, str):
+        return [*rows, "", f"- web app: {web}", load]
+    version, timings = web
+    found = {precision: timing for precision, timing in timings}
+    rows.append(f"| web app (Chromium {version}: js/number.js `readPixels` on the RGBA pixels; onnxruntime-web wasm, "
+                f"one thread; after {WARM_UP_READINGS} warm-up readings) | "
+                + " | ".join(f"{found[p].median_ms:.1f} ({found[p].cpu_ms:.1f})" if p in found else "-" for p in python_ms) + " |")
+    readings = ", ".join(f"{p} {t.text or t.error!r}" for p, t in timings)
+    steps = "; ".join(f"{p}: segmentation {t.step_ms('segment'):.1f} ms, model {t.step_ms('inference'):.1f} ms, "
+                      f"choice {t.step_ms('choose'):.1f} ms" for p, t in timings)
+    return [*rows, "", f"- the web app read {readings}; Python read {text!r}",
+            f"- the web app's steps (medians, js/number.js `reading.timing`): {steps}", load]
 
 
 def digit_accuracy(predictor, images, labels) -> float:
@@ -143,6 +202,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--out", type=Path, default=Path("bench-artifacts"))
     parser.add_argument("--no-tesseract", action="store_true")
+    parser.add_argument("--no-web", action="store_true", help="leave out the web app's reading of the photo")
     parser.add_argument(
         "--tesseract-from", type=Path, metavar="READ_JSON",
         help="reuse Tesseract's answers from an earlier read.json of the same fields (same seed and count)",
@@ -161,6 +221,12 @@ def main(argv=None) -> int:
         theirs, tess_seconds = (None, []) if args.no_tesseract else tesseract_all(fields)
     photo, photo_text = photo_bytes(test.images, test.labels, args.seed)
     photo_time, photo_cpu = photo_ms(predictor, photo)
+    grey = np.asarray(Image.open(io.BytesIO(photo)).convert("L"))
+    python_ms = {formats.DEFAULT_PRECISION: decoded_ms(predictor, grey)}
+    for precision in WEB_PRECISIONS[1:]:
+        python_ms[precision] = decoded_ms(runtime.load(args.model, precision=precision, threads=1), grey)
+    args.out.mkdir(parents=True, exist_ok=True)
+    web = "left out (--no-web)" if args.no_web else web_photo(args.model, grey, args.out)
 
     lines = [
         f"# Reading whole numbers: {args.count} seeded fields (seed {args.seed}), model {args.model}",
@@ -170,8 +236,8 @@ def main(argv=None) -> int:
         f"- per-digit accuracy (the model on the same MNIST test digits alone): {per_digit:.2%}",
         f"- mnist-edge read: {1000 * statistics.mean(seconds):.1f} ms per field (mean, one thread), "
         f"median {1000 * statistics.median(seconds):.1f} ms",
-        f"- 6-digit field on a 1200x300 JPEG photo: {photo_time:.1f} ms (median of {PHOTO_RUNS}, one thread), "
-        f"{photo_cpu:.1f} ms of CPU; "
+        f"- 6-digit field on a 1200x300 JPEG photo: {photo_time:.1f} ms (median of {PHOTO_RUNS}, one thread, "
+        f"from the JPEG bytes: decoding included), {photo_cpu:.1f} ms of CPU; "
         f"read {predictor.read(photo).text!r}, truth {photo_text!r}",
     ]
     if args.tesseract_from:
@@ -179,6 +245,7 @@ def main(argv=None) -> int:
     elif theirs is not None:
         lines.append(f"- Tesseract 5 (`tesseract IMAGE stdout {' '.join(TESSERACT_ARGS)}`): "
                      f"{1000 * statistics.mean(tess_seconds):.0f} ms per field, including process start")
+    lines += ["", *photo_table(python_ms, web, predictor.read(grey).text)]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "read.md").write_text("\n".join(lines) + "\n")
     rows = [{"text": f.text, "conditions": f.conditions, "read": r, "tesseract": t}

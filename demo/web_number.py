@@ -52,6 +52,87 @@ READ_FIELDS_ON_PAGE = """async (fields) => {
 }"""
 
 
+# The timed page reading: the model chosen and the pixels made once, warm-up readings (the engine's
+# first run and the JIT's optimised code), then the timed readings in a second call, so that the
+# page's main-thread CPU time (Chromium's ThreadTime; onnxruntime-web runs there, one thread) can be
+# read around them.
+WARM_UP_READINGS = 5
+READING_SETUP_ON_PAGE = """async ({ grey, width, height, id, warmUp, timeout }) => {
+  const { number, state } = window.mnistEdge;
+  const deadline = performance.now() + timeout;
+  const select = document.getElementById('model');
+  if (state.entry.id !== id) {
+    select.value = id;
+    select.dispatchEvent(new Event('change'));
+  }
+  while (!(state.model && state.entry.id === id)) {
+    if (performance.now() > deadline) throw new Error(`the page did not load the model ${id}`);
+    await new Promise((done) => setTimeout(done, 20));
+  }
+  const values = Uint8Array.from(atob(grey), (c) => c.charCodeAt(0));
+  const data = new Uint8ClampedArray(width * height * 4);
+  for (let i = 0; i < values.length; i++) { data[4 * i] = data[4 * i + 1] = data[4 * i + 2] = values[i]; data[4 * i + 3] = 255; }
+  window.timedPixels = { data, width, height };
+  let first;
+  for (let n = 0; n < warmUp; n++) first = await number.readPixels(window.timedPixels);
+  return { text: first.error ? null : first.text, error: first.error || null, model: state.entry.id };
+}"""
+TIMED_READINGS_ON_PAGE = """async (runs) => {
+  const ms = [];
+  const steps = { segment: [], inference: [], choose: [] };
+  for (let n = 0; n < runs; n++) {
+    const t0 = performance.now();
+    const reading = await window.mnistEdge.number.readPixels(window.timedPixels);
+    ms.push(performance.now() - t0);
+    if (reading.timing) for (const step in steps) steps[step].push(reading.timing[step]);
+  }
+  return { ms, steps };
+}"""
+
+
+@dataclass(frozen=True)
+class PageTiming:
+    model: str  # the page's model entry (models.json id)
+    text: str | None  # the page's reading, None when it refused the image
+    error: str | None
+    ms: list[float]  # each timed reading, wall-clock
+    steps: dict[str, list[float]]  # the same readings' own timing: segment, inference, choose (ms)
+    cpu_ms: float  # the page's main-thread CPU time over the timed readings, per reading
+
+    @property
+    def median_ms(self) -> float:
+        return float(np.median(self.ms))
+
+    def step_ms(self, step: str) -> float:
+        return float(np.median(self.steps[step])) if self.steps.get(step) else float("nan")
+
+
+def time_page_reading(page, grey: np.ndarray, model_id: str, runs: int = 30) -> PageTiming:
+    """The open page's Number reading (`number.readPixels`, the function the Number mode reads
+    with: js/number.js's segmentation, the model on one batch of candidates, the choice) of one
+    grey image, with the page's model `model_id`: WARM_UP_READINGS readings, then `runs` timed
+    ones. The pixels reach the page decoded (RGBA, grey in r, g and b): no image decoding is timed."""
+    payload = {"grey": base64.b64encode(np.ascontiguousarray(grey, np.uint8).tobytes()).decode("ascii"),
+               "width": int(grey.shape[1]), "height": int(grey.shape[0]), "id": model_id,
+               "warmUp": WARM_UP_READINGS, "timeout": PAGE_TIMEOUT_MS}
+    first = page.evaluate(READING_SETUP_ON_PAGE, payload)
+    session = page.context.new_cdp_session(page)
+    try:
+        session.send("Performance.enable", {"timeDomain": "threadTicks"})
+        before = _thread_seconds(session)
+        timed = page.evaluate(TIMED_READINGS_ON_PAGE, runs)
+        cpu_ms = 1000 * (_thread_seconds(session) - before) / runs
+    finally:
+        session.detach()
+    return PageTiming(first["model"], first["text"], first["error"], timed["ms"], timed["steps"], cpu_ms)
+
+
+def _thread_seconds(session) -> float:
+    """The page's main-thread CPU time so far (Chromium's Performance metric ThreadTime), s."""
+    metrics = session.send("Performance.getMetrics")["metrics"]
+    return next(m["value"] for m in metrics if m["name"] == "ThreadTime")
+
+
 def field_greys(images: np.ndarray, labels: np.ndarray, count: int, seed: int) -> list[tuple[np.ndarray, str]]:
     """Generated fields (mnist_edge/fields.py) decoded once to grey pixels, with their truth."""
     from PIL import Image

@@ -693,3 +693,22 @@ def test_numbers_drawn_by_finger_and_mouse_on_the_wide_pad_are_read_back_then_ag
         assert outside == []
     finally:
         context.close()
+
+
+def test_the_benchmarks_page_timing_reads_a_field_as_python_does_with_each_model(browser, server, mlp_export, mnist):
+    """bench/read.py's web figures (web_number.time_page_reading): the page's timed reading of a
+    field, with the model switched through the page's menu, is Python's reading of the same pixels
+    with the same file."""
+    field = web_number.field_greys(mnist.test.images, mnist.test.labels, 1, seed=7)[0][0]
+    page = browser.new_page()
+    try:
+        web_proofs.open_app(page, server.url)
+        timings = {model: web_number.time_page_reading(page, field, model, runs=3) for model in ("mlp-fp32", "mlp-int8")}
+    finally:
+        page.close()
+    for model, file in (("mlp-fp32", "model.onnx"), ("mlp-int8", FIRST_WEB_MODEL)):
+        timing = timings[model]
+        assert timing.model == model and timing.error is None, timing
+        assert timing.text == runtime.load(mlp_export, file=file).read(field).text
+        assert len(timing.ms) == len(timing.steps["segment"]) == len(timing.steps["inference"]) == 3
+        assert timing.cpu_ms > 0 and timing.median_ms > 0

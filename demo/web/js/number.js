@@ -126,7 +126,7 @@ export function fieldInk(pixels, spec) {
   const window = inkWindow(grey, alpha, pixels.width, pixels.height);
   const factor = Math.max(1, roundHalfEven(window.height / spec.work_height));
   const ink = factor > 1 ? reduce(window, factor) : window;
-  const positive = ink.data.filter((v) => v > 0);
+  const positive = positives(ink.data);
   if (positive.length === 0) throw new NoDigitError('no digit found: the image is blank');
   const scale = f32(1 / percentile(positive, INK_PEAK_PERCENTILE));
   const data = new Float32Array(ink.data.length);
@@ -202,7 +202,8 @@ function crossings(line, strokes, width, height) {
       below[i] = line[i] & (strokes[i + width] | below[i + width]);
     }
   }
-  return above.map((a, i) => a & below[i]);
+  for (let i = 0; i < above.length; i++) above[i] &= below[i];
+  return above;
 }
 
 /** `mask` grown `depth` rows up and down. */
@@ -222,8 +223,8 @@ function spread(mask, width, height, depth) {
 export function removeLines(ink, mask, spec) {
   const rules = spec.line;
   const { width, height } = ink;
-  const faint = ink.data.map((v) => (v >= rules.threshold ? 1 : 0));
-  const faintMask = Uint8Array.from(faint);
+  const faintMask = new Uint8Array(ink.data.length);
+  for (let i = 0; i < faintMask.length; i++) faintMask[i] = ink.data[i] >= rules.threshold ? 1 : 0;
   const across = bridged(faintMask, width, height, rules.bridge);
   const downT = bridged(transpose(faintMask, width, height), height, width, rules.bridge); // columns as rows
   const down = transpose(downT, height, width);
@@ -243,22 +244,31 @@ export function removeLines(ink, mask, spec) {
   }
   const digitRows = first >= 0 ? last - first + 1 : height;
   const horizontal = longRuns(across, width, height, Math.max(rules.min_field_fraction * width, rules.min_heights * digitRows));
-  const crossed = crossings(horizontal, mask.map((m, i) => m & (1 - horizontal[i])), width, height);
+  const crossed = crossings(horizontal, without(mask, horizontal), width, height);
   for (let i = 0; i < horizontal.length; i++) horizontal[i] &= 1 - crossed[i];
-  const vertical = dividers(down.map((d, i) => d & (1 - horizontal[i])), horizontal, width, height, rules);
-  const strokesT = transpose(mask.map((m, i) => m & (1 - vertical[i]) & (1 - horizontal[i])), width, height);
+  const vertical = dividers(without(down, horizontal), horizontal, width, height, rules);
+  const strokesT = transpose(without(mask, vertical, horizontal), width, height);
   const crossedV = transpose(crossings(transpose(vertical, width, height), strokesT, height, width), height, width);
   for (let i = 0; i < vertical.length; i++) vertical[i] &= 1 - crossedV[i];
   const edgeH = spread(horizontal, width, height, rules.edge);
   const edgeV = transpose(spread(transpose(vertical, width, height), height, width, rules.edge), height, width);
-  return mask.map((m, i) => m & (1 - horizontal[i]) & (1 - vertical[i]) & (1 - edgeH[i]) & (1 - edgeV[i]));
+  return without(mask, horizontal, vertical, edgeH, edgeV);
+}
+
+/** The 1s of `mask` where none of the other masks has a 1 (masks of 0/1, the same size). */
+function without(mask, ...others) {
+  const out = mask.slice();
+  for (const other of others) for (let i = 0; i < out.length; i++) out[i] &= 1 - other[i];
+  return out;
 }
 
 /** Vertical runs joining a horizontal line above to one below (Python's _dividers). */
 function dividers(mask, horizontal, width, height, rules) {
   const out = new Uint8Array(mask.length);
   if (!horizontal.some((v) => v)) return out;
-  const either = transpose(mask.map((m, i) => m | horizontal[i]), width, height);
+  const joined = mask.slice();
+  for (let i = 0; i < joined.length; i++) joined[i] |= horizontal[i];
+  const either = transpose(joined, width, height);
   const reach = rules.divider_reach;
   const lineAt = (col, from, to) => {
     for (let y = from; y < Math.min(to, height); y++) if (horizontal[y * width + col]) return true;
@@ -533,9 +543,19 @@ function grown(mask, w, h) {
 
 /** One candidate's cropped ink as the model's input: the to_mnist geometry. */
 export function toInput(ink, size, box) {
-  const scale = f32(1 / percentile(ink.data.filter((v) => v > 0), INK_PEAK_PERCENTILE));
-  const data = ink.data.map((v) => Math.min(f32(v * scale), 1));
+  const scale = f32(1 / percentile(positives(ink.data), INK_PEAK_PERCENTILE));
+  const data = new Float32Array(ink.data.length);
+  for (let i = 0; i < data.length; i++) data[i] = Math.min(f32(ink.data[i] * scale), 1);
   return centre(fitBox({ data, width: ink.width, height: ink.height }, box), size);
+}
+
+/** The values above 0, in order (a typed array's filter, without a call per value). */
+function positives(values) {
+  let count = 0;
+  for (let i = 0; i < values.length; i++) if (values[i] > 0) count++;
+  const out = new Float32Array(count);
+  for (let i = 0, k = 0; i < values.length; i++) if (values[i] > 0) out[k++] = values[i];
+  return out;
 }
 
 function median(values) {

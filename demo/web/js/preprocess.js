@@ -38,6 +38,7 @@ export { INK_PEAK_PERCENTILE };
 
 const f32 = Math.fround;
 const INV255 = f32(1 / 255);
+const LEVELS = Float32Array.from({ length: 256 }, (_, k) => f32(k * INV255)); // an 8-bit value in [0, 1]
 
 /** The drawing holds no digit (blank, a speck, a line): the message says which. */
 export class NoDigitError extends Error {
@@ -99,15 +100,15 @@ export function toPlain(pixels, height = MNIST_SIZE, width = MNIST_SIZE) {
 export function greyAndAlpha({ data, width, height }, { keepOpaqueAlpha = false } = {}) {
   const n = width * height;
   const grey = new Float32Array(n);
-  const alpha = new Float32Array(n);
   let opaque = true;
   for (let i = 0, j = 0; i < n; i++, j += 4) {
-    const luma = (data[j] * 19595 + data[j + 1] * 38470 + data[j + 2] * 7471 + 0x8000) >> 16;
-    grey[i] = f32(luma * INV255);
-    alpha[i] = f32(data[j + 3] * INV255);
+    grey[i] = LEVELS[(data[j] * 19595 + data[j + 1] * 38470 + data[j + 2] * 7471 + 0x8000) >> 16];
     if (data[j + 3] !== 255) opaque = false;
   }
-  return { grey, alpha: opaque && !keepOpaqueAlpha ? null : alpha };
+  if (opaque && !keepOpaqueAlpha) return { grey, alpha: null }; // no alpha plane to fill (a photo)
+  const alpha = new Float32Array(n);
+  for (let i = 0, j = 3; i < n; i++, j += 4) alpha[i] = LEVELS[data[j]];
+  return { grey, alpha };
 }
 
 // --- the ink map ---------------------------------------------------------------------------
@@ -142,31 +143,13 @@ export function inkWindow(grey, alpha, width, height) {
   let paperSample = sample;
   if (invert) paperSample = { ...sample, data: sample.data.map((v) => f32(1 - v)) };
   const background = paperLevel(paperSample, width, height, sigma);
-
-  const n = width * height;
-  const level = new Float32Array(n);
-  if (typeof background === 'number') {
-    const b = f32(background);
-    const white = f32(1 - background);
-    for (let i = 0; i < n; i++) level[i] = invert ? white - values[i] : values[i] - b;
-  } else {
-    for (let i = 0; i < n; i++) level[i] = invert ? f32(1 - background[i]) - values[i] : values[i] - background[i];
-  }
-
-  let peak = -Infinity;
-  for (let i = 0; i < n; i++) if (level[i] > peak) peak = level[i];
+  const { level, peak } = inkLevel(values, width, height, background, invert);
   if (peak < MIN_INK_CONTRAST || peak < NOISE_SIGMAS * sigma) {
     throw new NoDigitError(`no digit found: the image is blank (strongest ink contrast ${pythonFixed(peak, 2)})`);
   }
   const threshold = f32(Math.max(NOISE_SIGMAS * sigma, INK_FLOOR * peak));
-  let count = 0;
-  for (let i = 0; i < n; i++) {
-    if (level[i] > threshold) count++;
-    else level[i] = 0;
-  }
+  const { count, rows: rowMass, cols: colMass } = inkMass(level, width, height, threshold);
   if (count < MIN_INK_PIXELS) throw new NoDigitError(`no digit found: the image is blank (${count} ink pixels)`);
-
-  const { rows: rowMass, cols: colMass } = sums({ data: level, width, height });
   const [top, bottom] = inkSpan(rowMass);
   const [left, right] = inkSpan(colMass);
   const cw = right - left;
@@ -174,6 +157,72 @@ export function inkWindow(grey, alpha, width, height) {
   const crop = new Float32Array(cw * ch);
   for (let y = 0; y < ch; y++) crop.set(level.subarray((top + y) * width + left, (top + y) * width + left + cw), y * cw);
   return { data: crop, width: cw, height: ch, top, left };
+}
+
+let levelScratch = new Float32Array(0); // inkLevel's output, reused: inkWindow keeps only a crop of it
+
+/** The ink's level (light on 0): the values less the paper's level (or the paper's level less the
+ *  values, on light paper), in float32, and its peak. `background`: a number, or the quadratic
+ *  surface's description from paperLevel, evaluated here row by row without being stored. */
+function inkLevel(values, width, height, background, invert) {
+  const n = width * height;
+  if (levelScratch.length < n) levelScratch = new Float32Array(n);
+  const level = levelScratch.subarray(0, n);
+  let peak = -Infinity;
+  if (typeof background === 'number') {
+    const b = f32(background);
+    const white = f32(1 - background);
+    for (let i = 0; i < n; i++) {
+      const v = f32(invert ? white - values[i] : values[i] - b);
+      level[i] = v;
+      if (v > peak) peak = v;
+    }
+    return { level, peak };
+  }
+  const { rowPart, rowSlope, columnPart, fx } = background;
+  for (let y = 0; y < height; y++) {
+    const yPart = rowPart(y);
+    const xyPart = rowSlope(y);
+    const row = y * width;
+    if (invert) {
+      for (let x = 0; x < width; x++) {
+        const v = f32(f32(1 - f32(f32(yPart + columnPart[x]) + f32(xyPart * fx[x]))) - values[row + x]);
+        level[row + x] = v;
+        if (v > peak) peak = v;
+      }
+    } else {
+      for (let x = 0; x < width; x++) {
+        const v = f32(values[row + x] - f32(f32(yPart + columnPart[x]) + f32(xyPart * fx[x])));
+        level[row + x] = v;
+        if (v > peak) peak = v;
+      }
+    }
+  }
+  return { level, peak };
+}
+
+/** Ink is what stands above `threshold`; the rest of `level` is set to 0. The ink pixels' count
+ *  and the float32 sums of `sums`, made in the same pass (a pixel that is not ink adds 0 to its
+ *  column, and a row without ink sums to 0: the same sums, in the same order). */
+function inkMass(level, width, height, threshold) {
+  const rows = new Float32Array(height);
+  const cols = new Float32Array(width);
+  let count = 0;
+  for (let y = 0; y < height; y++) {
+    const start = y * width;
+    const before = count;
+    for (let x = 0; x < width; x++) {
+      const v = level[start + x];
+      if (v > threshold) {
+        count++;
+        cols[x] = cols[x] + v;
+      } else {
+        level[start + x] = 0;
+      }
+    }
+    if (count !== before) rows[y] = pairwiseSum(level, start, width);
+  }
+  return { count, rows, cols };
 }
 
 function strided(values, width, height, step) {
@@ -222,7 +271,8 @@ function strokesInAlpha(grey, alpha, width, height) {
 function paperIsLight(values, sample) {
   let low = Infinity;
   let high = -Infinity;
-  for (const v of values) {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
     if (v < low) low = v;
     if (v > high) high = v;
   }
@@ -244,8 +294,9 @@ function noiseSigma(values, width, height) {
   return (1.4826 * mad) / Math.sqrt(2);
 }
 
-/** The paper's level (light-on-dark): one number, or a quadratic surface (Float32Array) for uneven
- *  lighting, fitted to the medians of coarse cells that are paper (Python's _background). */
+/** The paper's level (light-on-dark): one number, or a quadratic surface for uneven lighting
+ *  ({rowPart, rowSlope, columnPart, fx}: see the end, and inkLevel), fitted to the medians of
+ *  coarse cells that are paper (Python's _background). */
 function paperLevel(sample, width, height, sigma) {
   if (Math.max(width, height) <= SMALL_IMAGE) return median(sample.data);
   const cell = Math.max(2, Math.ceil(Math.max(sample.width, sample.height) / BACKGROUND_GRID));
@@ -280,18 +331,21 @@ function paperLevel(sample, width, height, sigma) {
   const fitted = design.map((row) => dot(row, coef));
   if (Math.max(...fitted) - Math.min(...fitted) < FLAT_BACKGROUND) return median(levels.filter((_, i) => paper[i]));
   const [c0, cX, cY, cXX, cXY, cYY] = coef.map(f32);
-  const surface = new Float32Array(width * height);
-  for (let y = 0; y < height; y++) {
-    const fy = f32(height > 1 ? y * (2 / (height - 1)) - 1 : -1);
-    const yPart = f32(f32(c0 + f32(cY * fy)) + f32(f32(cYY * fy) * fy));
-    const xyPart = f32(cXY * fy);
-    for (let x = 0; x < width; x++) {
-      const fx = f32(width > 1 ? x * (2 / (width - 1)) - 1 : -1);
-      const xPart = f32(f32(cX * fx) + f32(f32(cXX * fx) * fx));
-      surface[y * width + x] = f32(f32(yPart + xPart) + f32(xyPart * fx));
-    }
+  // The surface at (x, y), in float32 as Python computes it: f32(f32(rowPart(y) + columnPart[x]) +
+  // f32(rowSlope(y) * fx[x])). The parts that depend on x alone are computed once per column.
+  const fx = new Float32Array(width);
+  const columnPart = new Float32Array(width);
+  for (let x = 0; x < width; x++) {
+    fx[x] = f32(width > 1 ? x * (2 / (width - 1)) - 1 : -1);
+    columnPart[x] = f32(f32(cX * fx[x]) + f32(f32(cXX * fx[x]) * fx[x]));
   }
-  return surface;
+  const fy = (y) => f32(height > 1 ? y * (2 / (height - 1)) - 1 : -1);
+  return {
+    rowPart: (y) => f32(f32(c0 + f32(cY * fy(y))) + f32(f32(cYY * fy(y)) * fy(y))),
+    rowSlope: (y) => f32(cXY * fy(y)),
+    columnPart,
+    fx,
+  };
 }
 
 /** First and one-past-last index holding the ink, leaving out specks (runs under SPECK_MASS). */
@@ -328,15 +382,19 @@ function checkDigitShape({ width, height }) {
 
 /** Mean stroke width: twice the area over the perimeter, at half intensity. */
 export function strokeWidth({ data, width, height }) {
-  const inside = (x, y) => x >= 0 && y >= 0 && x < width && y < height && data[y * width + x] > 0.5;
+  // The image inside a frame of background, so that every pixel has a right and a lower neighbour.
+  const w = width + 2;
+  const inside = new Uint8Array(w * (height + 2));
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) inside[(y + 1) * w + x + 1] = data[y * width + x] > 0.5 ? 1 : 0;
   let area = 0;
   let perimeter = 0;
-  for (let y = -1; y < height; y++) {
-    for (let x = -1; x < width; x++) {
-      const here = inside(x, y);
-      if (here) area++;
-      if (x >= 0 && here !== inside(x, y + 1)) perimeter++;
-      if (y >= 0 && here !== inside(x + 1, y)) perimeter++;
+  for (let y = 0; y <= height; y++) {
+    for (let x = 0; x <= width; x++) {
+      const i = y * w + x; // the pixel (x - 1, y - 1) of the image
+      const here = inside[i];
+      area += here;
+      if (x >= 1 && here !== inside[i + w]) perimeter++;
+      if (y >= 1 && here !== inside[i + 1]) perimeter++;
     }
   }
   return area === 0 ? 0 : (2 * area) / perimeter;
@@ -358,24 +416,27 @@ function blockMax({ data, width, height }, factor) {
 
 /** Grey dilation by an octagon: 3x3 squares alternating with 3x3 crosses; grows `radius` each side. */
 function dilate(image, radius) {
-  let { width, height } = image;
-  let data = new Float32Array((width + 2 * radius) * (height + 2 * radius));
-  for (let y = 0; y < height; y++) data.set(image.data.subarray(y * width, (y + 1) * width), (y + radius) * (width + 2 * radius) + radius);
-  width += 2 * radius;
-  height += 2 * radius;
-  const at = (src, x, y) => (x >= 0 && y >= 0 && x < width && y < height ? src[y * width + x] : 0);
+  const width = image.width + 2 * radius;
+  const height = image.height + 2 * radius;
+  // Each step reads a copy framed by one more pixel of 0 on every side (outside the image is 0).
+  const w = width + 2;
+  let framed = new Float32Array(w * (height + 2));
+  for (let y = 0; y < image.height; y++) framed.set(image.data.subarray(y * image.width, (y + 1) * image.width), (y + radius + 1) * w + radius + 1);
+  let data = null;
   for (let step = 0; step < radius; step++) {
-    const next = new Float32Array(width * height);
-    for (let y = 0; y < height; y++) {
-      for (let x = 0; x < width; x++) {
-        let m = data[y * width + x];
-        m = Math.max(m, at(data, x - 1, y), at(data, x + 1, y), at(data, x, y - 1), at(data, x, y + 1));
-        if (step % 2 === 0) m = Math.max(m, at(data, x - 1, y - 1), at(data, x + 1, y - 1), at(data, x - 1, y + 1), at(data, x + 1, y + 1));
-        next[y * width + x] = m;
+    const next = new Float32Array(w * (height + 2));
+    for (let y = 1; y <= height; y++) {
+      for (let x = 1; x <= width; x++) {
+        const i = y * w + x;
+        let m = Math.max(framed[i], framed[i - 1], framed[i + 1], framed[i - w], framed[i + w]);
+        if (step % 2 === 0) m = Math.max(m, framed[i - w - 1], framed[i - w + 1], framed[i + w - 1], framed[i + w + 1]);
+        next[i] = m;
       }
     }
-    data = next;
+    framed = next;
   }
+  data = new Float32Array(width * height);
+  for (let y = 0; y < height; y++) data.set(framed.subarray((y + 1) * w + 1, (y + 1) * w + 1 + width), y * width);
   return { data, width, height };
 }
 

@@ -92,21 +92,31 @@ export function resize(image, outWidth, outHeight, filter = lanczos) {
   return result;
 }
 
-/** Image.reduce(factor): the mean of each factor x factor block; edge blocks average the pixels they hold. */
+/** Image.reduce(factor): the mean of each factor x factor block; edge blocks average the pixels they hold.
+ *  Each block's sum runs over its rows, top to bottom, each left to right (Pillow's order), row by
+ *  row of the image into one sum per block of the band. */
 export function reduce(image, factor) {
   const { data, width, height } = image;
   const outWidth = Math.ceil(width / factor);
   const outHeight = Math.ceil(height / factor);
   const out = new Float32Array(outWidth * outHeight);
+  const band = new Float64Array(outWidth);
   for (let by = 0; by < outHeight; by++) {
     const y0 = by * factor;
     const y1 = Math.min(y0 + factor, height);
+    band.fill(0);
+    for (let y = y0; y < y1; y++) {
+      const row = y * width;
+      for (let bx = 0, x = 0; bx < outWidth; bx++) {
+        const x1 = Math.min(x + factor, width);
+        let sum = band[bx];
+        for (; x < x1; x++) sum += data[row + x];
+        band[bx] = sum;
+      }
+    }
     for (let bx = 0; bx < outWidth; bx++) {
-      const x0 = bx * factor;
-      const x1 = Math.min(x0 + factor, width);
-      let sum = 0;
-      for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) sum += data[y * width + x];
-      out[by * outWidth + bx] = sum / ((y1 - y0) * (x1 - x0));
+      const columns = Math.min(bx * factor + factor, width) - bx * factor;
+      out[by * outWidth + bx] = band[bx] / ((y1 - y0) * columns);
     }
   }
   return { data: out, width: outWidth, height: outHeight };
