@@ -191,9 +191,11 @@ def remove_lines(ink: np.ndarray, mask: np.ndarray, spec: dict) -> np.ndarray:
     tall = long_runs(down.T, rules["vertical_min_field_fraction"] * height).T
     rows = np.flatnonzero((mask & ~wide & ~tall).any(axis=1))
     digit_height = rows[-1] - rows[0] + 1 if rows.size else height
-    horizontal = long_runs(across, max(rules["min_field_fraction"] * width, rules["min_heights"] * digit_height))
-    horizontal &= ~_crossings(horizontal, mask & ~horizontal)
-    vertical = _dividers(down & ~horizontal, horizontal, rules)
+    lines = long_runs(across, max(rules["min_field_fraction"] * width, rules["min_heights"] * digit_height))
+    horizontal = lines & ~_crossings(lines, mask & ~lines)
+    # A divider is told by the lines it joins, crossings included: where a divider meets a line,
+    # the line's pixels are "crossed" by the divider itself.
+    vertical = _dividers(down & ~horizontal, lines, rules)
     vertical &= ~_crossings(vertical.T, (mask & ~vertical & ~horizontal).T).T
     # A blurred line's soft edge goes with it: `line.edge` rows next to a horizontal line and
     # columns next to a divider (not beside the pixels where a stroke crosses, which are kept).

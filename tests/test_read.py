@@ -12,7 +12,7 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from mnist_edge import runtime
 from mnist_edge.cli import main, read
@@ -60,6 +60,26 @@ def test_box_and_comb_dividers_are_removed_but_not_digit_strokes():
     mask = number.remove_lines(ink, ink >= 0.3, SPEC)
     labels, count = number.components(mask)
     assert count == 1 and mask[15:65, 40:43].all()
+
+
+def _blurred(ink: np.ndarray, radius: float) -> np.ndarray:
+    picture = Image.fromarray(np.ascontiguousarray(ink * 255).astype(np.uint8), "L")
+    return np.asarray(picture.filter(ImageFilter.GaussianBlur(radius))).astype(np.float32) / 255
+
+
+def test_faint_blurred_box_sides_that_overshoot_the_lines_are_removed():
+    # A printed box whose sides run a few pixels past its top and bottom lines (the pen or the
+    # print overshoots; blur and JPEG ringing spread a line's ends), faint and blurred: the sides
+    # and the comb's dividers must go all the same, with the 1 inside kept.
+    ink = np.zeros((84, 260), np.float32)
+    ink[8:10, 5:255] = ink[72:74, 5:255] = 0.55
+    for x in (5, 85, 165, 252):  # box sides and comb dividers, from 4 px above the top line to 4 px below the bottom one
+        ink[4:78, x : x + 2] = 0.55
+    ink[18:64, 40:43] = 1  # a 1 inside the first cell
+    ink = _blurred(ink, 1.0)
+    mask = number.remove_lines(ink, ink >= SPEC["mask_threshold"], SPEC)
+    labels, count = number.components(mask)
+    assert count == 1 and mask[20:62, 41].all(), [(p.x0, p.y0, p.x1, p.y1) for p in number._component_boxes(labels, count)]
 
 
 def test_cut_path_goes_through_the_bridge_between_touching_blobs():

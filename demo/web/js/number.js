@@ -243,10 +243,12 @@ export function removeLines(ink, mask, spec) {
     }
   }
   const digitRows = first >= 0 ? last - first + 1 : height;
-  const horizontal = longRuns(across, width, height, Math.max(rules.min_field_fraction * width, rules.min_heights * digitRows));
-  const crossed = crossings(horizontal, without(mask, horizontal), width, height);
-  for (let i = 0; i < horizontal.length; i++) horizontal[i] &= 1 - crossed[i];
-  const vertical = dividers(without(down, horizontal), horizontal, width, height, rules);
+  const lines = longRuns(across, width, height, Math.max(rules.min_field_fraction * width, rules.min_heights * digitRows));
+  const crossed = crossings(lines, without(mask, lines), width, height);
+  const horizontal = without(lines, crossed);
+  // A divider is told by the lines it joins, crossings included (where a divider meets a line,
+  // the line's pixels are "crossed" by the divider itself).
+  const vertical = dividers(without(down, horizontal), lines, width, height, rules);
   const strokesT = transpose(without(mask, vertical, horizontal), width, height);
   const crossedV = transpose(crossings(transpose(vertical, width, height), strokesT, height, width), height, width);
   for (let i = 0; i < vertical.length; i++) vertical[i] &= 1 - crossedV[i];
