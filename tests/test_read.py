@@ -209,6 +209,39 @@ def test_broken_five_and_two_stroke_four_are_read_as_one_digit_each(predictor, k
     assert predictor.read(_photo(canvas)).text == "541"
 
 
+def _comb(digits: list[np.ndarray], cell: int) -> np.ndarray:
+    """Digits centred one per cell of a comb (two lines and a divider between cells)."""
+    canvas = np.zeros((HEIGHT + 60, cell * len(digits) + 60), np.float32)
+    top, bottom = 18, HEIGHT + 42
+    for n, digit in enumerate(digits):
+        left = 30 + n * cell + (cell - digit.shape[1]) // 2
+        canvas[30 : 30 + digit.shape[0], left : left + digit.shape[1]] = digit
+    canvas[top : top + 2, 30 : 32 + cell * len(digits)] = canvas[bottom : bottom + 2, 30 : 32 + cell * len(digits)] = 1
+    for n in range(len(digits) + 1):
+        canvas[top : bottom + 2, 30 + n * cell : 32 + n * cell] = 1
+    return canvas
+
+
+def _stretched(digit: np.ndarray, factor: float) -> np.ndarray:
+    """A digit drawn `factor` times wider than MNIST has it (an oval 0, a sprawling 6)."""
+    ys, xs = np.nonzero(digit > 0)
+    crop = digit[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32) / 255
+    width = round(crop.shape[1] * HEIGHT / crop.shape[0] * factor)
+    return np.clip(np.asarray(Image.fromarray(crop, "F").resize((width, HEIGHT), Image.Resampling.LANCZOS)), 0, 1)
+
+
+def test_a_broken_zero_or_a_wide_six_alone_in_a_comb_cell_is_read_as_one_digit(predictor, known):
+    # A comb holds one digit per cell: a 0 in two marks (the pen lifted at its top and bottom) or
+    # a 6 drawn wide, alone in its cell, is one digit, not two (without the cell term: 3677, 36577).
+    zero = _broken(known[0][3:], slice(0.0, 1.0), slice(0.42, 0.58))
+    six = _stretched(known[6][2], 1.6)
+    for middle, text in ((zero, "307"), (six, "367")):
+        canvas = _comb([_ink(known[3][3]), middle, _ink(known[7][3])], max(round(1.5 * HEIGHT), middle.shape[1] + 12))
+        lines, vertical = number.line_pixels(canvas, canvas >= SPEC["mask_threshold"], SPEC)
+        assert len(number.comb_dividers(vertical)) == 4  # two sides and two dividers: a comb
+        assert predictor.read(_photo(canvas)).text == text
+
+
 def test_fitted_terms_sum_to_the_readers_score(predictor, known, mnist):
     """bench/fit_read.py fits the score's weights on its own decomposition of the score into terms:
     decoded with the spec's weights, that decomposition must read every field as the reader does."""
