@@ -58,6 +58,7 @@ WEIGHTS = {
     "components": (("segment", "component_weight"), 1),
     "uncut": (("segment", "uncut_bonus"), 1),
     "cut_start": (("cut", "start_cost"), -1),
+    "cell": (("segment", "cell_penalty"), -1),
     **{f"class{c}": (("segment", "class_bonus", c), 1) for c in range(10)},
 }
 NAMES = list(WEIGHTS)
@@ -112,7 +113,9 @@ def field_terms(predictor, image: bytes, spec: dict):
     """Every candidate's class and terms, each atom's cut and skip terms, for one field."""
     size, box = number._digit_geometry(predictor)
     field = number.field_ink(image, spec)
-    field.mask = number.remove_lines(field.ink, field.mask, spec)
+    lines, vertical = number.line_pixels(field.ink, field.mask, spec)
+    field.mask &= ~lines
+    dividers = number.comb_dividers(vertical)
     pieces = number._component_boxes(*number.components(field.mask))
     height = number.digit_height(pieces, spec)
     pieces = number.without_specks(pieces, height, spec)
@@ -121,6 +124,8 @@ def field_terms(predictor, image: bytes, spec: dict):
     inputs = np.stack([number.to_input(number.crop(field, parts[i:j], spec["crop_dilation"]), size, box) for i, j in spans])
     band = number.row_band(pieces)
     found = {span: candidate_terms(parts[span[0] : span[1]], p, height, spec, band) for span, p in zip(spans, predictor.predict_array(inputs))}
+    for span, (_, t) in found.items():
+        t[INDEX["cell"]] = number.shared_cells(parts, *span, dividers)
     stroke = number.preprocess._stroke_width(field.mask.astype(np.float32))
     starts, skips = np.zeros((len(parts), len(NAMES))), np.zeros((len(parts), len(NAMES)))
     for k, part in enumerate(parts):
@@ -176,10 +181,10 @@ def accuracy(data, w: np.ndarray) -> dict[str, float]:
     return {group: right[group] / seen[group] for group in seen}
 
 
-def fit(data, w: np.ndarray, epochs: int, rate: float, separated_weight: float, seed: int) -> np.ndarray:
+def fit(data, w: np.ndarray, epochs: int, rate: float, separated_weight: float, seed: int, only=None) -> np.ndarray:
     """The averaged perceptron: towards the terms of the right reading, away from the wrong one's."""
     rng, w, total, steps = np.random.default_rng(seed), w.copy(), np.zeros_like(w), 0
-    held = [INDEX[name] for name in HELD]
+    held = [k for k, name in enumerate(NAMES) if name in HELD or (only and name not in only)]
     for _ in range(epochs):
         for k in rng.permutation(len(data)):
             text, group, terms = data[k]
@@ -229,6 +234,10 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--rate", type=float, default=0.02)
     parser.add_argument("--separated-weight", type=float, default=2.0, help="update weight of fields whose digits are apart")
+    parser.add_argument(
+        "--only", nargs="+", choices=NAMES[1:], metavar="TERM",
+        help="fit only these terms' weights, every other held at its spec value (a term added to a fitted score)",
+    )
     parser.add_argument("--write", action="store_true", help="write the fitted values into runtime/number_spec.json")
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
@@ -239,7 +248,7 @@ def main(argv=None) -> int:
     check = fields_terms(predictor, dataset.test.images, dataset.test.labels, 1000, args.validation_seed, spec)
     start = spec_weights(spec)
     print("spec now:  train", accuracy(train, start), "validation", accuracy(check, start))
-    fitted = fit(train, start, args.epochs, args.rate, args.separated_weight, seed=0)
+    fitted = fit(train, start, args.epochs, args.rate, args.separated_weight, seed=0, only=args.only)
     print("fitted:    train", accuracy(train, fitted), "validation", accuracy(check, fitted))
     spec = write_weights(spec, fitted)
     one_line = lambda match: "[" + ", ".join(item.strip() for item in match.group(1).split(",")) + "]"  # noqa: E731

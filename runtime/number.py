@@ -183,6 +183,11 @@ def remove_lines(ink: np.ndarray, mask: np.ndarray, spec: dict) -> np.ndarray:
     """The mask without ruled lines, box borders and comb dividers; strokes crossing a line keep
     the pixels where they cross it. Lines are found on fainter ink than the mask's, with gaps of
     up to line.bridge pixels closed, as a faint or blurred printed line breaks up."""
+    return mask & ~line_pixels(ink, mask, spec)[0]
+
+
+def line_pixels(ink: np.ndarray, mask: np.ndarray, spec: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels `remove_lines` takes out of the mask, and the dividers and box sides among them."""
     rules = spec["line"]
     height, width = mask.shape
     faint = ink >= rules["threshold"]
@@ -191,14 +196,39 @@ def remove_lines(ink: np.ndarray, mask: np.ndarray, spec: dict) -> np.ndarray:
     tall = long_runs(down.T, rules["vertical_min_field_fraction"] * height).T
     rows = np.flatnonzero((mask & ~wide & ~tall).any(axis=1))
     digit_height = rows[-1] - rows[0] + 1 if rows.size else height
-    horizontal = long_runs(across, max(rules["min_field_fraction"] * width, rules["min_heights"] * digit_height))
-    horizontal &= ~_crossings(horizontal, mask & ~horizontal)
-    vertical = _dividers(down & ~horizontal, horizontal, rules)
+    lines = long_runs(across, max(rules["min_field_fraction"] * width, rules["min_heights"] * digit_height))
+    horizontal = lines & ~_crossings(lines, mask & ~lines)
+    # A divider is told by the lines it joins, crossings included: where a divider meets a line,
+    # the line's pixels are "crossed" by the divider itself.
+    vertical = _dividers(down & ~horizontal, lines, rules)
     vertical &= ~_crossings(vertical.T, (mask & ~vertical & ~horizontal).T).T
     # A blurred line's soft edge goes with it: `line.edge` rows next to a horizontal line and
     # columns next to a divider (not beside the pixels where a stroke crosses, which are kept).
     edge = _spread(horizontal, rules["edge"]) | _spread(vertical.T, rules["edge"]).T
-    return mask & ~horizontal & ~vertical & ~edge
+    return horizontal | vertical | edge, vertical
+
+
+def comb_dividers(vertical: np.ndarray) -> np.ndarray:
+    """The x of each divider of a comb (the centre of each run of divider columns), or none when
+    the form is not a comb: a comb has at least three (two sides and one divider)."""
+    columns = np.flatnonzero(vertical.any(axis=0))
+    if columns.size == 0:
+        return np.zeros(0)
+    groups = np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1)
+    return np.array([group.mean() for group in groups]) if len(groups) >= 3 else np.zeros(0)
+
+
+def shared_cells(parts: list[Piece], start: int, stop: int, dividers: np.ndarray) -> int:
+    """How many of the atoms just before and just after the candidate parts[start:stop] have their
+    centre in the same comb cell as the candidate's centre: a comb holds one digit per cell, so
+    each is a digit the segmentation would put beside it in its cell."""
+    if dividers.size == 0:
+        return 0
+    x0, _, x1, _ = bounds(parts[start:stop])
+    cell = np.searchsorted(dividers, (x0 + x1) / 2)
+    return sum(
+        1 for k in (start - 1, stop) if 0 <= k < len(parts) and np.searchsorted(dividers, parts[k].centre) == cell
+    )
 
 
 def _spread(mask: np.ndarray, depth: int) -> np.ndarray:
@@ -573,7 +603,9 @@ def read_number(predictor, image, *, min_confidence: float | None = None, max_pi
     threshold = spec["min_confidence"] if min_confidence is None else min_confidence
     size, box = _digit_geometry(predictor)
     field = field_ink(image, spec, max_pixels)
-    field.mask = remove_lines(field.ink, field.mask, spec)
+    lines, vertical = line_pixels(field.ink, field.mask, spec)
+    field.mask &= ~lines
+    dividers = comb_dividers(vertical)
     labels, count = components(field.mask)
     pieces = _component_boxes(labels, count)
     if not pieces:
@@ -589,8 +621,10 @@ def read_number(predictor, image, *, min_confidence: float | None = None, max_pi
     inputs = np.stack([to_input(crop(field, parts[i:j], spec["crop_dilation"]), size, box) for i, j in spans])
     probabilities = predictor.predict_array(inputs)
     band = row_band(pieces)
+    cell_penalty = spec["segment"].get("cell_penalty", 0.0)
     scored = {
         span: candidate_score(parts[span[0] : span[1]], p, height, spec, band)
+        - cell_penalty * shared_cells(parts, *span, dividers)
         for span, p in zip(spans, probabilities)
     }
     stroke = preprocess._stroke_width(field.mask.astype(np.float32))

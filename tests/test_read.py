@@ -12,7 +12,7 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from mnist_edge import runtime
 from mnist_edge.cli import main, read
@@ -60,6 +60,26 @@ def test_box_and_comb_dividers_are_removed_but_not_digit_strokes():
     mask = number.remove_lines(ink, ink >= 0.3, SPEC)
     labels, count = number.components(mask)
     assert count == 1 and mask[15:65, 40:43].all()
+
+
+def _blurred(ink: np.ndarray, radius: float) -> np.ndarray:
+    picture = Image.fromarray(np.ascontiguousarray(ink * 255).astype(np.uint8), "L")
+    return np.asarray(picture.filter(ImageFilter.GaussianBlur(radius))).astype(np.float32) / 255
+
+
+def test_faint_blurred_box_sides_that_overshoot_the_lines_are_removed():
+    # A printed box whose sides run a few pixels past its top and bottom lines (the pen or the
+    # print overshoots; blur and JPEG ringing spread a line's ends), faint and blurred: the sides
+    # and the comb's dividers must go all the same, with the 1 inside kept.
+    ink = np.zeros((84, 260), np.float32)
+    ink[8:10, 5:255] = ink[72:74, 5:255] = 0.55
+    for x in (5, 85, 165, 252):  # box sides and comb dividers, from 4 px above the top line to 4 px below the bottom one
+        ink[4:78, x : x + 2] = 0.55
+    ink[18:64, 40:43] = 1  # a 1 inside the first cell
+    ink = _blurred(ink, 1.0)
+    mask = number.remove_lines(ink, ink >= SPEC["mask_threshold"], SPEC)
+    labels, count = number.components(mask)
+    assert count == 1 and mask[20:62, 41].all(), [(p.x0, p.y0, p.x1, p.y1) for p in number._component_boxes(labels, count)]
 
 
 def test_cut_path_goes_through_the_bridge_between_touching_blobs():
@@ -187,6 +207,39 @@ def test_broken_five_and_two_stroke_four_are_read_as_one_digit_each(predictor, k
     canvas, _ = _field([five, four, _ink(known[1][0])], [30, 30])
     assert number.components(canvas >= SPEC["mask_threshold"])[1] >= 5
     assert predictor.read(_photo(canvas)).text == "541"
+
+
+def _comb(digits: list[np.ndarray], cell: int) -> np.ndarray:
+    """Digits centred one per cell of a comb (two lines and a divider between cells)."""
+    canvas = np.zeros((HEIGHT + 60, cell * len(digits) + 60), np.float32)
+    top, bottom = 18, HEIGHT + 42
+    for n, digit in enumerate(digits):
+        left = 30 + n * cell + (cell - digit.shape[1]) // 2
+        canvas[30 : 30 + digit.shape[0], left : left + digit.shape[1]] = digit
+    canvas[top : top + 2, 30 : 32 + cell * len(digits)] = canvas[bottom : bottom + 2, 30 : 32 + cell * len(digits)] = 1
+    for n in range(len(digits) + 1):
+        canvas[top : bottom + 2, 30 + n * cell : 32 + n * cell] = 1
+    return canvas
+
+
+def _stretched(digit: np.ndarray, factor: float) -> np.ndarray:
+    """A digit drawn `factor` times wider than MNIST has it (an oval 0, a sprawling 6)."""
+    ys, xs = np.nonzero(digit > 0)
+    crop = digit[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32) / 255
+    width = round(crop.shape[1] * HEIGHT / crop.shape[0] * factor)
+    return np.clip(np.asarray(Image.fromarray(crop, "F").resize((width, HEIGHT), Image.Resampling.LANCZOS)), 0, 1)
+
+
+def test_a_broken_zero_or_a_wide_six_alone_in_a_comb_cell_is_read_as_one_digit(predictor, known):
+    # A comb holds one digit per cell: a 0 in two marks (the pen lifted at its top and bottom) or
+    # a 6 drawn wide, alone in its cell, is one digit, not two (without the cell term: 3677, 36577).
+    zero = _broken(known[0][3:], slice(0.0, 1.0), slice(0.42, 0.58))
+    six = _stretched(known[6][2], 1.6)
+    for middle, text in ((zero, "307"), (six, "367")):
+        canvas = _comb([_ink(known[3][3]), middle, _ink(known[7][3])], max(round(1.5 * HEIGHT), middle.shape[1] + 12))
+        lines, vertical = number.line_pixels(canvas, canvas >= SPEC["mask_threshold"], SPEC)
+        assert len(number.comb_dividers(vertical)) == 4  # two sides and two dividers: a comb
+        assert predictor.read(_photo(canvas)).text == text
 
 
 def test_fitted_terms_sum_to_the_readers_score(predictor, known, mnist):

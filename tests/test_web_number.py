@@ -26,6 +26,7 @@ def test_node_tests_pass_with_number_js_equal_to_the_python_recipe_on_30_fields(
     # The fields exercise the recipe's hard parts: cuts through touching digits, lines removed.
     assert len(golden["fields"]) == FIELDS
     assert sum(any(part[6] > 0 for part in f.get("parts", [])) for f in golden["fields"]) >= 3
+    assert sum(bool(f.get("dividers")) for f in golden["fields"]) >= 2  # combs: the one-digit-per-cell term
     assert sum("reading" in f for f in golden["fields"]) >= FIELDS - 2
     result = subprocess.run(
         # The other suites in tests/js need their own goldens: test_web_node.py and test_signing.py run them.

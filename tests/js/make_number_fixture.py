@@ -63,9 +63,19 @@ def read_recorded(predictor, grey: np.ndarray) -> dict:
         seen["chosen"] = [tuple(span) for span in choose(*args, **kwargs)]
         return seen["chosen"]
 
+    dividers = number.comb_dividers
+
+    def spy_dividers(vertical):
+        seen["dividers"] = [float(x) for x in dividers(vertical)]
+        return dividers(vertical)
+
     recording = RecordingPredictor(predictor)
     record: dict = {"width": int(grey.shape[1]), "height": int(grey.shape[0]), "grey": _b64(grey, "u1")}
-    with mock.patch.object(number, "candidates", spy), mock.patch.object(number, "best_segmentation", spy_choice):
+    with (
+        mock.patch.object(number, "candidates", spy),
+        mock.patch.object(number, "best_segmentation", spy_choice),
+        mock.patch.object(number, "comb_dividers", spy_dividers),
+    ):
         try:
             reading = number.read_number(recording, grey)
         except Exception as exc:  # noqa: BLE001 (the JS must refuse the same fields with the same message)
@@ -73,6 +83,7 @@ def read_recorded(predictor, grey: np.ndarray) -> dict:
             reading = None
     if "parts" in seen:
         record["digit_height"] = int(seen["height"])
+        record["dividers"] = seen["dividers"]  # a comb's dividers (the one-digit-per-cell term)
         record["parts"] = [[p.x0, p.y0, p.x1, p.y1, p.area, p.label, p.cut_ink] for p in seen["parts"]]
         seen["spans"] = [tuple(span) for span in seen["spans"]]
         record["spans"] = [list(span) for span in seen["spans"]]

@@ -71,6 +71,7 @@ golden.fields.forEach((field, n) => {
     assert.equal(found.height, field.digit_height, 'digit height');
     assert.deepEqual(found.parts.map((p) => [p.x0, p.y0, p.x1, p.y1, p.area, p.label, p.cutInk]), field.parts, 'atoms');
     assert.deepEqual(found.spans, field.spans, 'candidate digits');
+    assert.deepEqual(found.dividers, field.dividers, "a comb's dividers");
     const pixels = geometry.size * geometry.size;
     field.input_moments.forEach((expected, k) => {
       const mine = moments(found.batch.subarray(k * pixels, (k + 1) * pixels), geometry.size);

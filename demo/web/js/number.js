@@ -53,7 +53,9 @@ export function digitGeometry(input) {
 /** Steps 1-10: the atoms, the candidate digits and their model inputs (one Float32Array batch). */
 export function segment(pixels, spec, { size = 28, box = 20 } = {}) {
   const field = fieldInk(pixels, spec);
-  field.mask = removeLines(field.ink, field.mask, spec);
+  const { removed, vertical } = linePixels(field.ink, field.mask, spec);
+  field.mask = without(field.mask, removed);
+  const dividers = combDividers(vertical, field.width, field.height);
   let pieces = componentPieces(field.mask, field.width, field.height);
   if (pieces.length === 0) throw new NoDigitError('no digit found: the image holds only lines');
   const height = digitHeight(pieces, spec);
@@ -68,18 +70,19 @@ export function segment(pixels, spec, { size = 28, box = 20 } = {}) {
   }
   const batch = new Float32Array(spans.length * size * size);
   spans.forEach(([i, j], k) => batch.set(toInput(crop(field, parts.slice(i, j), spec.crop_dilation), size, box), k * size * size));
-  return { field, pieces, parts, spans, height, batch, size };
+  return { field, pieces, parts, spans, height, batch, size, dividers };
 }
 
 /** Steps 11-13: score the candidates by the model's probabilities and choose the best reading. */
 export function choose(found, probabilities, classNames, spec, minConfidence = null) {
-  const { field, pieces, parts, spans, height, batch, size } = found;
+  const { field, pieces, parts, spans, height, batch, size, dividers } = found;
   const classes = classNames.length;
   const rowOf = (k) => probabilities.subarray(k * classes, (k + 1) * classes);
   const band = rowBand(pieces);
   const scored = new Map();
   spans.forEach(([i, j], k) => {
-    scored.set(`${i},${j}`, candidateScore(parts.slice(i, j), rowOf(k), height, spec, band));
+    const cells = (spec.segment.cell_penalty ?? 0) * sharedCells(parts, i, j, dividers ?? []);
+    scored.set(`${i},${j}`, candidateScore(parts.slice(i, j), rowOf(k), height, spec, band) - cells);
   });
   const maskFloats = Float32Array.from(field.mask);
   const stroke = strokeWidth({ data: maskFloats, width: field.width, height: field.height });
@@ -221,6 +224,45 @@ function spread(mask, width, height, depth) {
 
 /** Step 5: the mask without ruled lines, box borders and comb dividers (Python's remove_lines). */
 export function removeLines(ink, mask, spec) {
+  return without(mask, linePixels(ink, mask, spec).removed);
+}
+
+/** The x of each divider of a comb (the centre of each run of divider columns), or none when the
+ * form is not a comb: at least three (two sides and one divider). Python's comb_dividers. */
+function combDividers(vertical, width, height) {
+  const centres = [];
+  let first = -1;
+  for (let x = 0; x <= width; x++) {
+    let any = false;
+    for (let y = 0; x < width && y < height && !any; y++) any = vertical[y * width + x] === 1;
+    if (any && first < 0) first = x;
+    if (!any && first >= 0) {
+      centres.push((first + x - 1) / 2);
+      first = -1;
+    }
+  }
+  return centres.length >= 3 ? centres : [];
+}
+
+/** How many of the atoms just before and after parts[start:stop] have their centre in the same
+ * comb cell as the candidate's centre (Python's shared_cells). */
+function sharedCells(parts, start, stop, dividers) {
+  if (dividers.length === 0) return 0;
+  const cellOf = (x) => dividers.filter((d) => d < x).length;
+  let x0 = Infinity;
+  let x1 = -Infinity;
+  for (let k = start; k < stop; k++) {
+    x0 = Math.min(x0, parts[k].x0);
+    x1 = Math.max(x1, parts[k].x1);
+  }
+  const cell = cellOf((x0 + x1) / 2);
+  let count = 0;
+  for (const k of [start - 1, stop]) if (k >= 0 && k < parts.length && cellOf((parts[k].x0 + parts[k].x1) / 2) === cell) count++;
+  return count;
+}
+
+/** The pixels removeLines takes out of the mask, and the dividers and box sides among them. */
+function linePixels(ink, mask, spec) {
   const rules = spec.line;
   const { width, height } = ink;
   const faintMask = new Uint8Array(ink.data.length);
@@ -243,16 +285,20 @@ export function removeLines(ink, mask, spec) {
     }
   }
   const digitRows = first >= 0 ? last - first + 1 : height;
-  const horizontal = longRuns(across, width, height, Math.max(rules.min_field_fraction * width, rules.min_heights * digitRows));
-  const crossed = crossings(horizontal, without(mask, horizontal), width, height);
-  for (let i = 0; i < horizontal.length; i++) horizontal[i] &= 1 - crossed[i];
-  const vertical = dividers(without(down, horizontal), horizontal, width, height, rules);
+  const lines = longRuns(across, width, height, Math.max(rules.min_field_fraction * width, rules.min_heights * digitRows));
+  const crossed = crossings(lines, without(mask, lines), width, height);
+  const horizontal = without(lines, crossed);
+  // A divider is told by the lines it joins, crossings included (where a divider meets a line,
+  // the line's pixels are "crossed" by the divider itself).
+  const vertical = dividers(without(down, horizontal), lines, width, height, rules);
   const strokesT = transpose(without(mask, vertical, horizontal), width, height);
   const crossedV = transpose(crossings(transpose(vertical, width, height), strokesT, height, width), height, width);
   for (let i = 0; i < vertical.length; i++) vertical[i] &= 1 - crossedV[i];
   const edgeH = spread(horizontal, width, height, rules.edge);
   const edgeV = transpose(spread(transpose(vertical, width, height), height, width, rules.edge), height, width);
-  return without(mask, horizontal, vertical, edgeH, edgeV);
+  const removed = horizontal.slice();
+  for (let i = 0; i < removed.length; i++) removed[i] |= vertical[i] | edgeH[i] | edgeV[i];
+  return { removed, vertical };
 }
 
 /** The 1s of `mask` where none of the other masks has a 1 (masks of 0/1, the same size). */
