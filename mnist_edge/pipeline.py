@@ -14,7 +14,7 @@ from mnist_edge import formats
 from mnist_edge.files import sha256_file
 from mnist_edge.manifest import EXPORT_DIR, Manifest, ManifestError, read_manifest
 from mnist_edge.signature import configured_signing_key, signed_with
-from mnist_edge.termination import on_exit_at_once
+from mnist_edge.termination import deferred_stops, on_exit_at_once
 from mnist_edge.demo.models import STATUS_FILE  # in the artifacts folder while a pipeline runs: what is still to come
 
 
@@ -125,7 +125,7 @@ def run_pipeline(
                 status.done(name)
                 if serve and not servers:
                     to_make = [n for n in models[i + 1:] if retrain or not _export_is_current(out / n)]
-                    servers.append(start_demo(out, serve, stream, name, to_make))
+                    start_demo(out, serve, stream, name, to_make, started=servers)  # in `servers` from its start
             status.remove()
             print_summary(rows, stream)
             if all(_export_is_current(out / name) for name in COMPARED):
@@ -133,8 +133,8 @@ def run_pipeline(
 
                 write_comparison(*(out / name for name in COMPARED), out, dataset=dataset, stream=stream)
             if servers:
-                web = start_web(out, serve, stream) if serve.web_port else None
-                servers += [web] if web else []
+                if serve.web_port:
+                    start_web(out, serve, stream, started=servers)
                 where = " and ".join(f"{s.what} at {s.url}" for s in servers)
                 print(f"mnist-edge: every model is ready; serving the {where} (Ctrl+C to stop)", file=stream, flush=True)
                 servers[0].process.wait()
@@ -196,20 +196,25 @@ class Server:
                 self.process.wait()
 
 
-def start_server(what: str, command: list[str], url: str, timeout: float) -> Server:
+def start_server(what: str, command: list[str], url: str, timeout: float, started: list | None = None) -> Server:
     """Run `mnist-edge <command>` in a process of its own and return once `url` answers; whatever it
-    prints on stderr later is passed on. One MnistEdgeError if it exits or stays silent."""
+    prints on stderr later is passed on. One MnistEdgeError if it exits or stays silent. The server
+    is in `started` from its first moment to a failed start (the caller's list of what to stop)."""
     import threading
     import time
     import urllib.request
 
     from mnist_edge.errors import MnistEdgeError
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mnist_edge", *command], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    server = Server(what, process, url)
+    server = None
     try:  # Ctrl+C or SIGTERM while it starts: the server goes too, never left running on its own
+        with deferred_stops():  # not between the fork and `server` knowing the process
+            process = subprocess.Popen(
+                [sys.executable, "-m", "mnist_edge", *command], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
+            server = Server(what, process, url)
+            if started is not None:
+                started.append(server)
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
@@ -225,7 +230,10 @@ def start_server(what: str, command: list[str], url: str, timeout: float) -> Ser
                 raise MnistEdgeError(f"the {what} did not answer on {url} within {timeout:.0f} s")
             time.sleep(0.5)
     except BaseException:
-        server.stop()
+        if server is not None:
+            server.stop()
+            if started is not None:
+                started.remove(server)
         raise
 
     def relay():  # whatever it prints later goes to our stderr (and never fills the pipe)
@@ -236,10 +244,12 @@ def start_server(what: str, command: list[str], url: str, timeout: float) -> Ser
     return server
 
 
-def start_demo(out: Path, serve: Serve, stream, first: str = "", to_make: list[str] | tuple = ()) -> Server:
-    """`mnist-edge demo` on the artifacts folder; returns once it answers."""
+def start_demo(
+    out: Path, serve: Serve, stream, first: str = "", to_make: list[str] | tuple = (), started: list | None = None
+) -> Server:
+    """`mnist-edge demo` on the artifacts folder; returns once it answers (in `started` as start_server says)."""
     command = ["demo", "--model", str(out), "--host", serve.host, "--port", str(serve.port)]
-    server = start_server("demo", command, f"http://{serve.host}:{serve.port}/", SERVE_TIMEOUT)
+    server = start_server("demo", command, f"http://{serve.host}:{serve.port}/", SERVE_TIMEOUT, started)
     print(demo_started_line(server.url, first, to_make), file=stream, flush=True)
     return server
 
@@ -253,7 +263,7 @@ def demo_started_line(url: str, first: str, to_make: list[str] | tuple) -> str:
     return f"mnist-edge: the demo is serving {model} at {url} while {', '.join(to_make)} {'is' if len(to_make) == 1 else 'are'} made"
 
 
-def start_web(out: Path, serve: Serve, stream) -> Server | None:
+def start_web(out: Path, serve: Serve, stream, started: list | None = None) -> Server | None:
     """`mnist-edge web` on every export: builds the site (proving it in Chromium where there is one)
     and serves it. A web app that cannot be built is one line on stderr; the demo keeps serving."""
     from mnist_edge.errors import MnistEdgeError
@@ -264,7 +274,7 @@ def start_web(out: Path, serve: Serve, stream) -> Server | None:
         "--serve", "--host", serve.host, "--port", str(serve.web_port),
     ]
     try:
-        return start_server("web app", command, f"http://{serve.host}:{serve.web_port}/", WEB_TIMEOUT)
+        return start_server("web app", command, f"http://{serve.host}:{serve.web_port}/", WEB_TIMEOUT, started)
     except MnistEdgeError as exc:
         print(f"mnist-edge: error: {exc}", file=sys.stderr, flush=True)
         return None

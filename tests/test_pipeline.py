@@ -161,3 +161,40 @@ def test_the_demo_picks_up_new_models_and_says_what_is_pending(mlp_export, train
     assert labels is not None and "cnn/model.onnx" in status, status
     (artifacts / STATUS_FILE).write_text(json.dumps({"pid": 999999999, "pending": ["other"], "current": None, "stage": ""}))
     assert demo.pending_notice() == ""  # a pipeline that died leaves no promise behind
+
+
+_STOP_WHILE_A_SERVER_STARTS = """
+import os, signal, subprocess, sys, threading
+from mnist_edge import pipeline, termination
+
+termination.install()
+start = subprocess.Popen
+
+def a_server_that_never_answers(args, **kwargs):  # stands in for `mnist-edge demo` still loading
+    child = start([sys.executable, "-c", "import time; time.sleep(60)"], stdout=subprocess.DEVNULL, **kwargs)
+    print(child.pid, flush=True)
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()  # the user stops the pipeline
+    return child
+
+pipeline.subprocess.Popen = a_server_that_never_answers
+try:
+    pipeline.start_server("demo", ["demo"], "http://127.0.0.1:9/", timeout=60)
+except termination.Terminated:
+    print("stopped", flush=True)
+"""
+
+
+def test_a_stop_while_a_server_starts_stops_the_server_too(tmp_path):
+    """A SIGTERM while the pipeline waited for its demo to answer stopped the pipeline and left the
+    demo running on its own; start_server now stops it on the way out."""
+    import time
+    from pathlib import Path
+
+    result = subprocess.run([sys.executable, "-c", _STOP_WHILE_A_SERVER_STARTS], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    pid, said = result.stdout.split()
+    assert said == "stopped"
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:  # reaped by init once orphaned
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists(), "the server outlived the pipeline"
