@@ -35,7 +35,7 @@ from mnist_edge.errors import MnistEdgeError, require
 from mnist_edge.files import atomic_write_text, check_replaceable, mark_written, process_alive
 from mnist_edge.imagefolder import ImageFolder, read_image_folder
 from mnist_edge.manifest import InputSpec
-from mnist_edge.trainer.models import RECIPES
+from mnist_edge.trainer.models import RECIPES, with_test_time_shifts
 from mnist_edge.trainer.record import METRICS_FILE, MODEL_FILE, DataRecord, TrainingRecord, load_training_data, read_record
 
 DEFAULT_EPOCHS = 5
@@ -220,10 +220,12 @@ def _finetune(source: Path, data, out: Path, staging: Path, config: FinetuneConf
     dataset = load_training_data(record, data_dir)
     test_x = scale_images(dataset.test.images)
     held_x, held_y = personal.x[personal.held_out], personal.y[personal.held_out]
+    # Measured as it will be exported and read: with the source's test-time shifts (same weights).
+    reader = with_test_time_shifts(model, record.test_time_shifts)
 
-    before = {"personal": _accuracy(model, held_x, held_y), "mnist": _accuracy(model, test_x, dataset.test.labels)}
+    before = {"personal": _accuracy(reader, held_x, held_y), "mnist": _accuracy(reader, test_x, dataset.test.labels)}
     history, seconds, replay, learning_rate = fit(model, record, personal, dataset, config, stream)
-    after = {"personal": _accuracy(model, held_x, held_y), "mnist": _accuracy(model, test_x, dataset.test.labels)}
+    after = {"personal": _accuracy(reader, held_x, held_y), "mnist": _accuracy(reader, test_x, dataset.test.labels)}
     drop = before["mnist"] - after["mnist"]
     figures = (
         f"your held-out images {before['personal']:.2%} -> {after['personal']:.2%}, "
@@ -273,7 +275,7 @@ def publish(
     from mnist_edge.trainer.train import predict_probabilities, save_model_folder
 
     metrics = analyse(
-        probabilities=predict_probabilities(model, dataset.test.images),
+        probabilities=predict_probabilities(with_test_time_shifts(model, record.test_time_shifts), dataset.test.images),
         labels=dataset.test.labels,
         history=history,
         class_names=record.class_names,
@@ -291,6 +293,7 @@ def publish(
         train_images=summary["replay_images"] + summary["images"] - summary["held_out"],
         test_images=len(dataset.test),
         class_names=list(record.class_names),
+        test_time_shifts=[list(s) for s in record.test_time_shifts],
         finetune=summary,
     )
     try:

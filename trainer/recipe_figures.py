@@ -50,7 +50,8 @@ def recorded_mean(model: str, recipe: str, recipe_fields: dict, test_sha256: str
     this test set; None otherwise (the recipe changed since, or other data)."""
     figures = load_figures(path)
     entry = figures.get("recipes", {}).get(recipe_key(model, recipe))
-    if not entry or entry.get("recipe") != recipe_fields or figures.get("test_sha256") != test_sha256:
+    as_recorded = json.loads(json.dumps(recipe_fields))  # tuples (test_time_shifts) are lists in the file
+    if not entry or entry.get("recipe") != as_recorded or figures.get("test_sha256") != test_sha256:
         return None
     accuracy = entry["test_accuracy"]
     return {

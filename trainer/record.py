@@ -50,6 +50,8 @@ class TrainingRecord:
     data: DataRecord | None  # None for models trained before the fingerprint was recorded
     accuracy_is: str | None = None  # what test_accuracy is: one seed's result
     recipe_mean: dict | None = None  # the recipe's recorded mean over seeds, when known
+    # The moves its recipe reads each image with (trainer.models.with_test_time_shifts); () = one pass.
+    test_time_shifts: tuple[tuple[int, int], ...] = ()
 
 
 def default_preprocessing(class_names: tuple[str, ...]) -> str:
@@ -77,7 +79,17 @@ def read_record(model_dir: str | os.PathLike) -> TrainingRecord:
         data=DataRecord(data["source"], data["train_sha256"], data["test_sha256"]) if data else None,
         accuracy_is=metrics.get("accuracy_is"),
         recipe_mean=metrics.get("recipe_mean"),
+        test_time_shifts=_shifts(metrics.get("test_time_shifts"), path),
     )
+
+
+def _shifts(value, path: Path) -> tuple[tuple[int, int], ...]:
+    from mnist_edge.trainer.models import require_shifts
+
+    try:
+        return require_shifts(value or ())
+    except ValueError as exc:
+        raise MnistEdgeError(f"{path}: {exc}") from exc
 
 
 def load_training_data(

@@ -22,7 +22,9 @@ import numpy as np
 from mnist_edge.data import IMAGE_SIZE, Dataset, scale_images, split_train_validation
 from mnist_edge.errors import require
 from mnist_edge.files import atomic_write_text, sha256_file
-from mnist_edge.trainer.models import DEFAULT_RECIPE, RECIPES, build_model, predict_probabilities, recipe_of  # noqa: F401 (used by its callers)
+from mnist_edge.trainer.models import (  # noqa: F401 (DEFAULT_RECIPE and RECIPES are used by its callers)
+    DEFAULT_RECIPE, RECIPES, build_model, predict_probabilities, recipe_of, with_test_time_shifts,
+)
 from mnist_edge.trainer.record import METRICS_FILE, MODEL_FILE, DataRecord, default_preprocessing
 
 VALIDATION_FRACTION = 0.1
@@ -340,7 +342,9 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
 
     model, history, train_seconds, best_epoch, config = fit_model(dataset, config, stream=stream)
 
-    probabilities = predict_probabilities(model, dataset.test.images)
+    # The model as it is exported and read: with its recipe's test-time shifts, if any.
+    shifts = recipe_of(config.model, config.recipe).test_time_shifts
+    probabilities = predict_probabilities(with_test_time_shifts(model, shifts), dataset.test.images)
     metrics = analyse(
         probabilities=probabilities,
         labels=dataset.test.labels,
@@ -364,12 +368,17 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
         accuracy_is=f"this run's test accuracy (seed {config.seed}), one sample of the recipe; "
         "recipe_mean is the recipe's mean over seeds when recorded",
         recipe_mean=_recipe_mean(config, data["test_sha256"]),
+        test_time_shifts=[list(s) for s in shifts],
     )
+    if shifts:  # what the network alone reads, for comparison
+        one_pass = predict_probabilities(model, dataset.test.images)
+        metrics["test_accuracy_one_pass"] = float((one_pass.argmax(axis=1) == dataset.test.labels).mean())
 
     save_model_folder(model_dir, model, history, metrics, dataset.test.images)
     mean = metrics["recipe_mean"]
     print(
         f"{config.model} ({config.recipe} recipe): test accuracy {metrics['test_accuracy']:.4f} with seed {config.seed}"
+        + (f" (read with {len(shifts)} shifts; {metrics['test_accuracy_one_pass']:.4f} in one pass)" if shifts else "")
         + (f" (the recipe's mean over {len(mean['seeds'])} seeds: {mean['test_accuracy_mean']:.4f})" if mean else "")
         + f", test loss {metrics['test_loss']:.4f}, "
         f"{metrics['epochs_run']} epochs (best {best_epoch}) in {train_seconds:.0f}s -> {model_dir}",

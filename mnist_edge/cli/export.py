@@ -36,6 +36,11 @@ def register(sub) -> None:
         "--calibration-size", type=positive_int, default=DEFAULT_CALIBRATION_SIZE,
         help=f"training images used to calibrate int8 quantization (default: {DEFAULT_CALIBRATION_SIZE})",
     )
+    p.add_argument(
+        "--one-pass", action="store_true",
+        help="export the network alone, without the test-time shifts its recipe reads with "
+        "(one pass per image instead of five: for microcontrollers, or reading long numbers fast)",
+    )
     limits = p.add_argument_group("parity limits (override the defaults)")
     for name, value in Thresholds().as_dict().items():
         limits.add_argument(f"--{name.replace('_', '-')}", type=float, dest=name, help=f"default {value:g}")
@@ -69,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
             thresholds=thresholds(args),
             data_dir=args.data_dir,
             signing_key=args.signing_key,
+            one_pass=args.one_pass,
         )
     return 0
 
