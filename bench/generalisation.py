@@ -18,7 +18,8 @@ preprocessing rejects counts as wrong. The styles:
   faces, and printed digits photographed (uneven light, blur, JPEG);
 - seven-segment digits (bench/handwriting.py's writer: meters and clocks).
 
-One column per --model (e.g. before and after a change). Writes OUT/generalisation.md and .json.
+One column per --model (e.g. before and after a change); a model whose recipe reads with test-time
+shifts is read with them, as its export does. Writes OUT/generalisation.md and .json.
 """
 
 from __future__ import annotations
@@ -237,9 +238,15 @@ def main() -> int:
     import keras
 
     from mnist_edge.data import load_dataset, scale_images
+    from mnist_edge.trainer.models import with_test_time_shifts
+    from mnist_edge.trainer.record import read_record
 
     dataset = load_dataset(args.data_dir)
-    models = {str(folder): keras.models.load_model(folder / "model.keras") for folder in args.model}
+    # Each model as it is exported and read: with its recipe's test-time shifts, if any.
+    models = {
+        str(folder): with_test_time_shifts(keras.models.load_model(folder / "model.keras"), read_record(folder).test_time_shifts)
+        for folder in args.model
+    }
     rows = {"MNIST test set (as is)": {"images": len(dataset.test), "what": "the 10,000 MNIST test images, no preprocessing"}}
     for name, model in models.items():
         probabilities = model.predict(scale_images(dataset.test.images), batch_size=1024, verbose=0)

@@ -14,7 +14,7 @@ import hashlib
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -227,6 +227,13 @@ def export_model(
     model_dir = Path(model_dir)
     kinds = plan_artifacts(tuple(families or formats.families()), tuple(precisions))
     record = read_record(model_dir)
+    if one_pass and record.test_time_shifts:
+        # The recipe's figures are for the shifted reading; this export reads otherwise.
+        record = replace(
+            record, recipe_mean=None,
+            accuracy_is=f"the network alone, exported with --one-pass (without its recipe's {len(record.test_time_shifts)} "
+            "test-time shifts): this export's Keras accuracy; the recipe's figures over seeds are for the shifted reading",
+        )
     signing_key = signing_key_of(signing_key)
     dataset = load_training_data(record, data_dir, dataset=dataset)  # before TensorFlow loads: fails fast
     publish.check_target(model_dir, Path(dataset.source))

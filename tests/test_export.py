@@ -216,6 +216,40 @@ def test_cnn_exports_and_passes_parity(trained_cnn, mnist):
         assert a.parity.argmax_agreement >= (1.0 if a.precision == "fp32" else 0.995), a.file
 
 
+def test_the_shifts_are_in_the_exported_graph_and_one_pass_exports_the_network_alone(trained_cnn, mnist, tmp_path):
+    """The default CNN reads with test-time shifts: its export holds them (the manifest's Keras
+    accuracy is the shifted one, and in onnxruntime the file equals the mean of the one-pass file
+    over the moved copies); `one_pass` exports the network alone."""
+    from mnist_edge import runtime
+    from mnist_edge.export.exporter import export_model
+
+    metrics = json.loads((trained_cnn / "metrics.json").read_text())
+    shifts = [tuple(s) for s in metrics["test_time_shifts"]]
+    assert len(shifts) == 4
+    quiet = open(os.devnull, "w")
+    exports = {}
+    for one_pass in (False, True):
+        model_dir = tmp_path / ("one-pass" if one_pass else "shifted") / "cnn"
+        shutil.copytree(trained_cnn, model_dir, ignore=shutil.ignore_patterns("export*"))
+        manifest = export_model(model_dir, families=("onnx",), precisions=("fp32",), dataset=mnist, one_pass=one_pass, stream=quiet)
+        exports[one_pass] = runtime.load(model_dir / "export", file="model.onnx")
+        expected = metrics["test_accuracy_one_pass"] if one_pass else metrics["test_accuracy"]
+        assert manifest.model.test_accuracy == pytest.approx(expected, abs=1e-4)
+        assert ("--one-pass" in manifest.model.accuracy_is) == one_pass  # the manifest says how it reads
+        assert manifest.artifact("model.onnx").parity.argmax_agreement == 1.0
+
+    images = mnist.test.images[:200].astype(np.float32) / 255
+    images[:, :, 0] = 0.7  # ink on the frame's edge: a move must fill with background, not wrap round
+
+    def moved(dy, dx):
+        return np.pad(images, ((0, 0), (1, 1), (1, 1)))[:, 1 - dy:29 - dy, 1 - dx:29 - dx]
+
+    one = exports[True].predict_array
+    expected = np.mean([one(images)] + [one(moved(*s)) for s in shifts], axis=0)
+    np.testing.assert_allclose(exports[False].predict_array(images), expected, atol=1e-5)
+    np.testing.assert_allclose(exports[False].predict_array(images[:1]), expected[:1], atol=1e-5)
+
+
 # --- the registry drives the plan and the command line ----------------------------------------
 
 

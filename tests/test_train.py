@@ -64,6 +64,66 @@ def test_saved_model_reproduces_the_reported_accuracy(trained_mlp, mnist):
     assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
 
 
+def _moved(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Images moved dy rows down and dx columns right, zero-filled (written independently of the model code)."""
+    out = np.zeros_like(images)
+    h, w = images.shape[1:]
+    out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = images[:, max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    return out
+
+
+def test_test_time_shifts_read_the_mean_of_the_moved_copies_with_one_set_of_weights(trained_cnn, mnist):
+    import keras
+
+    from mnist_edge.trainer.models import SHIFTS_4, require_shifts, with_test_time_shifts
+
+    model = keras.models.load_model(trained_cnn / "model.keras", compile=False)
+    shifted = with_test_time_shifts(model, SHIFTS_4)
+    assert with_test_time_shifts(model, ()) is model
+    assert shifted.input_shape == (None, 28, 28) and shifted.output_shape == (None, 10)
+    assert shifted.count_params() == model.count_params()  # the copies share the weights
+    # Digits that touch the frame's edge, so that a move that wrapped round (np.roll) would differ.
+    images = mnist.test.images[:300].astype(np.float32) / 255
+    images[:, 0, :] = images[:, :, -1] = 0.5
+    expected = np.mean([model.predict(images, verbose=0)] + [model.predict(_moved(images, *s), verbose=0) for s in SHIFTS_4], axis=0)
+    got = shifted.predict(images, verbose=0)
+    np.testing.assert_allclose(got, expected, atol=2e-6)
+    np.testing.assert_allclose(shifted.predict(images[:1], verbose=0), expected[:1], atol=2e-6)  # batch of one
+    assert not np.allclose(got, model.predict(images, verbose=0), atol=1e-3)  # the moves do change the reading
+    for bad in ([(0, 0)], [(2, 0)], [(1, 0), (1, 0)], [(1,)], "up"):
+        with pytest.raises(ValueError, match="test-time shifts"):
+            require_shifts(bad)
+
+
+def test_metrics_give_the_shifted_reading_and_the_network_alone(trained_cnn, mnist):
+    import keras
+
+    from mnist_edge.trainer.models import recipe_of, with_test_time_shifts
+    from mnist_edge.trainer.record import read_record
+
+    metrics = json.loads((trained_cnn / "metrics.json").read_text())
+    shifts = recipe_of("cnn").test_time_shifts
+    assert shifts and metrics["test_time_shifts"] == [list(s) for s in shifts]
+    assert read_record(trained_cnn).test_time_shifts == shifts
+    model = keras.models.load_model(trained_cnn / "model.keras", compile=False)
+    images = mnist.test.images.astype(np.float32) / 255
+    alone = (model.predict(images, verbose=0).argmax(1) == mnist.test.labels).mean()
+    read = (with_test_time_shifts(model, shifts).predict(images, verbose=0).argmax(1) == mnist.test.labels).mean()
+    assert metrics["test_accuracy"] == pytest.approx(read, abs=1e-4)
+    assert metrics["test_accuracy_one_pass"] == pytest.approx(alone, abs=1e-6)
+
+
+def test_a_record_with_malformed_shifts_is_a_clear_error(trained_cnn, tmp_path):
+    from mnist_edge.errors import MnistEdgeError
+    from mnist_edge.trainer.record import read_record
+
+    metrics = json.loads((trained_cnn / "metrics.json").read_text())
+    for bad in ([[5, 0]], [[0, 0]], "left", [[1, 0, 2]]):
+        (tmp_path / "metrics.json").write_text(json.dumps({**metrics, "test_time_shifts": bad}))
+        with pytest.raises(MnistEdgeError, match=r"metrics.json: test-time shifts must be"):
+            read_record(tmp_path)
+
+
 def test_models_fit_their_size_budget():
     from mnist_edge.trainer.models import build_cnn, build_cnn_v1, build_mlp
 

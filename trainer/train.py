@@ -99,7 +99,7 @@ def one_cycle_schedule(peak_lr: float, total_steps: int, warmup_fraction: float)
     )
 
 
-def _augmenter(seed: int):
+def _augmenter(seed: int, strength: float = 1.0):
     """Random small rotations, zooms and shifts of [B, H, W] batches, as one affine warp each.
 
     Stateless random numbers keyed on (seed, global step) make the augmentation identical from
@@ -112,7 +112,7 @@ def _augmenter(seed: int):
         images, labels = batch
         n = tf.shape(images)[0]
         key = tf.stack([tf.constant(seed, tf.int64), step])
-        u = tf.random.stateless_uniform([n, 4], seed=key, minval=-1.0, maxval=1.0)
+        u = tf.random.stateless_uniform([n, 4], seed=key, minval=-1.0, maxval=1.0) * strength
         angle = u[:, 0] * (ROTATION_DEGREES * math.pi / 180.0)
         zoom = 1.0 + u[:, 1] * ZOOM_FRACTION
         shift_x, shift_y = u[:, 2] * SHIFT_FRACTION * size, u[:, 3] * SHIFT_FRACTION * size
@@ -148,15 +148,15 @@ def _fixed_parallelism(dataset):
     return dataset.prefetch(PREFETCH_BATCHES).with_options(options)
 
 
-def _datasets(fit_x, fit_y, val_x, val_y, config: TrainConfig):
+def _datasets(fit_x, fit_y, val_x, val_y, config: TrainConfig, *, augment_strength: float = 1.0):
     """The training pipeline repeats across epochs so that every step has its own augmentation
-    seed; fit() is told how many steps make an epoch."""
+    seed (augmented at `augment_strength` of the full ranges); fit() is told how many steps make an epoch."""
     tf = require("tensorflow")
     fit = tf.data.Dataset.from_tensor_slices((fit_x, fit_y))
     fit = fit.shuffle(len(fit_x), seed=config.seed, reshuffle_each_iteration=True)
     fit = fit.batch(config.batch_size, drop_remainder=len(fit_x) >= config.batch_size).repeat()
     if config.augment:
-        fit = fit.enumerate().map(_augmenter(config.seed), num_parallel_calls=AUGMENT_THREADS)
+        fit = fit.enumerate().map(_augmenter(config.seed, augment_strength), num_parallel_calls=AUGMENT_THREADS)
     val = tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(512)
     steps_per_epoch = max(1, len(fit_x) // config.batch_size)
     return _fixed_parallelism(fit), _fixed_parallelism(val), steps_per_epoch
@@ -275,10 +275,10 @@ def fit_model(dataset: Dataset, config: TrainConfig, *, stream: TextIO | None = 
     fit_x, val_x = scale_images(fit_split.images), scale_images(val_split.images)
     fit_y = keras.utils.to_categorical(fit_split.labels, num_classes)
     val_y = keras.utils.to_categorical(val_split.labels, num_classes)
-    fit_ds, val_ds, steps_per_epoch = _datasets(fit_x, fit_y, val_x, val_y, config)
-
     recipe = recipe_of(config.model, config.recipe)
-    model = build_model(config.model, **({} if config.dropout is None else {"dropout": config.dropout}))
+    fit_ds, val_ds, steps_per_epoch = _datasets(fit_x, fit_y, val_x, val_y, config, augment_strength=recipe.augment_strength)
+    dropout = recipe.dropout if config.dropout is None else config.dropout
+    model = build_model(config.model, **({} if dropout is None else {"dropout": dropout}))
     schedule = one_cycle_schedule(recipe.learning_rate, steps_per_epoch * config.epochs, recipe.warmup_fraction)
     model.compile(
         optimizer=_optimizer(schedule, recipe.ema_momentum, steps_per_epoch * config.epochs),
