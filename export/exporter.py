@@ -184,6 +184,20 @@ def _companion(path: Path) -> Companion:
 # --- the whole export --------------------------------------------------------------------------
 
 
+def _reading(record, one_pass: bool):
+    """(the record for the manifest, the test-time shifts to export with). A model whose recipe reads
+    with shifts is exported with them in the graph (trainer.models.with_test_time_shifts) and proven
+    so. With `one_pass` it is exported without them (5x less compute); the recipe's figures over seeds
+    are for the shifted reading, so the manifest then says what this export is and quotes no mean."""
+    if not one_pass or not record.test_time_shifts:
+        return record, record.test_time_shifts
+    return replace(
+        record, recipe_mean=None,
+        accuracy_is=f"the network alone, exported with --one-pass (without its recipe's {len(record.test_time_shifts)} "
+        "test-time shifts): this export's Keras accuracy; the recipe's figures over seeds are for the shifted reading",
+    ), ()
+
+
 def signing_key_of(signing_key: str | os.PathLike | None) -> Path | None:
     """The configured signing key, read once up front so a bad key fails before any conversion."""
     from mnist_edge.signature import configured_signing_key, load_signing_key
@@ -217,27 +231,18 @@ def export_model(
     one_pass: bool = False,
     stream: TextIO | None = None,
 ) -> Manifest:
-    """Convert, prove and publish. Returns the manifest; raises ExportFailed if any artifact
-    could not be made or failed a check (every failure is listed). With a signing key
-    (`signing_key`, else $MNIST_EDGE_SIGNING_KEY) the export is signed before it is published;
-    if signing fails nothing is published and the previous export stays. A model whose recipe reads
-    with test-time shifts is exported with them in the graph (trainer.models.with_test_time_shifts),
-    and proven so; `one_pass` exports the network alone (one pass per image: 5x less compute)."""
+    """Convert, prove and publish. Returns the manifest; raises ExportFailed if any artifact could not
+    be made or failed a check (every failure is listed). With a signing key (`signing_key`, else
+    $MNIST_EDGE_SIGNING_KEY) the export is signed first; if that fails the previous export stays.
+    Test-time shifts go into the graph (_reading); `one_pass` exports the network alone."""
     stream = stream or sys.stdout
     model_dir = Path(model_dir)
     kinds = plan_artifacts(tuple(families or formats.families()), tuple(precisions))
-    record = read_record(model_dir)
-    if one_pass and record.test_time_shifts:
-        # The recipe's figures are for the shifted reading; this export reads otherwise.
-        record = replace(
-            record, recipe_mean=None,
-            accuracy_is=f"the network alone, exported with --one-pass (without its recipe's {len(record.test_time_shifts)} "
-            "test-time shifts): this export's Keras accuracy; the recipe's figures over seeds are for the shifted reading",
-        )
+    record, shifts = _reading(read_record(model_dir), one_pass)
     signing_key = signing_key_of(signing_key)
     dataset = load_training_data(record, data_dir, dataset=dataset)  # before TensorFlow loads: fails fast
     publish.check_target(model_dir, Path(dataset.source))
-    keras_model = with_test_time_shifts(load_keras_model(model_dir), () if one_pass else record.test_time_shifts)
+    keras_model = with_test_time_shifts(load_keras_model(model_dir), shifts)
     test_x = scale_images(dataset.test.images)
     labels = dataset.test.labels
     calibration = scale_images(calibration_sample(dataset.train, calibration_size, CALIBRATION_SEED).images)

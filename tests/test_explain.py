@@ -313,8 +313,14 @@ def test_report_has_maps_calibration_and_the_random_grid(name, request, mnist):
     metrics = json.loads((model_dir / "metrics.json").read_text())
     report = (model_dir / "report.md").read_text()
 
-    # The calibration figures are the test set's: recomputed here from the saved model.
-    model = keras.models.load_model(model_dir / "model.keras", compile=False)
+    # The calibration figures are the test set's: recomputed here from the saved model, read as its
+    # export reads it (with its recipe's test-time shifts, if any).
+    from mnist_edge.trainer.models import with_test_time_shifts
+    from mnist_edge.trainer.record import read_record
+
+    model = with_test_time_shifts(
+        keras.models.load_model(model_dir / "model.keras", compile=False), read_record(model_dir).test_time_shifts
+    )
     probabilities = model.predict(mnist.test.images.astype(np.float32) / 255, verbose=0)
     confidence, correct = probabilities.max(axis=1), probabilities.argmax(axis=1) == mnist.test.labels
     ece = expected_calibration_error(confidence, correct)
