@@ -8,6 +8,7 @@ model reads, so they go into the exported graph (with_test_time_shifts).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,6 +145,7 @@ def with_test_time_shifts(model, shifts: tuple[tuple[int, int], ...]):
     return keras.Model(inputs, outputs, name=model.name)  # the C symbols of the microcontroller files come from it
 
 
+@functools.cache  # one class per process: defined and registered once, not at every wrap
 def _shifted_copies_layer():
     keras = require("keras")
 
@@ -172,6 +174,7 @@ def _shifted_copies_layer():
     return ShiftedCopies
 
 
+@functools.cache
 def _mean_of_copies_layer():
     keras = require("keras")
 
