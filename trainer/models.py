@@ -236,10 +236,11 @@ ARCHITECTURES = {
                 label_smoothing=0.1, test_time_shifts=SHIFTS_4,
             ),
             # `--recipe fast`: the same network in 3 epochs with half-strength augmentation and no dropout
-            # (a short fit underfits: both regularisers cost more than they give), read with the same shifts.
+            # (a short fit underfits: both regularisers cost more than they give), a higher peak (5e-3: chosen on
+            # seeds 52-56, which the benchmark never uses), read with the same shifts.
             # Figures in trainer/recipe_figures.json and docs/training.md.
             "fast": Recipe(
-                epochs=3, batch_size=128, learning_rate=3e-3, augment=True, patience=4, warmup_fraction=0.2,
+                epochs=3, batch_size=128, learning_rate=5e-3, augment=True, patience=4, warmup_fraction=0.2,
                 label_smoothing=0.1, test_time_shifts=SHIFTS_4, augment_strength=0.5, dropout=0.0,
             ),
         },
