@@ -23,7 +23,7 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--recipe", choices=RECIPE_NAMES, default=DEFAULT_RECIPE,
-        help="how to train: default, or fast (the CNN in a quarter of the default's time, 0.16 points less accurate); "
+        help="how to train: default, or fast (the CNN in about a quarter of the default's time, 0.11 points less accurate); "
         "see docs/training.md",
     )
     p.add_argument("--epochs", type=positive_int, help="maximum epochs (default: the model's recipe)")
