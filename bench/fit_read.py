@@ -112,13 +112,7 @@ def candidate_terms(parts, probabilities, height: int, spec: dict, band) -> tupl
 def field_terms(predictor, image: bytes, spec: dict):
     """Every candidate's class and terms, each atom's cut and skip terms, for one field."""
     size, box = number._digit_geometry(predictor)
-    field = number.field_ink(image, spec)
-    lines, vertical = number.line_pixels(field.ink, field.mask, spec)
-    field.mask &= ~lines
-    dividers = number.comb_dividers(vertical)
-    pieces = number._component_boxes(*number.components(field.mask))
-    height = number.digit_height(pieces, spec)
-    pieces = number.without_specks(pieces, height, spec)
+    field, dividers, pieces, height = number.field_marks(image, spec)
     parts = number.atoms(pieces, height, spec)
     spans = number.candidates(parts, height, spec)
     inputs = np.stack([number.to_input(number.crop(field, parts[i:j], spec["crop_dilation"]), size, box) for i, j in spans])

@@ -49,13 +49,7 @@ def line_image(image: bytes, spec: dict) -> np.ndarray:
     """The field's ink with lines and specks removed, cropped to the digits, HEIGHT rows tall."""
     from mnist_edge.runtime import number
 
-    field = number.field_ink(image, spec)
-    lines, _ = number.line_pixels(field.ink, field.mask, spec)
-    field.mask &= ~lines
-    pieces = number._component_boxes(*number.components(field.mask))
-    if not pieces:
-        raise ValueError("no ink")
-    pieces = number.without_specks(pieces, number.digit_height(pieces, spec), spec)
+    field, _, pieces, _ = number.field_marks(image, spec)
     own = np.zeros(field.mask.shape, bool)
     for p in pieces:
         own[p.y0 : p.y1, p.x0 : p.x1] |= p.pixels
@@ -252,6 +246,10 @@ def main(argv=None) -> int:
     check.add_argument("out", type=Path)
     check.add_argument("data")
     args = parser.parse_args(argv)
+    if args.command == "train" and args.out.exists() and not args.out.is_dir():
+        parser.error(f"{args.out} is a file; give a folder for the model")
+    if args.command == "eval" and not (args.out / "sequence.onnx").is_file():
+        parser.error(f"no trained model in {args.out}: run `train` first")
     if args.command == "data":
         make_data(args.path, args.fields, args.seed, args.split, args.data_dir)
     elif args.command == "train":

@@ -595,6 +595,19 @@ def best_segmentation(
 # --- reading ---------------------------------------------------------------------------------
 
 
+def field_marks(image, spec: dict, max_pixels: int | None = None) -> tuple[Field, np.ndarray, list[Piece], int]:
+    """Steps 1-7 of the recipe: the field (its mask without lines), the comb's dividers, the marks
+    (components without specks) and the digit height. Raises NoDigitError when only lines are left."""
+    field = field_ink(image, spec, max_pixels)
+    lines, vertical = line_pixels(field.ink, field.mask, spec)
+    field.mask &= ~lines
+    pieces = _component_boxes(*components(field.mask))
+    if not pieces:
+        raise NoDigitError("no digit found: the image holds only lines")
+    height = digit_height(pieces, spec)
+    return field, comb_dividers(vertical), without_specks(pieces, height, spec), height
+
+
 def read_number(predictor, image, *, min_confidence: float | None = None, max_pixels: int | None = None) -> Reading:
     """Read the row of digits in `image` (path, bytes, PIL image or array) with a digit model.
     Raises NoDigitError (blank, only lines or specks), TooManyDigitsError, and the decoding
@@ -602,16 +615,7 @@ def read_number(predictor, image, *, min_confidence: float | None = None, max_pi
     spec = load_spec()
     threshold = spec["min_confidence"] if min_confidence is None else min_confidence
     size, box = _digit_geometry(predictor)
-    field = field_ink(image, spec, max_pixels)
-    lines, vertical = line_pixels(field.ink, field.mask, spec)
-    field.mask &= ~lines
-    dividers = comb_dividers(vertical)
-    labels, count = components(field.mask)
-    pieces = _component_boxes(labels, count)
-    if not pieces:
-        raise NoDigitError("no digit found: the image holds only lines")
-    height = digit_height(pieces, spec)
-    pieces = without_specks(pieces, height, spec)
+    field, dividers, pieces, height = field_marks(image, spec, max_pixels)
     if len(pieces) > spec["max_marks"]:
         raise TooManyDigitsError(f"too many digits: {len(pieces)} separate marks, a number has at most {spec['max_digits']} digits")
     parts = atoms(pieces, height, spec)
