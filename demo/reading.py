@@ -92,7 +92,10 @@ def read_number(service: DigitService, image, model: str, precision: str, engine
         return NumberReading(f"Cannot read this number: {found.message(str(exc))}")
     except MnistEdgeError as exc:  # the model: a missing or modified artifact, a bad choice
         return NumberReading(f"Cannot run the model: {exc}")
-    where = f"{model}/{predictor.artifact.file} on {formats.ENGINES[engine].label}, {precision}"
+    files = predictor.artifact.file
+    if reading.reader == "sequence":  # the export's number reader read it (digits that touch)
+        files = f"{files} + {predictor.manifest.reader.file}"
+    where = f"{model}/{files} on {formats.ENGINES[engine].label}, {precision}"
     return NumberReading(
         reading_status(reading, threshold, elapsed, where), reading.text, reading.confidence, reading.rejected,
         boxed, digit_tiles(reading), [tuple(d.box) for d in reading.digits],
@@ -114,7 +117,8 @@ def reading_status(reading, threshold: float, seconds: float, where: str) -> str
 
 
 def digit_tiles(reading) -> list[tuple[np.ndarray, str]]:
-    """Each digit as the model saw it (28x28, enlarged) with its label and confidence."""
+    """Each digit as the model saw it (28x28, enlarged; or the columns of the field the sequence
+    reader read it from) with its label and confidence."""
     return [(enlarge(d.input, DIGIT_TILE), f"{d.label} · {d.confidence:.1%}") for d in reading.digits]
 
 

@@ -229,16 +229,23 @@ def export_model(
     dataset: Dataset | None = None,
     signing_key: str | os.PathLike | None = None,
     one_pass: bool = False,
+    reader: str | os.PathLike | None = None,
+    reader_fields: int | None = None,
     stream: TextIO | None = None,
 ) -> Manifest:
     """Convert, prove and publish. Returns the manifest; raises ExportFailed if any artifact could not
     be made or failed a check (every failure is listed). With a signing key (`signing_key`, else
     $MNIST_EDGE_SIGNING_KEY) the export is signed first; if that fails the previous export stays.
-    Test-time shifts go into the graph (_reading); `one_pass` exports the network alone."""
+    Test-time shifts go into the graph (_reading); `one_pass` exports the network alone.
+
+    With `reader` (a folder `mnist-edge train-reader` wrote) the number reader is converted and
+    proven on `reader_fields` generated fields (export/reader.py) and published with the rest; if
+    it fails its proof the whole export is rejected, as for any artifact."""
     stream = stream or sys.stdout
     model_dir = Path(model_dir)
     kinds = plan_artifacts(tuple(families or formats.families()), tuple(precisions))
     record, shifts = _reading(read_record(model_dir), one_pass)
+    reader_dir = _reader_dir(reader, kinds, record)
     signing_key = signing_key_of(signing_key)
     dataset = load_training_data(record, data_dir, dataset=dataset)  # before TensorFlow loads: fails fast
     publish.check_target(model_dir, Path(dataset.source))
@@ -270,6 +277,9 @@ def export_model(
             input_name=convert.INPUT_NAME,
             output_name=convert.OUTPUT_NAME,
         )
+        if reader_dir is not None and not failures:
+            manifest, failure = _with_reader(manifest, reader_dir, staging, dataset, thresholds, reader_fields, stream)
+            failures += [failure] if failure else []
         staging.write(manifest, failures)
         if failures:
             staging.reject(failures)  # raises ExportFailed
@@ -277,3 +287,34 @@ def export_model(
         staging.publish()
     print(f"Published {len(artifacts)} artifacts to {model_dir / publish.EXPORT_DIR}", file=stream, flush=True)
     return manifest
+
+
+def _reader_dir(reader, kinds, record) -> Path | None:
+    """The trained reader's folder, checked before any conversion: it needs a model of centred
+    digits and the fp32 ONNX artifact (the proof reads digit by digit with it)."""
+    if reader is None:
+        return None
+    from mnist_edge.trainer.reader import read_reader_record
+
+    reader_dir = Path(reader)
+    read_reader_record(reader_dir)
+    if record.preprocessing != "digit" or tuple(record.class_names) != tuple("0123456789"):
+        raise ExportError("--reader reads numbers: it goes with a model of the digits 0-9 (MNIST), not this one")
+    if not any(k.format == "onnx" and k.precision == "fp32" for k in kinds):
+        raise ExportError("--reader needs the fp32 ONNX artifact (its proof reads digit by digit with it); add --formats onnx")
+    return reader_dir
+
+
+def _with_reader(manifest: Manifest, reader_dir: Path, staging, dataset, thresholds, fields, stream) -> tuple[Manifest, str | None]:
+    """The manifest with the number reader converted and proven in the staging folder, and its failure."""
+    from mnist_edge.export.reader import PROOF_FIELDS, READER_FILE, publish_reader
+    from mnist_edge.runtime import load
+
+    staging.write(manifest, [])  # the staged digit model, loadable by the runtime for the proof
+    fp32 = manifest.find("onnxruntime", "fp32", "onnx")
+    entry, failure = publish_reader(
+        reader_dir, staging.folder, load(staging.folder, file=fp32.file), dataset, thresholds=thresholds,
+        fields=fields or PROOF_FIELDS, stream=stream,
+    )
+    return replace(manifest, reader=entry), (f"{READER_FILE}: {failure}" if failure else None)
+

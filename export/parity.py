@@ -62,6 +62,10 @@ class Thresholds:
     int8_max_accuracy_drop: float = INT8_MAX_ACCURACY_DROP
     int8_max_size_ratio: float = INT8_MAX_SIZE_RATIO
     same_file_min_agreement: float = SAME_FILE_MIN_AGREEMENT
+    # The number reader (export/reader.py): ONNX reads as Keras on this share of the proof's fields,
+    # and reading with it gets this many more points of the fields right than digit by digit.
+    reader_min_agreement: float = 0.99
+    reader_min_gain: float = 1.0
 
     def as_dict(self) -> dict:
         return asdict(self)

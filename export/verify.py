@@ -98,7 +98,25 @@ def verify_export(
             )
         else:
             results.append(ArtifactCheck(artifact.file, "ok", "sha256 ok, accuracy reproduced", measured))
+    if manifest.reader is not None:
+        results.append(check_reader(export_dir, manifest, dataset, public_key))
     return results
+
+
+def check_reader(export_dir, manifest: Manifest, dataset, public_key) -> ArtifactCheck:
+    """The number reader: its recorded proof, its bytes, and its fields read again by the runtime."""
+    from mnist_edge.export.reader import verify_reader
+
+    reader = manifest.reader
+    if not reader.proof.passed:
+        return ArtifactCheck(reader.file, "FAIL", f"the manifest records a failed proof: {reader.proof.failure}")
+    try:
+        fp32 = manifest.find("onnxruntime", "fp32", "onnx")
+        predictor = load(export_dir, file=fp32.file, public_key=public_key)
+        status, detail = verify_reader(predictor, dataset)
+    except MnistEdgeError as exc:
+        return ArtifactCheck(reader.file, "FAIL", str(exc))
+    return ArtifactCheck(reader.file, status, detail, reader.proof.combined.get("all"))
 
 
 def measured_test_set(manifest: Manifest, data_dir: str | os.PathLike | None):

@@ -27,7 +27,7 @@ from mnist_edge import formats
 from mnist_edge.errors import MnistEdgeError
 
 MANIFEST_NAME = "manifest.json"
-SCHEMA_VERSION = "2.1"  # 2.1: artifacts may list companion files and details
+SCHEMA_VERSION = "2.2"  # 2.1: artifacts may list companion files and details; 2.2: an optional number reader
 SCHEMA_FILE = "manifest.schema.json"  # the JSON Schema of this module's dataclasses, next to it
 EXPORT_DIR = "export"  # artifacts/<model>/export holds a model's published export
 
@@ -193,6 +193,48 @@ class SkippedArtifact:
 
 
 @dataclass(frozen=True)
+class ReaderProof:
+    """The number reader run by the runtime (`engine`) on generated fields of MNIST test digits
+    (mnist_edge.fields, `seed`): its text against Keras's on every field, and the share of fields
+    read whole, by group ("all", "separated", "touching or overlapping"), by the digit-by-digit
+    reader, the sequence model alone, and the two combined (what `read` does)."""
+
+    engine: str
+    fields: int
+    seed: int
+    source: str
+    keras_agreement: float  # share of fields where the engine and Keras read the same text
+    digits: dict[str, float]
+    sequence: dict[str, float]
+    combined: dict[str, float]
+    passed: bool
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A sequence model that reads a whole row of digits (runtime/sequence.py), published with the
+    export: its file, the Keras model it was converted from, the geometry of its input (a line
+    image `height` rows tall, `pad` empty columns either side, at most `max_width` columns, padded
+    to a multiple of `stride`) and its output (per `stride` columns, 11 probabilities; `blank` is
+    CTC's blank class)."""
+
+    file: str
+    bytes: int
+    sha256: str
+    params: int
+    keras_sha256: str
+    input_name: str
+    height: int
+    pad: int
+    max_width: int
+    stride: int
+    blank: int
+    trained_on: str
+    proof: ReaderProof
+
+
+@dataclass(frozen=True)
 class Manifest:
     schema_version: str
     created: str
@@ -208,6 +250,7 @@ class Manifest:
     thresholds: dict
     onnx_opset: int | None
     artifacts: tuple[Artifact, ...]
+    reader: Reader | None = None  # 2.2: reads whole numbers where digits touch (docs/reading.md)
     # Not part of the file: where it was read from, and what this reader left out.
     root: Path | None = field(default=None, compare=False)
     skipped: tuple[SkippedArtifact, ...] = field(default=(), compare=False)
@@ -452,10 +495,36 @@ def _check_consistency(manifest: Manifest, where: str) -> None:
         for c in a.companions:
             if "\x00" in c.file or Path(c.file).name != c.file or c.file in ("", ".", ".."):
                 problems.append(f"{a.file}: companion file {c.file!r} must be a plain name inside the export folder")
+    problems += _reader_problems(manifest.reader)
     accuracies = [("model", manifest.model.test_accuracy)] + [(a.file, a.test_accuracy) for a in manifest.artifacts]
     problems += [f"{what}: test accuracy {value} is not between 0 and 1" for what, value in accuracies if not 0 <= value <= 1]
     if problems:
         raise ManifestError(f"{where}: " + "; ".join(problems))
+
+
+# Bounds on the reader's line image: rows, columns and column stride a runtime may be asked for.
+MAX_READER_HEIGHT = 128
+MAX_READER_WIDTH = 4096
+
+
+def _reader_problems(reader: Reader | None) -> list[str]:
+    """The number reader's file a plain name, its geometry within bounds, its blank a class."""
+    if reader is None:
+        return []
+    problems = []
+    if "\x00" in reader.file or Path(reader.file).name != reader.file or reader.file in ("", ".", ".."):
+        problems.append(f"reader file {reader.file!r} must be a plain name inside the export folder")
+    if reader.bytes < 0:
+        problems.append(f"reader: size {reader.bytes} is negative")
+    if not 1 <= reader.height <= MAX_READER_HEIGHT:
+        problems.append(f"reader: height {reader.height} should be 1 to {MAX_READER_HEIGHT}")
+    if not 1 <= reader.stride <= 64:
+        problems.append(f"reader: stride {reader.stride} should be 1 to 64")
+    if not (0 <= reader.pad and 2 * reader.pad < reader.max_width <= MAX_READER_WIDTH):
+        problems.append(f"reader: max_width {reader.max_width} should exceed twice pad ({reader.pad}) and be at most {MAX_READER_WIDTH}")
+    if reader.blank != 10:
+        problems.append(f"reader: blank class {reader.blank} should be 10 (after the digits 0-9)")
+    return problems
 
 
 def _shape_problems(manifest: Manifest) -> list[str]:

@@ -18,8 +18,10 @@ from mnist_edge.termination import deferred_stops, on_exit_at_once
 from mnist_edge.demo.models import STATUS_FILE  # in the artifacts folder while a pipeline runs: what is still to come
 
 
-def _export_is_current(model_dir: Path) -> bool:
-    """An export made from exactly this model.keras, with every artifact it lists still present."""
+def _export_is_current(model_dir: Path, reader_dir: Path | None = None) -> bool:
+    """An export made from exactly this model.keras, with every artifact it lists still present,
+    and (with `reader_dir`) the number reader of exactly that folder's reader.keras."""
+    from mnist_edge.trainer.reader import MODEL_FILE as READER_FILE
     from mnist_edge.trainer.record import MODEL_FILE
 
     if not (model_dir / MODEL_FILE).is_file():
@@ -27,6 +29,12 @@ def _export_is_current(model_dir: Path) -> bool:
     try:
         manifest = read_manifest(model_dir / EXPORT_DIR)
     except ManifestError:
+        return False
+    if reader_dir is not None and (
+        manifest.reader is None or not (reader_dir / READER_FILE).is_file()
+        or manifest.reader.keras_sha256 != sha256_file(reader_dir / READER_FILE)
+        or not manifest.path_of(manifest.reader).is_file()
+    ):
         return False
     return manifest.model.sha256 == sha256_file(model_dir / MODEL_FILE) and all(
         manifest.path_of(a).is_file() for a in manifest.artifacts
@@ -36,6 +44,8 @@ def _export_is_current(model_dir: Path) -> bool:
 SERVE_TIMEOUT = 120  # seconds the demo may take to answer after it is started
 WEB_TIMEOUT = 1800  # seconds the web app may take to build, prove itself in Chromium and answer
 COMPARED = ("mlp", "cnn")  # compare.md is written when both are trained and exported
+READER_MODEL = "cnn"  # the model whose export carries the number reader (artifacts/reader)
+READER_DIR = "reader"
 
 
 @dataclass(frozen=True)
@@ -90,9 +100,13 @@ def run_pipeline(
     seed: int = 42,
     serve: Serve | None = None,
     signing_key: str | os.PathLike | None = None,
+    reader: bool = True,
     stream: TextIO | None = None,
 ) -> list["SummaryRow"]:
     """Train, export and verify each model, in order; return one summary row per model.
+
+    With `reader`, the number reader is trained in out/reader (unless trained) before the CNN is
+    exported, and published with the CNN's export (export/reader.py proves it first).
 
     With a signing key (`signing_key`, else $MNIST_EDGE_SIGNING_KEY) every export is signed before
     it is published; an existing export is reused only if that key signed it.
@@ -119,12 +133,15 @@ def run_pipeline(
                 rows.append(
                     build_model(
                         out / name, name, dataset, retrain=retrain, seed=seed, status=status, stream=stream,
-                        signing_key=signing_key,
+                        signing_key=signing_key, reader_dir=out / READER_DIR if reader and name == READER_MODEL else None,
                     )
                 )
                 status.done(name)
                 if serve and not servers:
-                    to_make = [n for n in models[i + 1:] if retrain or not _export_is_current(out / n)]
+                    to_make = [
+                        n for n in models[i + 1:]
+                        if retrain or not _export_is_current(out / n, out / READER_DIR if reader and n == READER_MODEL else None)
+                    ]
                     start_demo(out, serve, stream, name, to_make, started=servers)  # in `servers` from its start
             status.remove()
             print_summary(rows, stream)
@@ -146,9 +163,11 @@ def run_pipeline(
 
 
 def build_model(
-    model_dir: Path, name: str, dataset, *, retrain: bool, seed: int, status: PipelineStatus, stream, signing_key=None
+    model_dir: Path, name: str, dataset, *, retrain: bool, seed: int, status: PipelineStatus, stream, signing_key=None,
+    reader_dir: Path | None = None,
 ):
-    """Train (unless trained), export (unless current) and verify one model."""
+    """Train (unless trained), export (unless current) and verify one model; with `reader_dir`,
+    train the number reader there (unless trained) and publish it with the export."""
     from mnist_edge.export.exporter import export_model
     from mnist_edge.export.verify import VerifyFailed, verify_export
     from mnist_edge.trainer.record import MODEL_FILE
@@ -164,12 +183,20 @@ def build_model(
 
             print(f"{name}: writing its report again with attribution maps and calibration", file=stream, flush=True)
             refresh_report(model_dir, dataset)
+    if reader_dir is not None:
+        from mnist_edge.trainer.reader import MODEL_FILE as READER_FILE, train_reader
+
+        if not (reader_dir / READER_FILE).is_file():
+            status.update(name, "training the number reader")
+            train_reader(reader_dir, data_dir=dataset.source, stream=stream)
+        else:
+            print(f"{name}: reusing the number reader in {reader_dir}", file=stream)
     signing_key = configured_signing_key(signing_key)
-    if _export_is_current(model_dir) and (signing_key is None or signed_with(model_dir / EXPORT_DIR, signing_key)):
+    if _export_is_current(model_dir, reader_dir) and (signing_key is None or signed_with(model_dir / EXPORT_DIR, signing_key)):
         print(f"{name}: export is up to date with model.keras; not exporting again", file=stream)
     else:  # with a signing key, an export not signed by it is made again, never signed as found
         status.update(name, "exporting")
-        export_model(model_dir, dataset=dataset, stream=stream, signing_key=signing_key)
+        export_model(model_dir, dataset=dataset, stream=stream, signing_key=signing_key, reader=reader_dir)
     status.update(name, "verifying")
     checks = verify_export(model_dir / EXPORT_DIR, data_dir=dataset.source)
     failed = [c for c in checks if not c.ok]

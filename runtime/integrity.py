@@ -19,13 +19,13 @@ def read_verified(manifest: Manifest, artifact: Artifact) -> bytes:
 
     The size is compared before anything is read (a symlink to /dev/zero or a huge sparse file
     must not exhaust memory), and at most that many bytes plus one are read."""
-    content = _read_checked(manifest.path_of(artifact), artifact.bytes, artifact.sha256)
+    content = read_checked(manifest.path_of(artifact), artifact.bytes, artifact.sha256)
     for companion in artifact.companions:
-        _read_checked(manifest.root / companion.file, companion.bytes, companion.sha256)
+        read_checked(manifest.root / companion.file, companion.bytes, companion.sha256)
     return content
 
 
-def _read_checked(path: Path, size: int, sha256: str) -> bytes:
+def read_checked(path: Path, size: int, sha256: str) -> bytes:
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):

@@ -52,8 +52,12 @@ class Prediction:
 class Predictor:
     """One verified artifact and one inference session, created once and reused."""
 
-    def __init__(self, manifest: Manifest, artifact: Artifact, session, signature: str = ""):
+    def __init__(
+        self, manifest: Manifest, artifact: Artifact, session, signature: str = "", signed: SignedExport | None = None,
+        threads: int | None = None,
+    ):
         self.manifest = manifest
+        self._signed, self._threads, self._reader = signed, threads, None
         self.signature = signature  # "verified: signed by key ...", or why it was not checked
         self.artifact = artifact
         self.session = session
@@ -137,14 +141,32 @@ class Predictor:
         x = self.prepare(image)
         return self.to_prediction(self.predict_array(x[np.newaxis])[0])
 
-    def read(self, image, *, min_confidence: float | None = None, max_pixels: int | None = None):
+    def read(self, image, *, min_confidence: float | None = None, max_pixels: int | None = None, reader: str = "auto"):
         """Read a whole number: a row of 1 to 12 digits (docs/reading.md). Returns a
-        number.Reading (text, confidence, rejected, and per digit its class, confidence, top 3 and
-        box in input pixels). Raises NoDigitError for a blank field, TooManyDigitsError, and the
-        decoding errors of predict."""
-        from mnist_edge.runtime.number import read_number
+        number.Reading (text, confidence, rejected, which reader made it, and per digit its class,
+        confidence, top 3 and box in input pixels). `reader`: "auto" (the export's sequence reader
+        combined with the digit-by-digit one, where the export has it), "digits" or "sequence".
+        Raises NoDigitError for a blank field, TooManyDigitsError, and the decoding errors of
+        predict; ModelLoadError if the sequence reader is asked for and cannot be loaded."""
+        from mnist_edge.runtime.number import READERS, read_number
 
-        return read_number(self, image, min_confidence=min_confidence, max_pixels=max_pixels)
+        if reader not in READERS:
+            raise ValueError(f"reader must be one of {', '.join(READERS)}, got {reader!r}")
+        model = self.sequence_reader() if reader == "sequence" or (reader == "auto" and self.has_reader) else None
+        return read_number(self, image, min_confidence=min_confidence, max_pixels=max_pixels, reader=reader, sequence_model=model)
+
+    @property
+    def has_reader(self) -> bool:
+        """Whether the export holds a number reader (a sequence model) with a passed proof."""
+        return self.manifest.reader is not None and self.manifest.reader.proof.passed
+
+    def sequence_reader(self):
+        """The export's number reader, opened once (its bytes checked as every artifact's are)."""
+        if self._reader is None:
+            from mnist_edge.runtime.sequence import open_reader
+
+            self._reader = open_reader(self.manifest, self._signed, self._threads)
+        return self._reader
 
     def predict_batch(self, images) -> list[Prediction]:
         """Predict many images in one inference call. The first bad image raises."""
@@ -225,7 +247,7 @@ def load(
         settings=artifact.details,
     )
     check_session(session, manifest, artifact)
-    return Predictor(manifest, artifact, session, signature=status)
+    return Predictor(manifest, artifact, session, signature=status, signed=signed, threads=threads)
 
 
 def _read_manifest(path, public_key: Path | None) -> tuple[Manifest, SignedExport | None, str]:

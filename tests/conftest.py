@@ -90,3 +90,37 @@ def mlp_export(request, mnist) -> Path:
     model_dir = request.getfixturevalue("trained_mlp")
     export_model(model_dir, dataset=mnist)
     return model_dir / "export"
+
+
+# The number reader (trainer/reader.py), trained briefly: enough that it reads some fields, so the
+# tests exercise every path of reading with it; its accuracy is the benchmark's business.
+TINY_READER = {"fields": 3000, "seeds": (1,), "epochs": 4}
+READER_PROOF_FIELDS = 60
+
+
+@pytest.fixture(scope="session")
+def trained_reader(tmp_path_factory, mnist_dir) -> Path:
+    from mnist_edge.trainer.reader import ReaderConfig, train_reader
+
+    out = tmp_path_factory.mktemp("reader")
+    train_reader(out, ReaderConfig(**TINY_READER), data_dir=mnist_dir)
+    return out
+
+
+@pytest.fixture(scope="session")
+def reader_export(tmp_path_factory, trained_mlp, trained_reader, mnist) -> Path:
+    """The small MLP exported (fp32 ONNX only) with the small number reader. Its proof's gain
+    limit is lifted: the brief training does not beat digit-by-digit reading, which the limit's own
+    test shows is refused by default."""
+    import shutil
+
+    from mnist_edge.export.exporter import export_model
+    from mnist_edge.export.parity import Thresholds
+
+    model_dir = tmp_path_factory.mktemp("with-reader") / "mlp"
+    shutil.copytree(trained_mlp, model_dir, ignore=shutil.ignore_patterns("export*"))
+    export_model(
+        model_dir, families=("onnx",), precisions=("fp32",), dataset=mnist, reader=trained_reader,
+        reader_fields=READER_PROOF_FIELDS, thresholds=Thresholds(reader_min_gain=-100.0),
+    )
+    return model_dir / "export"

@@ -335,7 +335,8 @@ def test_cli_json_one_object_per_path_errors_in_place_exit_1(mlp_export, images,
     assert code == 1 and "3 of 6 images could not be read" in err
     assert [r["path"].rsplit("/", 1)[1] for r in rows] == ["314.png", "314.jpg", "314.png", "blank.png", "broken.png", "missing.png"]
     good = rows[0]
-    assert set(good) == {"path", "text", "confidence", "rejected", "digits"} and good["text"] == "314"
+    assert set(good) == {"path", "text", "confidence", "rejected", "reader", "digits"} and good["text"] == "314"
+    assert good["reader"] == "digits"  # this export has no number reader
     assert set(good["digits"][0]) == {"digit", "label", "confidence", "top", "box"} and len(good["digits"][0]["box"]) == 4
     errors = {r["path"].rsplit("/", 1)[1]: r["error"] for r in rows if "error" in r}
     assert set(errors) == {"blank.png", "broken.png", "missing.png"}
@@ -354,7 +355,7 @@ def test_cli_table_and_min_confidence(mlp_export, images, capsys):
 
 def test_cli_workers_read_in_order(mlp_export, images):
     paths = [images / "314.png", images / "broken.png", images / "314.jpg"]
-    settings = (mlp_export, "onnxruntime", "fp32", 0.5)
+    settings = (mlp_export, "onnxruntime", "fp32", 0.5, "auto")
     results = list(read.read_in_workers(settings, paths, jobs=2))
     assert [p for p, _ in results] == paths
     assert results[0][1].text == "314" and isinstance(results[1][1], str) and results[2][1].text == "314"

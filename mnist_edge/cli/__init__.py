@@ -21,7 +21,7 @@ from mnist_edge.termination import Terminated, install as install_signal_handler
 
 # Subcommands, in the order `--help` lists them.
 COMMANDS = (
-    "train", "export", "sign", "verify", "predict", "read", "batch", "evaluate", "finetune", "pipeline", "bench", "demo",
+    "train", "train-reader", "export", "sign", "verify", "predict", "read", "batch", "evaluate", "finetune", "pipeline", "bench", "demo",
     "web", "experiment", "compare",
 )
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mnist-edge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        importlib.import_module(f"mnist_edge.cli.{name}").register(sub)
+        importlib.import_module(f"mnist_edge.cli.{name.replace('-', '_')}").register(sub)
     return parser
 
 

@@ -41,6 +41,15 @@ def register(sub) -> None:
         help="export the network alone, without the test-time shifts its recipe reads with "
         "(one pass per image instead of five: for microcontrollers, or reading long numbers fast)",
     )
+    p.add_argument(
+        "--reader", type=Path, metavar="DIR",
+        help="publish the number reader trained in DIR (`mnist-edge train-reader`) with this model, after proving "
+        "it on generated fields of MNIST test digits (it must read more fields whole than digit-by-digit reading)",
+    )
+    p.add_argument(
+        "--reader-fields", type=positive_int, default=None, metavar="N",
+        help="fields the reader's proof reads (default: 1000, the reading benchmark's)",
+    )
     limits = p.add_argument_group("parity limits (override the defaults)")
     for name, value in Thresholds().as_dict().items():
         limits.add_argument(f"--{name.replace('_', '-')}", type=float, dest=name, help=f"default {value:g}")
@@ -75,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             signing_key=args.signing_key,
             one_pass=args.one_pass,
+            reader=args.reader,
+            reader_fields=args.reader_fields,
         )
     return 0
 

@@ -43,6 +43,10 @@ def register(sub) -> None:
         "--web-proofs", choices=("auto", "on", "off"), default=Serve.web_proofs,
         help="with --web-port: prove the web app in Chromium first (as mnist-edge web --proofs; default: auto)",
     )
+    p.add_argument(
+        "--no-reader", action="store_true",
+        help="skip the number reader (by default it is trained in OUT/reader, about 20 minutes, and published with the CNN)",
+    )
     add_signing_key_arg(p)
     add_data_args(p)
     p.set_defaults(handler=run)
@@ -66,6 +70,6 @@ def run(args: argparse.Namespace) -> int:
         ensure_installed("gradio")
     run_pipeline(
         args.out, models=models, retrain=args.retrain, data_dir=args.data_dir, seed=args.seed, serve=serve,
-        signing_key=args.signing_key,
+        signing_key=args.signing_key, reader=not args.no_reader,
     )
     return 0

@@ -22,7 +22,7 @@ from mnist_edge.runtime.pool import CHUNK_FILES, available_cores, ordered_map
 
 
 def register(sub) -> None:
-    from mnist_edge.runtime.number import load_spec
+    from mnist_edge.runtime.number import READERS, load_spec
 
     default_confidence = load_spec()["min_confidence"]
     p = sub.add_parser("read", help="read whole handwritten numbers (rows of digits) with an exported model")
@@ -32,6 +32,11 @@ def register(sub) -> None:
     p.add_argument(
         "--min-confidence", type=probability, default=default_confidence, metavar="P",
         help=f"readings less confident than this are marked rejected, for a person to check (default: {default_confidence})",
+    )
+    p.add_argument(
+        "--reader", choices=READERS, default="auto",
+        help="auto: the export's number reader (a sequence model, for digits that touch) combined with digit-by-digit "
+        "reading, or digit by digit where the export has none; digits or sequence: one of them alone (default: auto)",
     )
     add_jobs_arg(p, "reading images", PARALLEL_FILES)
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
@@ -43,15 +48,17 @@ def run(args: argparse.Namespace) -> int:
 
     model = one_export(args.model)
     predictor = runtime.load(model, engine=args.engine, precision=args.precision, threads=1)
+    if args.reader == "sequence" or (args.reader == "auto" and predictor.has_reader):
+        predictor.sequence_reader()  # a missing or tampered reader is one line here, before any image
     paths, unreadable = image_paths(args.paths)
     if not paths and not unreadable:
         raise MnistEdgeError(f"no images found in {', '.join(map(str, args.paths))}")
     jobs = args.jobs or available_cores()
     if jobs > 1 and len(paths) >= PARALLEL_FILES:
-        readings = read_in_workers((model, args.engine, args.precision, args.min_confidence), paths, jobs)
+        readings = read_in_workers((model, args.engine, args.precision, args.min_confidence, args.reader), paths, jobs)
     else:
-        readings = ((path, read_or_error(predictor, path, args.min_confidence)) for path in paths)
-    show = json_row if args.json else table_printer(paths, predictor)
+        readings = ((path, read_or_error(predictor, path, args.min_confidence, args.reader)) for path in paths)
+    show = json_row if args.json else table_printer(paths, predictor, args.reader)
     for path, reason in unreadable:  # folders that could not be listed: one error row each
         print(show(path, reason))
     errors = len(unreadable)
@@ -66,32 +73,32 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_or_error(predictor, path: Path, min_confidence: float):
+def read_or_error(predictor, path: Path, min_confidence: float, reader: str = "auto"):
     """The reading of one file, or the one-line reason it cannot be read."""
     from mnist_edge.runtime.errors import PreprocessError
 
     try:
-        return predictor.read(path, min_confidence=min_confidence)
+        return predictor.read(path, min_confidence=min_confidence, reader=reader)
     except PreprocessError as exc:
         return str(exc)
 
 
-_worker: tuple | None = None  # (predictor, min_confidence), set in each worker process by _start_worker
+_worker: tuple | None = None  # (predictor, min_confidence, reader), set in each worker process by _start_worker
 
 
-def _start_worker(model: Path, engine: str, precision: str, min_confidence: float) -> None:
+def _start_worker(model: Path, engine: str, precision: str, min_confidence: float, reader: str) -> None:
     import signal
 
     from mnist_edge import runtime
 
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle: it stops the pool
-    _worker = (runtime.load(model, engine=engine, precision=precision, threads=1), min_confidence)
+    _worker = (runtime.load(model, engine=engine, precision=precision, threads=1), min_confidence, reader)
 
 
 def _read_chunk(paths: list[Path]) -> list:
-    predictor, min_confidence = _worker
-    return [read_or_error(predictor, path, min_confidence) for path in paths]
+    predictor, min_confidence, reader = _worker
+    return [read_or_error(predictor, path, min_confidence, reader) for path in paths]
 
 
 def read_in_workers(settings: tuple, paths: list[Path], jobs: int) -> Iterator[tuple[Path, object]]:
@@ -108,11 +115,14 @@ def json_row(path: Path, result) -> str:
     return json.dumps({"path": str(path), **row})
 
 
-def table_printer(paths: list[Path], predictor):
+def table_printer(paths: list[Path], predictor, reader: str = "auto"):
     """Print the table's header; return the function that formats one row of it."""
     low, high = PATH_COLUMN
     path_width = min(high, max(low, *(len(str(p)) for p in paths)))
-    print(f"{'path':<{path_width}} {'number':>12} {'confidence':>10}  per digit  ({predictor.artifact.file})")
+    files = predictor.artifact.file
+    if reader == "sequence" or (reader == "auto" and predictor.has_reader):
+        files = predictor.manifest.reader.file if reader == "sequence" else f"{files} and {predictor.manifest.reader.file}"
+    print(f"{'path':<{path_width}} {'number':>12} {'confidence':>10}  per digit  ({files})")
 
     def row(path: Path, result) -> str:
         shown = str(path) if len(str(path)) <= path_width else "…" + str(path)[-(path_width - 1) :]
