@@ -285,7 +285,8 @@ def export_model(
             staging.reject(failures)  # raises ExportFailed
         sign_staged(staging.folder, signing_key, stream)
         staging.publish()
-    print(f"Published {len(artifacts)} artifacts to {model_dir / publish.EXPORT_DIR}", file=stream, flush=True)
+    reader_note = f" and the number reader ({manifest.reader.file})" if manifest.reader else ""
+    print(f"Published {len(artifacts)} artifacts{reader_note} to {model_dir / publish.EXPORT_DIR}", file=stream, flush=True)
     return manifest
 
 
