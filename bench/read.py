@@ -42,12 +42,12 @@ PHOTO_RUNS = 30
 WEB_PRECISIONS = tuple(dict.fromkeys((formats.DEFAULT_PRECISION, *formats.SITE_PRECISIONS)))
 
 
-def read_all(predictor, fields) -> tuple[list[str], list[float]]:
+def read_all(predictor, fields, reader: str = "auto") -> tuple[list[str], list[float]]:
     texts, seconds = [], []
     for field in fields:
         start = time.perf_counter()
         try:
-            texts.append(predictor.read(field.image).text)
+            texts.append(predictor.read(field.image, reader=reader).text)
         except PreprocessError as exc:
             texts.append(f"error: {exc}")
         seconds.append(time.perf_counter() - start)
@@ -173,9 +173,12 @@ def grouped(fields, texts, key) -> dict[str, tuple[int, int]]:
     return {name: (right, total) for name, (right, total) in groups.items()}
 
 
-def table(fields, ours, theirs, per_digit: float) -> list[str]:
-    """Markdown rows: group, fields, bound, mnist-edge, Tesseract."""
-    rows = ["| fields | n | bound (per-digit^length) | mnist-edge read | Tesseract 5 |", "|---|---:|---:|---:|---:|"]
+def table(fields, columns: dict[str, list[str]], theirs, per_digit: float) -> list[str]:
+    """Markdown rows: group, fields, bound, each of mnist-edge's `columns` (name: texts), Tesseract."""
+    rows = [
+        "| fields | n | bound (per-digit^length) | " + " | ".join(columns) + " | Tesseract 5 |",
+        "|---|---:|---:|" + "---:|" * len(columns) + "---:|",
+    ]
     keys = [
         ("all", lambda f: ["all"]),
         ("separated", lambda f: ["separated"] if f.spacing in SEPARATED else ["touching or overlapping"]),
@@ -185,13 +188,14 @@ def table(fields, ours, theirs, per_digit: float) -> list[str]:
         ("image", lambda f: f.conditions[2:]),
     ]
     for _, key in keys:
-        mine = grouped(fields, ours, key)
+        mine = [grouped(fields, texts, key) for texts in columns.values()]
         other = grouped(fields, theirs, key) if theirs else {}
-        for name in sorted(mine, key=lambda n: (len(n), n)) if key is not keys[0][1] else mine:
-            right, total = mine[name]
+        for name in sorted(mine[0], key=lambda n: (len(n), n)) if key is not keys[0][1] else mine[0]:
+            total = mine[0][name][1]
             bound = np.mean([per_digit ** len(f.text) for f in fields if name in key(f)])
             tess = f"{other[name][0] / total:.1%}" if other else "-"
-            rows.append(f"| {name} | {total} | {bound:.1%} | {right / total:.1%} | {tess} |")
+            ours = " | ".join(f"{m[name][0] / total:.1%}" for m in mine)
+            rows.append(f"| {name} | {total} | {bound:.1%} | {ours} | {tess} |")
     return rows
 
 
@@ -215,6 +219,10 @@ def main(argv=None) -> int:
     fields = make_fields(test.images, test.labels, args.count, seed=args.seed)
     per_digit = digit_accuracy(predictor, test.images, test.labels)
     ours, seconds = read_all(predictor, fields)
+    columns = {"mnist-edge read": ours}
+    if predictor.has_reader:  # the export's number reader combined with digit-by-digit reading; and the latter alone
+        digits_only, digit_seconds = read_all(predictor, fields, reader="digits")
+        columns = {"digit by digit (`--reader digits`)": digits_only, "**mnist-edge read** (with its reader)": ours}
     if args.tesseract_from:
         theirs, tess_seconds = earlier_tesseract(args.tesseract_from, fields), []
     else:
@@ -231,11 +239,12 @@ def main(argv=None) -> int:
     lines = [
         f"# Reading whole numbers: {args.count} seeded fields (seed {args.seed}), model {args.model}",
         "",
-        *table(fields, ours, theirs, per_digit),
+        *table(fields, columns, theirs, per_digit),
         "",
         f"- per-digit accuracy (the model on the same MNIST test digits alone): {per_digit:.2%}",
         f"- mnist-edge read: {1000 * statistics.mean(seconds):.1f} ms per field (mean, one thread), "
-        f"median {1000 * statistics.median(seconds):.1f} ms",
+        f"median {1000 * statistics.median(seconds):.1f} ms"
+        + (f"; digit by digit alone {1000 * statistics.mean(digit_seconds):.1f} ms (mean)" if predictor.has_reader else ""),
         f"- 6-digit field on a 1200x300 JPEG photo: {photo_time:.1f} ms (median of {PHOTO_RUNS}, one thread, "
         f"from the JPEG bytes: decoding included), {photo_cpu:.1f} ms of CPU; "
         f"read {predictor.read(photo).text!r}, truth {photo_text!r}",
@@ -248,8 +257,9 @@ def main(argv=None) -> int:
     lines += ["", *photo_table(python_ms, web, predictor.read(grey).text)]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "read.md").write_text("\n".join(lines) + "\n")
-    rows = [{"text": f.text, "conditions": f.conditions, "read": r, "tesseract": t}
-            for f, r, t in zip(fields, ours, theirs or [None] * len(fields))]
+    digits_column = columns.get("digit by digit (`--reader digits`)", [None] * len(fields))
+    rows = [{"text": f.text, "conditions": f.conditions, "read": r, "digits": d, "tesseract": t}
+            for f, r, d, t in zip(fields, ours, digits_column, theirs or [None] * len(fields))]
     (args.out / "read.json").write_text(json.dumps(rows, indent=1) + "\n")
     print("\n".join(lines))
     return 0

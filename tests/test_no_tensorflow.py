@@ -194,3 +194,25 @@ def test_runtime_tests_pass_without_tensorflow(runtime_venv, mlp_export, mnist_d
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     summary = result.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "error" not in summary and "skipped" not in summary
+
+
+def test_read_and_verify_with_the_number_reader_without_tensorflow(runtime_venv, reader_export, mnist, mnist_dir, tmp_path, neutral_dir):
+    """The number reader is runtime only: `read` uses it and `verify` re-reads its proof's fields,
+    where TensorFlow cannot be imported; the readings equal the full environment's."""
+    from mnist_edge import runtime
+    from mnist_edge.fields import make_fields
+
+    fields = list(make_fields(mnist.test.images, mnist.test.labels, 6, seed=5))
+    for k, f in enumerate(fields):
+        (tmp_path / f"{k}.png").write_bytes(f.image)
+    env = _env(MNIST_DATA_DIR=str(mnist_dir))
+    result = _run(_bin("mnist-edge"), "read", "--model", reader_export, "--json", tmp_path, env=env, cwd=neutral_dir)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    direct = runtime.load(reader_export)
+    assert [(r["text"], r["reader"]) for r in rows] == [
+        (reading.text, reading.reader) for reading in (direct.read(tmp_path / f"{k}.png") for k in range(len(fields)))
+    ]
+    result = _run(_bin("mnist-edge"), "verify", reader_export, env=env, cwd=neutral_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert any(line.startswith("ok") and "reader.onnx" in line and "reading reproduced" in line for line in result.stdout.splitlines())
