@@ -106,10 +106,12 @@ bench-first-prediction: venv
 bench-handwriting: pipeline system-deps
 	$(BIN)/python bench/handwriting.py --model $(ARTIFACTS)/cnn --out bench-artifacts/handwriting
 
-# Whole numbers: `read` and Tesseract 5 side by side on 1,000 seeded fields of MNIST test digits;
-# a 1200x300 photo read by the Python runtime and by the web app in headless Chromium.
+# Whole numbers: `read` (digit by digit, and with the number reader) and Tesseract 5 side by side on
+# 1,000 seeded fields of MNIST test digits; a 1200x300 photo read by the Python runtime and by the web
+# app in headless Chromium; then the same fields built from digits in nine styles that are not MNIST's.
 bench-read: pipeline system-deps
 	nice -n 19 $(BIN)/python bench/read.py --model $(ARTIFACTS)/cnn/export --out bench-artifacts
+	nice -n 19 $(BIN)/python bench/read_styles.py --model $(ARTIFACTS)/cnn/export --out bench-artifacts
 
 # First-visit transfer size, load-to-first-prediction time and per-drawing latency of the web app.
 bench-web: venv system-deps

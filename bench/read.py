@@ -42,16 +42,32 @@ PHOTO_RUNS = 30
 WEB_PRECISIONS = tuple(dict.fromkeys((formats.DEFAULT_PRECISION, *formats.SITE_PRECISIONS)))
 
 
-def read_all(predictor, fields, reader: str = "auto") -> tuple[list[str], list[float]]:
-    texts, seconds = [], []
+def read_all(predictor, fields, reader: str = "auto") -> tuple[list[str], list[float], list[bool]]:
+    """Per field: the text read (or the error), the seconds it took, whether it was rejected."""
+    texts, seconds, rejected = [], [], []
     for field in fields:
         start = time.perf_counter()
         try:
-            texts.append(predictor.read(field.image, reader=reader).text)
+            reading = predictor.read(field.image, reader=reader)
+            texts.append(reading.text)
+            rejected.append(reading.rejected)
         except PreprocessError as exc:
             texts.append(f"error: {exc}")
+            rejected.append(True)
         seconds.append(time.perf_counter() - start)
-    return texts, seconds
+    return texts, seconds, rejected
+
+
+def rejection_line(fields, texts, rejected) -> str:
+    """How well `rejected` (confidence under the spec's min_confidence) flags the wrong readings."""
+    from mnist_edge.runtime.number import load_spec
+
+    wrong = [r for f, t, r in zip(fields, texts, rejected) if t != f.text]
+    right = [r for f, t, r in zip(fields, texts, rejected) if t == f.text]
+    return (
+        f"rejected at the default min_confidence {load_spec()['min_confidence']}: {np.mean(wrong) if wrong else 0:.0%} of the "
+        f"{len(wrong)} wrong readings and {np.mean(right) if right else 0:.1%} of the {len(right)} right ones"
+    )
 
 
 def tesseract_all(fields) -> tuple[list[str] | None, list[float]]:
@@ -218,10 +234,12 @@ def main(argv=None) -> int:
     predictor = runtime.load(args.model, threads=1)
     fields = make_fields(test.images, test.labels, args.count, seed=args.seed)
     per_digit = digit_accuracy(predictor, test.images, test.labels)
-    ours, seconds = read_all(predictor, fields)
+    ours, seconds, rejected = read_all(predictor, fields)
+    rejections = {"read": rejection_line(fields, ours, rejected)}
     columns = {"mnist-edge read": ours}
     if predictor.has_reader:  # the export's number reader combined with digit-by-digit reading; and the latter alone
-        digits_only, digit_seconds = read_all(predictor, fields, reader="digits")
+        digits_only, digit_seconds, digit_rejected = read_all(predictor, fields, reader="digits")
+        rejections["digit by digit"] = rejection_line(fields, digits_only, digit_rejected)
         columns = {"digit by digit (`--reader digits`)": digits_only, "**mnist-edge read** (with its reader)": ours}
     if args.tesseract_from:
         theirs, tess_seconds = earlier_tesseract(args.tesseract_from, fields), []
@@ -245,6 +263,7 @@ def main(argv=None) -> int:
         f"- mnist-edge read: {1000 * statistics.mean(seconds):.1f} ms per field (mean, one thread), "
         f"median {1000 * statistics.median(seconds):.1f} ms"
         + (f"; digit by digit alone {1000 * statistics.mean(digit_seconds):.1f} ms (mean)" if predictor.has_reader else ""),
+        *(f"- {name}: {line}" for name, line in rejections.items()),
         f"- 6-digit field on a 1200x300 JPEG photo: {photo_time:.1f} ms (median of {PHOTO_RUNS}, one thread, "
         f"from the JPEG bytes: decoding included), {photo_cpu:.1f} ms of CPU; "
         f"read {predictor.read(photo).text!r}, truth {photo_text!r}",
