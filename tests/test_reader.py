@@ -243,3 +243,24 @@ def test_train_reader_refuses_a_file_as_its_folder(tmp_path, capsys):
     assert main(["train-reader", "--out", str(target), "--fields", "5", "--seeds", "1", "--epochs", "1"]) == 1
     assert target.read_text() == "keep me"
     assert "is a file" in capsys.readouterr().err
+
+
+def test_the_demos_number_tab_reads_with_the_reader_and_names_it(reader_export, predictor, fields, tmp_path):
+    from mnist_edge.demo.app import DigitDemo
+
+    demo = DigitDemo.from_root(reader_export.parent.parent)
+    named = 0
+    for k, f in enumerate(fields[:15]):
+        path = tmp_path / f"{k}.png"
+        path.write_bytes(f.image)
+        text, status, boxed, digits = demo.read_number(str(path), "mlp", "fp32", "onnxruntime", 0.0)
+        reading = predictor.read(path, min_confidence=0.0)
+        assert text == reading.text and len(digits) == len(reading.digits) and boxed is not None
+        if reading.reader == "sequence":
+            named += 1
+            assert "mlp/model.onnx + reader.onnx" in status
+            tile, caption = digits[0]
+            assert tile.shape[0] == 96 and caption.startswith(reading.digits[0].label)  # 32 rows enlarged 3x
+        else:
+            assert "reader.onnx" not in status
+    assert named >= 1
