@@ -236,11 +236,8 @@ def export_model(
     """Convert, prove and publish. Returns the manifest; raises ExportFailed if any artifact could not
     be made or failed a check (every failure is listed). With a signing key (`signing_key`, else
     $MNIST_EDGE_SIGNING_KEY) the export is signed first; if that fails the previous export stays.
-    Test-time shifts go into the graph (_reading); `one_pass` exports the network alone.
-
-    With `reader` (a folder `mnist-edge train-reader` wrote) the number reader is converted and
-    proven on `reader_fields` generated fields (export/reader.py) and published with the rest; if
-    it fails its proof the whole export is rejected, as for any artifact."""
+    Test-time shifts go into the graph (_reading); `one_pass` exports the network alone. `reader`:
+    a trained number reader's folder, proven on `reader_fields` fields and published too (_with_reader)."""
     stream = stream or sys.stdout
     model_dir = Path(model_dir)
     kinds = plan_artifacts(tuple(families or formats.families()), tuple(precisions))
@@ -265,34 +262,25 @@ def export_model(
         converted = convert_all(kinds, job, staging.folder)
         artifacts, failures = prove_all(converted, job, reference, test_x, labels, thresholds, stream)
         manifest = publish.build_manifest(
-            model_dir=model_dir,
-            keras_model=keras_model,
-            keras_accuracy=keras_accuracy,
-            record=record,
-            dataset=dataset,
-            artifacts=artifacts,
-            thresholds=thresholds,
+            model_dir=model_dir, keras_model=keras_model, keras_accuracy=keras_accuracy, record=record, dataset=dataset,
+            artifacts=artifacts, thresholds=thresholds,
             calibration={"images": int(len(calibration)), "source": "training set", "seed": CALIBRATION_SEED},
             opset=opset if "tf2onnx" in formats.export_modules(kinds) else None,  # an ONNX graph was made
-            input_name=convert.INPUT_NAME,
-            output_name=convert.OUTPUT_NAME,
+            input_name=convert.INPUT_NAME, output_name=convert.OUTPUT_NAME,
         )
-        if reader_dir is not None and not failures:
-            manifest, failure = _with_reader(manifest, reader_dir, staging, dataset, thresholds, reader_fields, stream)
-            failures += [failure] if failure else []
+        manifest, failures = _with_reader(manifest, failures, reader_dir, staging, dataset, thresholds, reader_fields, stream)
         staging.write(manifest, failures)
         if failures:
             staging.reject(failures)  # raises ExportFailed
         sign_staged(staging.folder, signing_key, stream)
         staging.publish()
-    reader_note = f" and the number reader ({manifest.reader.file})" if manifest.reader else ""
-    print(f"Published {len(artifacts)} artifacts{reader_note} to {model_dir / publish.EXPORT_DIR}", file=stream, flush=True)
+    print(publish.published_line(manifest, model_dir), file=stream, flush=True)
     return manifest
 
 
 def _reader_dir(reader, kinds, record) -> Path | None:
     """The trained reader's folder, checked before any conversion: it needs a model of centred
-    digits and the fp32 ONNX artifact (the proof reads digit by digit with it)."""
+    digits and the registry's reader partner among the kinds (the proof reads digit by digit with it)."""
     if reader is None:
         return None
     from mnist_edge.trainer.reader import read_reader_record
@@ -301,21 +289,29 @@ def _reader_dir(reader, kinds, record) -> Path | None:
     read_reader_record(reader_dir)
     if record.preprocessing != "digit" or tuple(record.class_names) != tuple("0123456789"):
         raise ExportError("--reader reads numbers: it goes with a model of the digits 0-9 (MNIST), not this one")
-    if not any(k.format == "onnx" and k.precision == "fp32" for k in kinds):
-        raise ExportError("--reader needs the fp32 ONNX artifact (its proof reads digit by digit with it); add --formats onnx")
+    partner = formats.reader_partner()
+    if partner not in kinds:
+        raise ExportError(
+            f"--reader needs {partner.file} (its proof reads digit by digit with it); add --formats {partner.family} "
+            f"and --precisions {partner.precision}"
+        )
     return reader_dir
 
 
-def _with_reader(manifest: Manifest, reader_dir: Path, staging, dataset, thresholds, fields, stream) -> tuple[Manifest, str | None]:
-    """The manifest with the number reader converted and proven in the staging folder, and its failure."""
+def _with_reader(manifest: Manifest, failures: list[str], reader_dir: Path | None, staging, dataset, thresholds, fields, stream):
+    """(manifest, failures) with the number reader converted and proven in the staging folder
+    (export/reader.py), when there is one and everything else passed: if it fails its proof, the
+    whole export is rejected, as for any artifact."""
     from mnist_edge.export.reader import PROOF_FIELDS, READER_FILE, publish_reader
+
+    if reader_dir is None or failures:
+        return manifest, failures
     from mnist_edge.runtime import load
 
     staging.write(manifest, [])  # the staged digit model, loadable by the runtime for the proof
-    fp32 = manifest.find("onnxruntime", "fp32", "onnx")
     entry, failure = publish_reader(
-        reader_dir, staging.folder, load(staging.folder, file=fp32.file), dataset, thresholds=thresholds,
+        reader_dir, staging.folder, load(staging.folder, file=formats.reader_partner().file), dataset, thresholds=thresholds,
         fields=fields or PROOF_FIELDS, stream=stream,
     )
-    return replace(manifest, reader=entry), (f"{READER_FILE}: {failure}" if failure else None)
+    return replace(manifest, reader=entry), failures + ([f"{READER_FILE}: {failure}"] if failure else [])
 

@@ -186,6 +186,11 @@ def render_parity(manifest: Manifest, failures: list[str] = ()) -> str:
     return "\n".join(lines) + "\n"
 
 
+def published_line(manifest: Manifest, model_dir: Path) -> str:
+    reader = f" and the number reader ({manifest.reader.file})" if manifest.reader else ""
+    return f"Published {len(manifest.artifacts)} artifacts{reader} to {model_dir / EXPORT_DIR}"
+
+
 def _reader_lines(reader) -> list[str]:
     """The number reader's proof, under the table: fields read whole, three ways, by group."""
     if reader is None:

@@ -19,6 +19,7 @@ from typing import TextIO
 
 import numpy as np
 
+from mnist_edge import formats
 from mnist_edge.manifest import Reader, ReaderProof
 from mnist_edge.runtime import number, sequence
 
@@ -131,7 +132,7 @@ def publish_reader(
             f"digit by digit: a gain of {gain:+.1f} points, under the {thresholds.reader_min_gain:.1f} required"
         )
     proof = ReaderProof(
-        engine="onnxruntime", fields=fields, seed=seed, source=f"mnist_edge.fields of {dataset.source} test digits",
+        engine=formats.READER_ENGINE, fields=fields, seed=seed, source=f"mnist_edge.fields of {dataset.source} test digits",
         keras_agreement=round(agreement, 6), passed=failure is None, failure=failure, **accuracy,
     )
     print(

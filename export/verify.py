@@ -111,8 +111,7 @@ def check_reader(export_dir, manifest: Manifest, dataset, public_key) -> Artifac
     if not reader.proof.passed:
         return ArtifactCheck(reader.file, "FAIL", f"the manifest records a failed proof: {reader.proof.failure}")
     try:
-        fp32 = manifest.find("onnxruntime", "fp32", "onnx")
-        predictor = load(export_dir, file=fp32.file, public_key=public_key)
+        predictor = load(export_dir, file=formats.reader_partner().file, public_key=public_key)
         status, detail = verify_reader(predictor, dataset)
     except MnistEdgeError as exc:
         return ArtifactCheck(reader.file, "FAIL", str(exc))

@@ -202,6 +202,17 @@ def find_kind(format: str, precision: str) -> ArtifactKind | None:
     return next((k for k in KINDS if k.format == format and k.precision == precision), None)
 
 
+# The number reader (export/reader.py, runtime/sequence.py) is an ONNX file run by onnxruntime, in
+# the base install; its proof and `verify` read digit by digit with the digit model's file of this
+# kind (the default engine's portable fp32 file), so `export --reader` needs that kind.
+READER_ENGINE = DEFAULT_ENGINE
+
+
+def reader_partner() -> ArtifactKind:
+    """The digit model's kind the number reader is proven beside: the default engine's first fp32 kind."""
+    return next(k for k in KINDS if k.engine == DEFAULT_ENGINE and k.precision == DEFAULT_PRECISION)
+
+
 def families() -> tuple[str, ...]:
     """What `--formats` accepts, in registry order."""
     return _unique(k.family for k in KINDS)

@@ -610,46 +610,22 @@ def field_marks(image, spec: dict, max_pixels: int | None = None) -> tuple[Field
     return field, comb_dividers(vertical), without_specks(pieces, height, spec), height
 
 
-READERS = ("auto", "digits", "sequence")  # read_number's `reader`: both combined, or one of them
-
-
-def read_number(
-    predictor, image, *, min_confidence: float | None = None, max_pixels: int | None = None, reader: str = "auto",
-    sequence_model=None,
-) -> Reading:
-    """Read the row of digits in `image` (path, bytes, PIL image or array) with a digit model and,
-    where the export has one, its sequence model (`sequence_model`, a sequence.ReaderModel).
-    `reader`: "digits" reads digit by digit, "sequence" with the sequence model alone, "auto" with
-    both, combined as sequence.combine says (digit by digit when there is no sequence model).
-    Raises NoDigitError (blank, only lines or specks), TooManyDigitsError, and the decoding
-    errors of `to_mnist`."""
-    from mnist_edge.runtime import sequence
-
-    if reader not in READERS:
-        raise ValueError(f"reader must be one of {', '.join(READERS)}, got {reader!r}")
+def read_number(predictor, image, *, min_confidence: float | None = None, max_pixels: int | None = None) -> Reading:
+    """Read the row of digits in `image` (path, bytes, PIL image or array) digit by digit with a
+    digit model (runtime/reading.py adds the export's number reader). Raises NoDigitError (blank,
+    only lines or specks), TooManyDigitsError, and the decoding errors of `to_mnist`."""
     spec = load_spec()
     threshold = spec["min_confidence"] if min_confidence is None else min_confidence
-    size, box = _digit_geometry(predictor)
+    field, dividers, pieces, height = checked_marks(image, spec, max_pixels)
+    return read_digits(predictor, field, dividers, pieces, height, spec, threshold, _digit_geometry(predictor))
+
+
+def checked_marks(image, spec: dict, max_pixels: int | None = None) -> tuple[Field, np.ndarray, list[Piece], int]:
+    """field_marks, refusing more separate marks than a number may have."""
     field, dividers, pieces, height = field_marks(image, spec, max_pixels)
     if len(pieces) > spec["max_marks"]:
         raise TooManyDigitsError(f"too many digits: {len(pieces)} separate marks, a number has at most {spec['max_digits']} digits")
-    if reader == "sequence" or (reader == "auto" and sequence_model is not None):
-        if sequence_model is None:
-            raise PreprocessError("this export has no sequence reader; read with reader='digits' or 'auto'")
-        if reader == "sequence":
-            return sequence.read_line(predictor, sequence_model, field, pieces, spec, threshold)
-        try:
-            line = sequence.read_line(predictor, sequence_model, field, pieces, spec, threshold)
-        except PreprocessError:  # no digit emitted, or too many: the digit-by-digit reading (or its error) stands
-            line = None
-        try:
-            digits = read_digits(predictor, field, dividers, pieces, height, spec, threshold, (size, box))
-        except PreprocessError:  # too crowded to cut, or only scraps: the sequence model's reading stands
-            if line is None:
-                raise
-            return line
-        return digits if line is None else sequence.combine(digits, line)
-    return read_digits(predictor, field, dividers, pieces, height, spec, threshold, (size, box))
+    return field, dividers, pieces, height
 
 
 def read_digits(predictor, field: Field, dividers, pieces: list[Piece], height: int, spec: dict, threshold: float, geometry) -> Reading:

@@ -148,12 +148,12 @@ class Predictor:
         combined with the digit-by-digit one, where the export has it), "digits" or "sequence".
         Raises NoDigitError for a blank field, TooManyDigitsError, and the decoding errors of
         predict; ModelLoadError if the sequence reader is asked for and cannot be loaded."""
-        from mnist_edge.runtime.number import READERS, read_number
+        from mnist_edge.runtime.reading import READERS, read
 
         if reader not in READERS:
             raise ValueError(f"reader must be one of {', '.join(READERS)}, got {reader!r}")
         model = self.sequence_reader() if reader == "sequence" or (reader == "auto" and self.has_reader) else None
-        return read_number(self, image, min_confidence=min_confidence, max_pixels=max_pixels, reader=reader, sequence_model=model)
+        return read(self, image, reader=reader, sequence_model=model, min_confidence=min_confidence, max_pixels=max_pixels)
 
     @property
     def has_reader(self) -> bool:

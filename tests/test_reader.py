@@ -216,7 +216,7 @@ def test_export_rejects_a_reader_that_does_not_beat_digit_by_digit_reading(train
     assert (model_dir / "export" / "manifest.json").read_bytes() == before  # left in place
     assert (model_dir / "export.rejected" / "reader.onnx").is_file()
 
-    with pytest.raises(ExportError, match="needs the fp32 ONNX artifact"):
+    with pytest.raises(ExportError, match="--reader needs model.onnx"):
         export_model(model_dir, families=("tflite",), dataset=mnist, reader=trained_reader)
     from mnist_edge.trainer.reader import ReaderTrainingError
 

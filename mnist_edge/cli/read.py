@@ -22,7 +22,8 @@ from mnist_edge.runtime.pool import CHUNK_FILES, available_cores, ordered_map
 
 
 def register(sub) -> None:
-    from mnist_edge.runtime.number import READERS, load_spec
+    from mnist_edge.runtime.number import load_spec
+    from mnist_edge.runtime.reading import READERS
 
     default_confidence = load_spec()["min_confidence"]
     p = sub.add_parser("read", help="read whole handwritten numbers (rows of digits) with an exported model")
