@@ -171,6 +171,8 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
 
 def _crossings(line: np.ndarray, strokes: np.ndarray) -> np.ndarray:
     """Line pixels a stroke crosses: stroke ink directly above and below the line's thickness."""
+    if not line.any():  # no line (most fields have no divider): nothing to walk down
+        return np.zeros_like(line)
     height = line.shape[0]
     above = np.zeros_like(line)
     below = np.zeros_like(line)
