@@ -3,9 +3,10 @@ where the model runs in the visitor's browser and keeps working offline.
 
     site/
       index.html  app.css  app.webmanifest  sw.js  icons/  number_spec.json (runtime/number_spec.json)
-      js/          the app's plain ES modules: draw, preprocess (+ resample), number (+ number_page), infer, samples, zip, page
+      js/          the app's plain ES modules: draw, preprocess (+ resample), number (+ sequence, number_page), infer, samples, zip, page
       models.json  what the page offers: one entry per bundled model and precision
       models/<model>/manifest.json + model file(s)   (the export's manifest, bundled artifacts only)
+                     + its number reader (reader.onnx), when the export has one with a passed proof
       vendor/<engine>/   the engine's runtime files, copied from its npm package (never a CDN)
       parity.md  parity.json   what the build proved in Chromium (demo/web_proofs.py)
 
@@ -208,7 +209,8 @@ def stage_site(models: list[BundledModel], out: Path, node_modules: Path, public
             else:
                 shutil.copy2(source, staging / name)
         engines = {}
-        for engine in dict.fromkeys(m.engine for m in models):
+        readers = [engine for m in models if (engine := reader_engine(m.manifest)) is not None]  # the number readers' engines
+        for engine in dict.fromkeys([m.engine for m in models] + readers):
             engines[engine] = engine_runtime(engine, node_modules)
             vendor = staging / "vendor" / engine
             vendor.mkdir(parents=True)
@@ -244,25 +246,58 @@ def group_by_model(models: list[BundledModel]) -> list[tuple[Manifest, list[Bund
 
 
 def copy_model(manifest: Manifest, bundled: list[BundledModel], staging: Path, engines: dict) -> None:
-    """The bundled artifacts, checked against the export's manifest, and that manifest with only them."""
-    from mnist_edge.runtime.integrity import read_verified
+    """The bundled artifacts, checked against the export's manifest, the export's number reader
+    (checked the same way; js/number_page.js reads numbers with it), and that manifest with only them."""
+    from mnist_edge.runtime.integrity import read_checked, read_verified
 
     folder = staging / bundled[0].folder
     folder.mkdir(parents=True)
     for m in bundled:
         atomic_write_bytes(folder / m.artifact.file, read_verified(manifest, m.artifact))
+    reader = shipped_reader(manifest)
+    if reader is not None:
+        atomic_write_bytes(folder / reader.file, read_checked(manifest.root / reader.file, reader.bytes, reader.sha256))
     libraries = {**manifest.libraries, **{engine: runtime["version"] for engine, runtime in engines.items()}}
-    site_manifest = dataclasses.replace(manifest, artifacts=tuple(m.artifact for m in bundled), libraries=libraries)
+    site_manifest = dataclasses.replace(manifest, artifacts=tuple(m.artifact for m in bundled), libraries=libraries, reader=reader)
     write_manifest(folder, published(site_manifest))
+
+
+def shipped_reader(manifest: Manifest):
+    """The export's number reader when the site ships it: listed, its proof passed (the runtimes
+    use no other: Predictor.has_reader, js/infer.js's hasReader), not named like a model file, and
+    a bundled browser engine mirrors the runtime its proof ran on (js/infer.js's readerEngine)."""
+    reader = manifest.reader
+    if reader is None or not reader.proof.passed or any(reader.file == a.file for a in manifest.artifacts):
+        return None
+    return reader if _mirroring_engine(reader.proof.engine) is not None else None
+
+
+def reader_engine(manifest: Manifest) -> str | None:
+    """The browser engine (a key of formats.BROWSER_ENGINES) the page runs the export's number reader on, if shipped."""
+    reader = shipped_reader(manifest)
+    return None if reader is None else _mirroring_engine(reader.proof.engine)
+
+
+def _mirroring_engine(reference: str) -> str | None:
+    return next((name for name, e in formats.BROWSER_ENGINES.items() if e.bundled and e.reference == reference), None)
 
 
 def published(manifest: Manifest) -> Manifest:
     """The manifest as the site publishes it: nothing about the build machine (its platform, the
-    local path of the test set; the test set's fingerprint stays)."""
+    local path of the test set, also named by the number reader's proof; the test set's
+    fingerprint stays)."""
     source = manifest.test_set.source
     public = source if "://" in source else (Path(source).name or "local copy")
+    reader = manifest.reader
+    if reader is not None:
+        said = reader.proof.source
+        if source and source in said:
+            said = said.replace(source, public)
+        elif "://" not in said and "/" in said:  # a path the test set does not name: no more than its last part
+            said = f"{said.split('/')[0].rstrip()} {said.rsplit('/', 1)[1]}".strip()
+        reader = dataclasses.replace(reader, proof=dataclasses.replace(reader.proof, source=said))
     return dataclasses.replace(
-        manifest, platform={}, test_set=dataclasses.replace(manifest.test_set, source=public)
+        manifest, platform={}, test_set=dataclasses.replace(manifest.test_set, source=public), reader=reader
     )
 
 
@@ -294,11 +329,18 @@ def models_index(models: list[BundledModel], engines: dict) -> dict:
 def precache_files(site: Path, models: list[BundledModel]) -> list[str]:
     """What the first visit keeps for offline use, relative to the site: every file, plus "./" (the
     page itself), except the model files of the models not shown first (the service worker keeps
-    those when they are first chosen), so the first visit downloads one model, not all."""
-    first = f"{models[0].folder}/{models[0].artifact.file}"
-    skip = {SERVICE_WORKER, SITE_MARKER, PROOF_KEY} | {f"{m.folder}/{m.artifact.file}" for m in models} - {first}
+    those when they are first chosen), so the first visit downloads one model, not all. The number
+    reader of the model shown first is kept (the Number mode reads with it offline); those of other
+    models' exports when first used, as their model files."""
+    first = {f"{models[0].folder}/{models[0].artifact.file}", *_reader_files(models[:1])}
+    skip = {SERVICE_WORKER, SITE_MARKER, PROOF_KEY} | {f"{m.folder}/{m.artifact.file}" for m in models} | set(_reader_files(models))
     files = sorted(p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file())
-    return ["./", *(f for f in files if f not in skip)]
+    return ["./", *(f for f in files if f not in skip - first)]
+
+
+def _reader_files(models: list[BundledModel]) -> list[str]:
+    """The site paths of the number readers these models' exports ship."""
+    return [f"{m.folder}/{reader.file}" for m in models if (reader := shipped_reader(m.manifest)) is not None]
 
 
 def write_service_worker(site: Path, models: list[BundledModel]) -> None:

@@ -1,6 +1,7 @@
-"""Number-mode proofs in Chromium: the page's reading (js/number.js) against the Python runtime's
-(`predictor.read`) on generated fields, fed to the page's test hook in one go; and numbers drawn
-with the mouse on the page's wide pad, from the strokes of real MNIST test digits, read back."""
+"""Number-mode proofs in Chromium: the page's reading (js/number.js, and js/sequence.js where the
+export has a number reader) against the Python runtime's (`predictor.read`) on generated fields,
+fed to the page's test hook in one go; and numbers drawn with the mouse on the page's wide pad,
+from the strokes of real MNIST test digits, read back."""
 
 from __future__ import annotations
 
@@ -30,13 +31,15 @@ class NumberParity:
     mismatches: list[dict] = field(default_factory=list)  # what differed, for the report
     js_ms_median: float = 0.0
     python_correct: int = 0  # of read_both: the text equals the field's truth (not a parity figure)
+    by_sequence: int = 0  # of read_both: read by the export's number reader on both sides (reader "sequence")
+    max_box_diff: int = 0  # of the fields whose boxes were compared: the largest difference of a box side, px
 
     @property
     def passed(self) -> bool:
         return self.fields > 0 and not self.mismatches and self.same_text == self.boxes_within == self.read_both
 
 
-READ_FIELDS_ON_PAGE = """async (fields) => {
+READ_FIELDS_ON_PAGE = """async ({ fields, reader }) => {
   const { number } = window.mnistEdge;
   const out = [];
   for (const { grey, width, height } of fields) {
@@ -44,9 +47,10 @@ READ_FIELDS_ON_PAGE = """async (fields) => {
     const data = new Uint8ClampedArray(width * height * 4);
     for (let i = 0; i < values.length; i++) { data[4 * i] = data[4 * i + 1] = data[4 * i + 2] = values[i]; data[4 * i + 3] = 255; }
     const t0 = performance.now();
-    const r = await number.readPixels({ data, width, height });
+    const r = await number.readPixels({ data, width, height }, { reader });
     const ms = performance.now() - t0;
-    out.push(r.error ? { error: r.error, ms } : { text: r.text, confidence: r.confidence, boxes: r.digits.map((d) => d.box), ms });
+    out.push(r.error ? { error: r.error, ms }
+      : { text: r.text, confidence: r.confidence, reader: r.reader, files: r.files, boxes: r.digits.map((d) => d.box), ms });
   }
   return out;
 }"""
@@ -142,14 +146,19 @@ def field_greys(images: np.ndarray, labels: np.ndarray, count: int, seed: int) -
     return [(np.asarray(Image.open(io.BytesIO(f.image)).convert("L")), f.text) for f in make_fields(images, labels, count, seed)]
 
 
-def _python_reading(predictor, grey: np.ndarray) -> dict:
+def _python_reading(predictor, grey: np.ndarray, reader: str = "auto") -> dict:
     from mnist_edge.runtime.errors import PreprocessError
 
     try:
-        reading = predictor.read(grey)
+        reading = predictor.read(grey, reader=reader)
     except PreprocessError as exc:
         return {"error": str(exc)}
-    return {"text": reading.text, "confidence": reading.confidence, "boxes": [list(d.box) for d in reading.digits]}
+    return {"text": reading.text, "confidence": reading.confidence, "reader": reading.reader, "boxes": [list(d.box) for d in reading.digits]}
+
+
+def _box_diff(mine: dict, page: dict) -> int:
+    """The largest difference of a box side between two readings of as many digits."""
+    return max((abs(a - b) for box, other in zip(mine["boxes"], page["boxes"]) for a, b in zip(box, other)), default=0)
 
 
 def _compare(mine: dict, page: dict) -> str | None:
@@ -158,28 +167,29 @@ def _compare(mine: dict, page: dict) -> str | None:
         return None if mine.get("error") == page.get("error") else f"python {mine} / page {page}"
     if mine["text"] != page["text"]:
         return f"text: python {mine['text']!r} / page {page['text']!r}"
-    if len(mine["boxes"]) != len(page["boxes"]) or any(
-        abs(a - b) > MAX_BOX_DIFF for box, other in zip(mine["boxes"], page["boxes"]) for a, b in zip(box, other)
-    ):
+    if mine.get("reader") != page.get("reader"):
+        return f"reader: python {mine.get('reader')!r} / page {page.get('reader')!r} (confidence {mine['confidence']:.6f} / {page['confidence']:.6f})"
+    if len(mine["boxes"]) != len(page["boxes"]) or _box_diff(mine, page) > MAX_BOX_DIFF:
         return f"boxes: python {mine['boxes']} / page {page['boxes']}"
     return None
 
 
 def prove_number_parity(page, predictor, images: np.ndarray, labels: np.ndarray, *, count: int = NUMBER_FIELDS,
-                        seed: int = NUMBER_SEED, batch: int = 50) -> NumberParity:
-    """`count` generated fields read by the open page (its number mode's hook, the page's model)
-    and by `predictor` (the same model file in Python), compared field by field."""
+                        seed: int = NUMBER_SEED, batch: int = 50, reader: str = "auto") -> NumberParity:
+    """`count` generated fields read by the open page (its number mode's hook, the page's model and
+    its export's number reader) and by `predictor` (the same files in Python), compared field by
+    field: the text, which reader read it, the boxes. `reader`: "auto", "digits" or "sequence", on both sides."""
     fields = field_greys(images, labels, count, seed)
     page_readings, times = [], []
     for start in range(0, count, batch):
         chunk = [{"grey": base64.b64encode(g.tobytes()).decode("ascii"), "width": g.shape[1], "height": g.shape[0]} for g, _ in fields[start : start + batch]]
-        for result in page.evaluate(READ_FIELDS_ON_PAGE, chunk):
+        for result in page.evaluate(READ_FIELDS_ON_PAGE, {"fields": chunk, "reader": reader}):
             times.append(result.pop("ms"))
             page_readings.append(result)
-    read_both = refused_both = same_text = boxes_within = correct = 0
+    read_both = refused_both = same_text = boxes_within = correct = by_sequence = max_box_diff = 0
     mismatches = []
     for n, ((grey, truth), theirs) in enumerate(zip(fields, page_readings)):
-        mine = _python_reading(predictor, grey)
+        mine = _python_reading(predictor, grey, reader)
         difference = _compare(mine, theirs)
         if difference:
             mismatches.append({"field": n, "truth": truth, "difference": difference})
@@ -190,7 +200,12 @@ def prove_number_parity(page, predictor, images: np.ndarray, labels: np.ndarray,
             same_text += mine["text"] == theirs["text"]
             boxes_within += difference is None
             correct += mine["text"] == truth
-    return NumberParity(count, read_both, refused_both, same_text, boxes_within, mismatches, float(np.median(times)), correct)
+            by_sequence += mine["reader"] == theirs["reader"] == "sequence"
+            if len(mine["boxes"]) == len(theirs["boxes"]):
+                max_box_diff = max(max_box_diff, _box_diff(mine, theirs))
+    return NumberParity(
+        count, read_both, refused_both, same_text, boxes_within, mismatches, float(np.median(times)), correct, by_sequence, max_box_diff
+    )
 
 
 # --- numbers drawn with the mouse ---------------------------------------------------------------

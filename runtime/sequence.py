@@ -52,6 +52,8 @@ def line_image(field: number.Field, pieces: list[number.Piece], rules: dict) -> 
         own[p.y0 : p.y1, p.x0 : p.x1] |= p.pixels
     own = number._grown(own)
     ys, xs = np.nonzero(own)
+    if ys.size == 0:  # every mark was a speck
+        raise NoDigitError("no digit found: only specks and scraps of ink")
     top, left = int(ys.min()), int(xs.min())
     ink = (field.ink * own)[top : ys.max() + 1, left : xs.max() + 1].astype(np.float32)
     height, pad = rules["height"], rules["pad"]

@@ -264,3 +264,15 @@ def test_the_demos_number_tab_reads_with_the_reader_and_names_it(reader_export, 
         else:
             assert "reader.onnx" not in status
     assert named >= 1
+
+
+def test_specks_only_or_a_blank_field_is_one_error_with_the_reader_too(predictor):
+    specks = np.full((120, 400), 255, np.uint8)
+    specks[[20, 60, 90], [50, 200, 330]] = 0  # three lone dots: specks, no digit
+    specks[40, 120:122] = 0
+    for reader in ("auto", "sequence", "digits"):
+        with pytest.raises(runtime.NoDigitError):
+            predictor.read(specks, reader=reader)
+        with pytest.raises(runtime.NoDigitError):
+            predictor.read(np.full((120, 400), 255, np.uint8), reader=reader)
+

@@ -1,7 +1,7 @@
 // The service worker: on the first visit it keeps every file of the app (page, scripts, runtime,
-// the model shown first) in a cache named after the build, then answers from that cache first, so
-// later visits work offline and fetch nothing. Other bundled models are kept when first chosen.
-// `mnist-edge web` fills in the list and the version.
+// the model shown first and its export's number reader) in a cache named after the build, then
+// answers from that cache first, so later visits work offline and fetch nothing. Other bundled
+// models (and their readers) are kept when first used. `mnist-edge web` fills in the list and the version.
 
 const PRECACHE = { version: 'source', files: [] }; // replaced by `mnist-edge web`
 const CACHE = `mnist-edge-${PRECACHE.version}`;

@@ -3,7 +3,8 @@
 // another key, a rollback...) the page keeps running the previous good one and says which.
 //
 // Kept per model entry under last-good/<entry id>/<sha256 of the model file>/ (the site's
-// manifest.json, the model file and, on a signed site, model.sig and signed-manifest.json), with
+// manifest.json, the model file, its number reader if it has one and, on a signed site, model.sig
+// and signed-manifest.json), with
 // last-good/<entry id>/current.json naming the folder. The service worker answers last-good/ URLs
 // from this cache only, never from the network; the kept copy is loaded through the very same
 // checks as a fresh one (signature, hashes, rollback), so a damaged copy is refused too.
@@ -27,11 +28,13 @@ export async function keepLastGood(entry, model) {
   const folder = new URL(`${digest}/`, entryFolder(entry));
   const files = [];
   const signed = PUBLIC_KEY_PEM ? [SIGNATURE_FILE, SIGNED_MANIFEST_FILE] : []; // a site built with a key only
-  for (const name of ['manifest.json', entry.file, ...signed]) {
+  const reader = model.manifest.reader ?? null; // the number reader goes with its model (docs/reading.md)
+  const expected = new Map([[entry.file, digest], ...(reader ? [[reader.file, reader.sha256]] : [])]);
+  for (const name of ['manifest.json', entry.file, ...(reader ? [reader.file] : []), ...signed]) {
     const response = await fetch(new URL(name, siteManifestUrl));
     if (!response.ok) return; // gone since the check: keep the older
     const bytes = new Uint8Array(await response.arrayBuffer());
-    if (name === entry.file && (await sha256Hex(bytes)) !== digest) return; // changed since checked: keep the older
+    if (expected.has(name) && (await sha256Hex(bytes)) !== expected.get(name)) return; // changed since checked: keep the older
     files.push([new URL(name, folder), bytes]);
   }
   const cache = await caches.open(LAST_GOOD_CACHE);

@@ -7,10 +7,14 @@
 //   dropped -> atoms (wide components cut along cheap paths) -> candidate digits -> each to 28x28,
 //   one batch through the model -> the best segmentation of the row by dynamic programming
 //
+// When the export carries a number reader (a sequence model, js/sequence.js), readNumber reads the
+// field's marks with it too and keeps one of the two readings as Python's "auto" does.
+//
 // Images here are {data, width, height}, row-major; masks hold 0/1 in a Uint8Array.
 
 import { NoDigitError, INK_PEAK_PERCENTILE, centre, fitBox, greyAndAlpha, inkWindow, percentile, roundHalfEven, strokeWidth } from './preprocess.js';
 import { reduce } from './resample.js';
+import { combine, readerRules, readLine } from './sequence.js';
 
 const f32 = Math.fround;
 const WORK_SIDE = 1000; // Python's preprocess.WORK_SIDE: larger images are reduced there first
@@ -22,21 +26,83 @@ export class TooManyDigitsError extends Error {
   }
 }
 
+/** Which reader reads a number (Python's runtime/reading.py READERS): both combined, or one of them alone. */
+export const READERS = ['auto', 'digits', 'sequence'];
+
+/** A field refused by a reader (no digit, too many): what "auto" catches from one of its two readers. */
+function refused(error) {
+  return error instanceof NoDigitError || error instanceof TooManyDigitsError;
+}
+
 /**
  * Read the row of digits on canvas pixels.
  * @param {{data: Uint8ClampedArray, width: number, height: number}} pixels  RGBA
  * @param {{manifest: object, classNames: string[], run: Function}} model  infer.js's Model
  * @param {object} spec  number_spec.json
- * @returns {Promise<object>} {text, confidence, rejected, digits: [{digit, label, confidence, top, box, input}], timing}
+ * @param {object} options
+ *   minConfidence: below it a reading is rejected (default spec.min_confidence);
+ *   reader: the export's number reader (js/sequence.js), or null: {run(x, height, width) ->
+ *     Promise<{data, columns}>, rules?}; its geometry is `rules`, else the manifest's `reader`;
+ *   mode: 'auto' (both readers combined as Python's sequence.combine, digit by digit when there is
+ *     no reader), 'digits' or 'sequence' (the `reader` argument of Python's reading.read).
+ * @returns {Promise<object>} {text, confidence, rejected, reader: 'digits' | 'sequence',
+ *   digits: [{digit, label, confidence, top, box, input, inputWidth, inputHeight}], timing}
  */
-export async function readNumber(pixels, model, spec, { minConfidence = null } = {}) {
+export async function readNumber(pixels, model, spec, { minConfidence = null, reader = null, mode = 'auto' } = {}) {
+  // The order of Python's runtime/reading.py's `read`, so that a field is refused with the same message.
+  if (!READERS.includes(mode)) throw new Error(`reader must be one of ${READERS.join(', ')}, got '${mode}'`);
+  if (mode === 'sequence' && !reader) throw new Error("this export has no number reader; read with reader='digits' or 'auto'");
   const t0 = performance.now();
-  const found = segment(pixels, spec, digitGeometry(model.manifest.input));
+  const marks = fieldMarks(pixels, spec);
+  const timing = { segment: performance.now() - t0, inference: 0, choose: 0 };
+  const threshold = minConfidence ?? spec.min_confidence;
+  const rules = reader ? readerRules(reader.rules ?? model.manifest.reader) : null;
+  if (mode === 'sequence') return withTiming(await timed(() => readLine(reader, rules, marks.field, marks.pieces, spec, model.classNames, threshold), timing), timing);
+  const geometry = digitGeometry(model.manifest.input);
+  if (mode === 'digits' || !reader) return withTiming(await readDigits(marks, model, spec, geometry, threshold, timing), timing);
+  let line = null;
+  try {
+    line = await timed(() => readLine(reader, rules, marks.field, marks.pieces, spec, model.classNames, threshold), timing);
+  } catch (error) {
+    if (!refused(error)) throw error; // no digit emitted, or too many: the digit-by-digit reading (or its error) stands
+  }
+  let digits;
+  try {
+    digits = await readDigits(marks, model, spec, geometry, threshold, timing);
+  } catch (error) {
+    if (line === null || !refused(error)) throw error; // too crowded to cut, or only scraps: the line reading stands
+    return withTiming(line, timing);
+  }
+  return withTiming(line === null ? digits : combine(digits, line), timing);
+}
+
+/** read(), its time added to timing.sequence (ms), whether it reads or refuses the field. */
+async function timed(read, timing) {
+  const t0 = performance.now();
+  try {
+    return await read();
+  } finally {
+    timing.sequence = (timing.sequence ?? 0) + performance.now() - t0;
+  }
+}
+
+function withTiming(reading, timing) {
+  reading.timing = timing;
+  return reading;
+}
+
+/** Steps 8-13 on the field's marks: candidate digits, one batch through the model, the best
+ *  segmentation (Python's read_digits). Adds its steps' times to `timing`. */
+async function readDigits(marks, model, spec, geometry, threshold, timing) {
+  const t0 = performance.now();
+  const found = segmentMarks(marks, spec, geometry);
   const t1 = performance.now();
   const probabilities = await model.run(found.batch, found.spans.length);
   const t2 = performance.now();
-  const reading = choose(found, probabilities, model.classNames, spec, minConfidence);
-  reading.timing = { segment: t1 - t0, inference: t2 - t1, choose: performance.now() - t2 };
+  const reading = choose(found, probabilities, model.classNames, spec, threshold);
+  timing.segment += t1 - t0;
+  timing.inference = t2 - t1;
+  timing.choose = performance.now() - t2;
   return reading;
 }
 
@@ -51,7 +117,13 @@ export function digitGeometry(input) {
 }
 
 /** Steps 1-10: the atoms, the candidate digits and their model inputs (one Float32Array batch). */
-export function segment(pixels, spec, { size = 28, box = 20 } = {}) {
+export function segment(pixels, spec, geometry = {}) {
+  return segmentMarks(fieldMarks(pixels, spec), spec, geometry);
+}
+
+/** Steps 1-7 (Python's field_marks, and read_number's count of marks): the field (its mask
+ *  without lines), a comb's dividers, the marks (components without specks), the digit height. */
+export function fieldMarks(pixels, spec) {
   const field = fieldInk(pixels, spec);
   const { removed, vertical } = linePixels(field.ink, field.mask, spec);
   field.mask = without(field.mask, removed);
@@ -63,6 +135,11 @@ export function segment(pixels, spec, { size = 28, box = 20 } = {}) {
   if (pieces.length > spec.max_marks) {
     throw new TooManyDigitsError(`too many digits: ${pieces.length} separate marks, a number has at most ${spec.max_digits} digits`);
   }
+  return { field, dividers, pieces, height };
+}
+
+/** Steps 8-10 on the field's marks: the atoms, the candidate digits and their model inputs. */
+export function segmentMarks({ field, dividers, pieces, height }, spec, { size = 28, box = 20 } = {}) {
   const parts = atoms(pieces, height, spec);
   const spans = candidates(parts, height, spec);
   if (spans.length > spec.max_candidates) {
@@ -100,7 +177,7 @@ export function choose(found, probabilities, classNames, spec, minConfidence = n
   let confidence = 1;
   for (const d of digits) confidence *= d.confidence;
   const threshold = minConfidence ?? spec.min_confidence;
-  return { text: digits.map((d) => d.label).join(''), confidence, rejected: confidence < threshold, digits };
+  return { text: digits.map((d) => d.label).join(''), confidence, rejected: confidence < threshold, digits, reader: 'digits' };
 }
 
 function readDigit(probabilities, classNames, input, field, parts) {
@@ -115,6 +192,7 @@ function readDigit(probabilities, classNames, input, field, parts) {
   return {
     digit: best, label: classNames[best], confidence: probabilities[best],
     top: order.slice(0, 3).map((c) => [classNames[c], probabilities[c]]), box, input: Float32Array.from(input),
+    inputWidth: Math.round(Math.sqrt(input.length)), inputHeight: Math.round(Math.sqrt(input.length)),
   };
 }
 
@@ -569,7 +647,8 @@ export function crop(field, parts, dilation) {
   return { data: out, width: cw, height: by1 - by0 };
 }
 
-function grown(mask, w, h) {
+/** `mask` (w x h, 0/1) dilated by one pixel (3x3): Python's number._grown. */
+export function grown(mask, w, h) {
   const rows = mask.slice();
   for (let i = 0; i < mask.length; i++) {
     if (!mask[i]) continue;

@@ -1,8 +1,12 @@
 // The page's Number mode: a wide pad, read with js/number.js (the recipe of docs/reading.md) by the
-// model page.js loaded. Shows the text, its confidence, a box per digit over the pad and each
-// digit's 28x28 with its confidence. `window.mnistEdge.number` exposes it to tests.
+// model page.js loaded and, when its export carries one (the manifest's `reader`), by its number
+// reader too (js/sequence.js: a sequence model for digits that touch), the two combined as the
+// Python runtime's "auto" reading. Shows the text, its confidence, the files that read it, a box per
+// digit over the pad and each digit as its reader saw it, with its confidence.
+// `window.mnistEdge.number` exposes it to tests.
 
 import { Sketch } from './draw.js';
+import { hasReader, loadReader, readerEngine } from './infer.js';
 import { readNumber } from './number.js';
 
 const $ = (id) => document.getElementById(id);
@@ -27,14 +31,37 @@ function loadSpec() {
   return numberState.spec;
 }
 
-/** Read RGBA pixels with the page's model: the reading, or {error} for a refused field. */
-async function readPixels(pixels) {
+/** The number reader of the model's export, loaded once per model (js/infer.js checks its bytes
+ *  first), or null when the export has none. A reader that fails to load is tried again next time. */
+function readerOf(model) {
+  if (!hasReader(model.manifest)) return null;
+  if (!model.readerLoading) {
+    const engine = readerEngine(model.manifest);
+    const site = window.mnistEdge.state.site.engines[engine]; // when the model runs on another engine
+    const runtime = model.engine === engine || !site ? undefined : { module: new URL(site.module, document.baseURI).href };
+    const loading = loadReader(model, runtime);
+    model.readerLoading = loading;
+    loading.catch(() => {
+      if (model.readerLoading === loading) model.readerLoading = null;
+    });
+  }
+  return model.readerLoading;
+}
+
+/** Read RGBA pixels with the page's model (and its export's number reader): the reading, with
+ *  `files` (the model file, "+ reader.onnx" when the number reader read it), or {error} for a
+ *  refused field. `reader`: 'auto' (both readers, as Python's predictor.read), 'digits' or 'sequence'. */
+async function readPixels(pixels, { reader: mode = 'auto' } = {}) {
   const model = window.mnistEdge.state.model;
   if (!model) return { error: 'The model is not loaded yet.' };
   try {
-    return await readNumber(pixels, model, await loadSpec());
+    const reader = mode === 'digits' ? null : await readerOf(model);
+    const reading = await readNumber(pixels, model, await loadSpec(), { reader, mode });
+    reading.files = reading.reader === 'sequence' ? `${model.artifact.file} + ${reader.file}` : model.artifact.file;
+    return reading;
   } catch (error) {
-    if (!['NoDigitError', 'TooManyDigitsError'].includes(error.name) && !/reading numbers needs/.test(error.message)) throw error;
+    const refused = ['NoDigitError', 'TooManyDigitsError'].includes(error.name) || /reading numbers needs|has no number reader/.test(error.message);
+    if (!refused) throw error;
     return { error: error.message };
   }
 }
@@ -66,12 +93,18 @@ function show(reading, message) {
   $('num-text').textContent = reading ? `${reading.text} · ${(100 * reading.confidence).toFixed(1)}%` : '';
   $('num-message').textContent = message;
   $('num-message').className = reading?.rejected ? 'error' : '';
-  $('num-timing').textContent = reading
-    ? `cut ${reading.timing.segment.toFixed(1)} ms · model ${reading.timing.inference.toFixed(1)} ms (one batch) · choose ${reading.timing.choose.toFixed(1)} ms`
-    : '';
+  $('num-timing').textContent = reading ? timingText(reading) : '';
   drawBoxes(reading ? reading.digits : []);
-  $('num-digits').replaceChildren(...(reading ? reading.digits.map(digitItem) : []));
+  $('num-digits').replaceChildren(...(reading ? reading.digits.map((digit) => digitItem(digit, reading.reader)) : []));
   return reading;
+}
+
+/** Which files read the number and how long each step took. */
+function timingText({ files, timing }) {
+  const steps = [`cut ${timing.segment.toFixed(1)} ms`];
+  if (timing.inference) steps.push(`model ${timing.inference.toFixed(1)} ms (one batch)`, `choose ${timing.choose.toFixed(1)} ms`);
+  if (timing.sequence !== undefined) steps.push(`reader ${timing.sequence.toFixed(1)} ms`);
+  return `read by ${files} · ${steps.join(' · ')}`;
 }
 
 function drawBoxes(digits) {
@@ -88,18 +121,20 @@ function drawBoxes(digits) {
   }
 }
 
-function digitItem(digit) {
+function digitItem(digit, reader) {
   const item = document.createElement('li');
   const canvas = document.createElement('canvas');
   const size = Math.round(Math.sqrt(digit.input.length));
-  canvas.width = canvas.height = size;
-  const image = canvas.getContext('2d').createImageData(size, size);
+  canvas.width = digit.inputWidth ?? size; // the number reader's digits: columns of its line image
+  canvas.height = digit.inputHeight ?? size;
+  if (canvas.width !== canvas.height) canvas.style.width = `${Math.round((56 * canvas.width) / canvas.height)}px`; // app.css: 56px tall
+  const image = canvas.getContext('2d').createImageData(canvas.width, canvas.height);
   digit.input.forEach((v, i) => {
     const grey = Math.round(255 * v);
     image.data.set([grey, grey, grey, 255], i * 4);
   });
   canvas.getContext('2d').putImageData(image, 0, 0);
-  canvas.setAttribute('aria-label', `the ${digit.label} as the model saw it`);
+  canvas.setAttribute('aria-label', `the ${digit.label} as the ${reader === 'sequence' ? 'number reader' : 'model'} saw it`);
   const caption = document.createElement('span');
   caption.textContent = `${digit.label} · ${(100 * digit.confidence).toFixed(1)}%`;
   item.append(canvas, caption);
@@ -113,6 +148,8 @@ function setMode(mode) {
   $('mode-digit').setAttribute('aria-pressed', String(!number));
   $('mode-number').setAttribute('aria-pressed', String(number));
   if (number) loadSpec().catch((error) => show(null, `Cannot read numbers: ${error.message}`));
+  const model = window.mnistEdge.state.model;
+  if (number && model) readerOf(model)?.catch(() => {}); // loaded ahead of the first reading; a failure shows then
 }
 
 $('mode-digit').addEventListener('click', () => setMode('digit'));

@@ -17,8 +17,18 @@ const box = {
   },
 };
 
+// Pillow's bilinear_filter: a triangle of support 1 (the number reader's line image, js/sequence.js).
+const bilinear = {
+  support: 1,
+  weight(x) {
+    const a = Math.abs(x);
+    return a < 1 ? 1 - a : 0;
+  },
+};
+
 export const LANCZOS = lanczos;
 export const BOX = box;
+export const BILINEAR = bilinear;
 
 function sinc(x) {
   if (x === 0) return 1;
