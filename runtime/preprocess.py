@@ -391,6 +391,14 @@ def _ink_span(mass: np.ndarray) -> tuple[int, int]:
     return int(starts[kept[0]]), int(stops[kept[-1]])
 
 
+def _padded(a: np.ndarray, n: int) -> np.ndarray:
+    """`a` with `n` zeros around it: np.pad(a, n), without np.pad's general machinery (it runs for
+    every candidate digit of a number, several times)."""
+    out = np.zeros((a.shape[0] + 2 * n, a.shape[1] + 2 * n), a.dtype)
+    out[n : n + a.shape[0], n : n + a.shape[1]] = a
+    return out
+
+
 def _stroke_width(ink: np.ndarray) -> float:
     """Mean stroke width in pixels: twice the area over the perimeter (a stroke w wide and L long
     has area wL and perimeter about 2L), measured at half intensity."""
@@ -398,7 +406,7 @@ def _stroke_width(ink: np.ndarray) -> float:
     area = int(np.count_nonzero(mask))
     if area == 0:
         return 0.0
-    padded = np.pad(mask, 1)
+    padded = _padded(mask, 1)
     perimeter = np.count_nonzero(padded[1:] != padded[:-1]) + np.count_nonzero(padded[:, 1:] != padded[:, :-1])
     return 2 * area / perimeter
 
@@ -421,9 +429,9 @@ def _block_max(ink: np.ndarray, factor: int) -> np.ndarray:
 def _dilate(ink: np.ndarray, radius: int) -> np.ndarray:
     """Grey dilation by an octagon (3x3 squares alternating with 3x3 crosses), close enough to a
     disk that diagonal strokes thicken like straight ones. The image grows by `radius` each side."""
-    out = np.pad(ink, radius)
+    out = _padded(ink, radius)
     for step in range(radius):
-        p = np.pad(out, 1)
+        p = _padded(out, 1)
         if step % 2 == 0:
             rows = np.maximum(np.maximum(p[:-2], p[1:-1]), p[2:])
             out = np.maximum(np.maximum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
