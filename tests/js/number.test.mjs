@@ -4,36 +4,17 @@
 // runs here and any difference is the recipe's. $NUMBER_FIXTURE names the golden file
 // (tests/test_web_number.py writes a fresh one); else tests/js/fixture/number.json.gz.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { gunzipSync } from 'node:zlib';
+
+import { floats, loadGoldens, rgba } from './goldens.mjs';
 
 import { choose, digitGeometry, segment } from '../../demo/web/js/number.js';
 
 const fixturePath = process.env.NUMBER_FIXTURE || fileURLToPath(new URL('./fixture/number.json.gz', import.meta.url));
 const SPEC_FILE = fileURLToPath(new URL('../../runtime/number_spec.json', import.meta.url));
 const MAX_INPUT_DIFF = 1e-5;
-
-function loadFixture() {
-  if (!existsSync(fixturePath)) {
-    throw new Error(`${fixturePath}: no golden readings; write them with: python tests/js/make_number_fixture.py EXPORT`);
-  }
-  return JSON.parse(gunzipSync(readFileSync(fixturePath)).toString('utf8'));
-}
-
-function floats(base64) {
-  const bytes = Buffer.from(base64, 'base64');
-  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-}
-
-/** RGBA pixels of a grey field, as a canvas's getImageData would hold them. */
-function rgba({ grey, width, height }) {
-  const values = Buffer.from(grey, 'base64');
-  const data = new Uint8ClampedArray(width * height * 4);
-  for (let i = 0; i < values.length; i++) data.set([values[i], values[i], values[i], 255], i * 4);
-  return { data, width, height };
-}
 
 function moments(input, size) {
   let mass = 0;
@@ -49,7 +30,7 @@ function moments(input, size) {
   return [mass, rows / Math.max(mass, 1e-9), cols / Math.max(mass, 1e-9)];
 }
 
-const golden = loadFixture();
+const golden = loadGoldens(fixturePath, 'python tests/js/make_number_fixture.py EXPORT');
 const spec = JSON.parse(readFileSync(SPEC_FILE, 'utf8'));
 const geometry = digitGeometry(golden.input);
 

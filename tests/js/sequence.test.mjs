@@ -6,10 +6,11 @@
 // here and any difference is the recipe's. $SEQUENCE_FIXTURE names the golden file
 // (tests/test_web_number.py writes a fresh one).
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { gunzipSync } from 'node:zlib';
+
+import { floats, loadGoldens, rgba } from './goldens.mjs';
 
 import { fieldMarks, readNumber } from '../../demo/web/js/number.js';
 import { BILINEAR, resize } from '../../demo/web/js/resample.js';
@@ -19,25 +20,6 @@ const fixturePath = process.env.SEQUENCE_FIXTURE || fileURLToPath(new URL('./fix
 const SPEC_FILE = fileURLToPath(new URL('../../runtime/number_spec.json', import.meta.url));
 const MAX_LINE_DIFF = 1e-5; // the line image (the model's input), per pixel
 
-function loadFixture() {
-  if (!existsSync(fixturePath)) {
-    throw new Error(`${fixturePath}: no golden readings; write them with: python tests/js/make_number_fixture.py --sequence EXPORT OUT`);
-  }
-  return JSON.parse(gunzipSync(readFileSync(fixturePath)).toString('utf8'));
-}
-
-function floats(base64) {
-  const bytes = Buffer.from(base64, 'base64');
-  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-}
-
-function rgba({ grey, width, height }) {
-  const values = Buffer.from(grey, 'base64');
-  const data = new Uint8ClampedArray(width * height * 4);
-  for (let i = 0; i < values.length; i++) data.set([values[i], values[i], values[i], 255], i * 4);
-  return { data, width, height };
-}
-
 function maxDiff(a, b) {
   assert.equal(a.length, b.length, 'lengths');
   let worst = 0;
@@ -45,7 +27,7 @@ function maxDiff(a, b) {
   return worst;
 }
 
-const golden = loadFixture();
+const golden = loadGoldens(fixturePath, 'python tests/js/make_number_fixture.py --sequence EXPORT OUT');
 const spec = JSON.parse(readFileSync(SPEC_FILE, 'utf8'));
 const rules = readerRules(golden.reader);
 const manifest = { input: golden.input, reader: golden.reader };
