@@ -276,3 +276,18 @@ def test_specks_only_or_a_blank_field_is_one_error_with_the_reader_too(predictor
         with pytest.raises(runtime.NoDigitError):
             predictor.read(np.full((120, 400), 255, np.uint8), reader=reader)
 
+
+
+def test_fields_made_in_spawned_workers_equal_those_made_in_one_process(tmp_path, mnist_dir):
+    import io
+
+    from mnist_edge.trainer.reader import ReaderConfig, make_data
+
+    for name in ("workers", "one"):
+        (tmp_path / name).mkdir()
+    apart = make_data(tmp_path / "workers", ReaderConfig(fields=15, seeds=(3, 4), jobs=2), mnist_dir, io.StringIO())
+    together = make_data(tmp_path / "one", ReaderConfig(fields=15, seeds=(3, 4), jobs=1), mnist_dir, io.StringIO())
+    for a, b in zip(apart, together):
+        x, y = np.load(a), np.load(b)
+        assert all(np.array_equal(x[k], y[k]) for k in ("images", "widths", "texts", "groups"))
+        assert len(x["texts"]) == 15

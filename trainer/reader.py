@@ -16,6 +16,7 @@ row -> 11 logits per 4 columns (10 digits, CTC's blank). 170,043 parameters.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -104,7 +105,10 @@ def make_data(out: Path, config: ReaderConfig, data_dir, stream: TextIO) -> list
         print(f"  generating {len(todo) * config.fields:,} fields of MNIST training digits in {config.jobs} processes",
               file=stream, flush=True)
         if config.jobs > 1 and len(todo) > 1:
-            with ProcessPoolExecutor(min(config.jobs, len(todo))) as pool:
+            # Spawned, not forked: the pipeline trains the reader in a process where TensorFlow's
+            # thread pools already run, and a forked child must not inherit their locks.
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(min(config.jobs, len(todo)), mp_context=context) as pool:
                 done = list(pool.map(_make_seed, todo))
         else:
             done = [_make_seed(job) for job in todo]
