@@ -321,15 +321,20 @@ def ship_model(predictor) -> dict:
     bytes, not a path on this machine. The driver's runtime.load has checked them (and the
     export's signature, when a public key is configured); each actor checks the artifact's size
     and sha256 against the manifest again."""
-    from mnist_edge.runtime.integrity import read_verified
+    from mnist_edge.runtime.integrity import read_checked, read_verified
 
     manifest, artifact = predictor.manifest, predictor.artifact
-    return {
+    shipped = {
         "manifest": json.dumps(manifest.to_dict()).encode(),  # the manifest load checked, not a re-read
         "file": artifact.file,
         "content": read_verified(manifest, artifact),  # refused here if the file changed since
         "signature": predictor.signature,
     }
+    if predictor.has_reader:  # the number reader, checked (and its signature) here, shipped as bytes
+        predictor.sequence_reader()
+        reader = manifest.reader
+        shipped["reader"] = read_checked(manifest.root / reader.file, reader.bytes, reader.sha256)
+    return shipped
 
 
 def load_shipped(model: dict):
@@ -348,7 +353,10 @@ def load_shipped(model: dict):
         raise IntegrityError(f"{artifact.file}: the bytes the actor received do not match the manifest's sha256")
     session = open_session(artifact.engine, content, threads=1, name=artifact.file, format=artifact.format)
     check_session(session, manifest, artifact)
-    return Predictor(manifest, artifact, session, signature=model["signature"])
+    predictor = Predictor(manifest, artifact, session, signature=model["signature"], threads=1)
+    if model.get("reader") is not None:
+        predictor.sequence_reader(content=model["reader"])
+    return predictor
 
 
 # --- the dataset -------------------------------------------------------------------------------

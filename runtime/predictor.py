@@ -160,12 +160,13 @@ class Predictor:
         """Whether the export holds a number reader (a sequence model) with a passed proof."""
         return self.manifest.reader is not None and self.manifest.reader.proof.passed
 
-    def sequence_reader(self):
-        """The export's number reader, opened once (its bytes checked as every artifact's are)."""
+    def sequence_reader(self, content: bytes | None = None):
+        """The export's number reader, opened once (its bytes checked as every artifact's are;
+        `content`: its bytes when they come from elsewhere than the export folder, as a Ray actor's)."""
         if self._reader is None:
             from mnist_edge.runtime.sequence import open_reader
 
-            self._reader = open_reader(self.manifest, self._signed, self._threads)
+            self._reader = open_reader(self.manifest, self._signed, self._threads, content)
         return self._reader
 
     def predict_batch(self, images) -> list[Prediction]:

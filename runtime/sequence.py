@@ -189,23 +189,29 @@ class ReaderModel:
         return np.asarray(self.session.run(None, {name: x})[0][0], np.float64)
 
 
-def open_reader(manifest, signed=None, threads: int | None = None) -> ReaderModel:
+def open_reader(manifest, signed=None, threads: int | None = None, content: bytes | None = None) -> ReaderModel:
     """The manifest's reader, its bytes checked against the manifest (and the signature, when the
-    export was loaded with a public key) before onnxruntime sees them. ModelLoadError when the
+    export was loaded with a public key) before onnxruntime sees them: read from the export folder,
+    or `content` already read (a Ray actor's copy), checked the same way. ModelLoadError when the
     manifest lists none, records a failed proof, or the file does not load as such a model."""
+    import hashlib
+
     import onnxruntime as ort
 
     from mnist_edge.runtime.backends import onnx_session_options
-    from mnist_edge.runtime.errors import ModelLoadError
+    from mnist_edge.runtime.errors import IntegrityError, ModelLoadError
     from mnist_edge.runtime.integrity import read_checked
 
     reader = manifest.reader
     if reader is None:
         raise ModelLoadError(f"{manifest.where}: this export has no number reader (export it with --reader)")
-    path = manifest.root / reader.file
+    path = manifest.root / reader.file if manifest.root else reader.file
     if not reader.proof.passed:
         raise ModelLoadError(f"{path}: its manifest records a failed proof ({reader.proof.failure}); refusing to load it")
-    content = read_checked(path, reader.bytes, reader.sha256)
+    if content is None:
+        content = read_checked(path, reader.bytes, reader.sha256)
+    elif len(content) != reader.bytes or hashlib.sha256(content).hexdigest() != reader.sha256:
+        raise IntegrityError(f"{path}: the bytes received do not match the manifest's size and sha256; refusing to load it")
     if signed is not None:
         signed.check(reader.file, content)
     try:

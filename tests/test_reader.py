@@ -291,3 +291,19 @@ def test_fields_made_in_spawned_workers_equal_those_made_in_one_process(tmp_path
         x, y = np.load(a), np.load(b)
         assert all(np.array_equal(x[k], y[k]) for k in ("images", "widths", "texts", "groups"))
         assert len(x["texts"]) == 15
+
+
+def test_a_ray_actors_copy_of_the_export_reads_with_the_reader(reader_export, predictor, fields):
+    """`mnist-edge batch --mode number` ships the export as bytes to its actors: the reader goes too."""
+    from mnist_edge.scale import load_shipped, ship_model
+
+    shipped = ship_model(predictor)
+    assert shipped["reader"] == (reader_export / "reader.onnx").read_bytes()
+    actor = load_shipped(shipped)
+    assert actor.has_reader
+    for f in fields[:8]:
+        assert actor.read(f.image) == predictor.read(f.image)
+    shipped["reader"] = shipped["reader"][:-1] + bytes([shipped["reader"][-1] ^ 1])
+    with pytest.raises(runtime.IntegrityError, match="do not match"):
+        load_shipped(shipped)
+
