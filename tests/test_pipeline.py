@@ -99,6 +99,8 @@ def test_serve_starts_the_demo_with_the_first_model_and_picks_up_the_next(mlp_ex
             sys.executable, "-m", "mnist_edge", "pipeline", "--out", str(artifacts), "--serve", "--port", str(port),
             # The browser proofs of the site are tests/test_web.py's job; here: is it built and served.
             "--web-port", str(web_port), "--site", str(site), "--web-proofs", "off",
+            # The number reader (20 minutes of training) is tests/test_reader.py's subject, not serving's.
+            "--no-reader",
         ],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
     )
