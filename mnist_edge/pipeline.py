@@ -344,4 +344,12 @@ def print_summary(rows: list[SummaryRow], stream: TextIO | None = None) -> None:
                 f"{p.accuracy_delta * 100:>+9.2f}p {p.argmax_agreement:>9.2%}",
                 file=stream,
             )
+        reader = row.manifest.reader
+        if reader is not None:
+            proof = reader.proof
+            print(
+                f"{'':<5} {reader.file:<18} {'':<9} {reader.bytes / 1024:>9.1f}   fields read whole: "
+                f"{proof.combined['all']:.1%} with it, {proof.digits['all']:.1%} digit by digit ({proof.fields:,} fields)",
+                file=stream,
+            )
     print("\nEvery artifact passed its parity checks and was re-verified from its files.", file=stream)
