@@ -32,7 +32,7 @@ import numpy as np
 
 from mnist_edge import runtime
 from mnist_edge.data import load_dataset
-from mnist_edge.fields import SEPARATED, make_fields
+from mnist_edge.fields import make_fields
 from mnist_edge.runtime import number
 from mnist_edge.runtime.errors import PreprocessError
 
@@ -111,7 +111,7 @@ def candidate_terms(parts, probabilities, height: int, spec: dict, band) -> tupl
 
 def field_terms(predictor, image: bytes, spec: dict):
     """Every candidate's class and terms, each atom's cut and skip terms, for one field."""
-    size, box = number._digit_geometry(predictor)
+    size, box = number.digit_geometry(predictor)
     field, dividers, pieces, height = number.field_marks(image, spec)
     parts = number.atoms(pieces, height, spec)
     spans = number.candidates(parts, height, spec)
@@ -197,7 +197,7 @@ def fit(data, w: np.ndarray, epochs: int, rate: float, separated_weight: float, 
 def fields_terms(predictor, images, labels, count: int, seed: int, spec: dict):
     data = []
     for field in make_fields(images, labels, count, seed=seed):
-        group = "separated" if field.spacing in SEPARATED else "touching or overlapping"
+        group = field.group
         try:
             data.append((field.text, group, field_terms(predictor, field.image, spec)))
         except PreprocessError:

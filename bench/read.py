@@ -32,7 +32,7 @@ from PIL import Image
 
 from mnist_edge import formats, runtime
 from mnist_edge.data import load_dataset
-from mnist_edge.fields import SEPARATED, make_field, make_fields
+from mnist_edge.fields import make_field, make_fields
 from mnist_edge.runtime.errors import PreprocessError
 
 TESSERACT_ARGS = ("--psm", "7", "-c", "tessedit_char_whitelist=0123456789")
@@ -197,7 +197,7 @@ def table(fields, columns: dict[str, list[str]], theirs, per_digit: float) -> li
     ]
     keys = [
         ("all", lambda f: ["all"]),
-        ("separated", lambda f: ["separated"] if f.spacing in SEPARATED else ["touching or overlapping"]),
+        ("separated", lambda f: [f.group]),
         ("length", lambda f: [f"{len(f.text)} digits"]),
         ("spacing", lambda f: [f.spacing]),
         ("form", lambda f: [f.form]),

@@ -29,13 +29,13 @@ from read import tesseract_all  # noqa: E402
 
 from mnist_edge import runtime  # noqa: E402
 from mnist_edge.data import load_dataset  # noqa: E402
-from mnist_edge.fields import SEPARATED, make_fields  # noqa: E402
+from mnist_edge.fields import GROUPS as FIELD_GROUPS, make_fields  # noqa: E402
 from mnist_edge.runtime.errors import PreprocessError  # noqa: E402
 
 DEFAULT_STYLES = (
     "thin pen", "thick pen", "slanted", "narrow", "wide", "printed sans", "printed serif", "printed italic", "seven-segment",
 )
-GROUPS = ("all", "separated", "touching or overlapping")
+GROUPS = ("all", *FIELD_GROUPS)
 
 
 def style_digits(style: str, test, per_style: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +58,7 @@ def read_texts(predictor, fields, reader: str) -> list[str]:
 def shares(fields, texts) -> dict[str, float]:
     right = {g: [0, 0] for g in GROUPS}
     for f, text in zip(fields, texts):
-        for g in ("all", "separated" if f.spacing in SEPARATED else "touching or overlapping"):
+        for g in ("all", f.group):
             right[g][0] += text == f.text
             right[g][1] += 1
     return {g: r / n for g, (r, n) in right.items() if n}

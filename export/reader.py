@@ -21,13 +21,14 @@ import numpy as np
 
 from mnist_edge import formats
 from mnist_edge.manifest import Reader, ReaderProof
-from mnist_edge.runtime import number, sequence
+from mnist_edge.fields import GROUPS as FIELD_GROUPS
+from mnist_edge.runtime import number, reading, sequence
 
 READER_FILE = "reader.onnx"
 INPUT_NAME = "field"
 PROOF_SEED = 2026  # the reading benchmark's fields (bench/read.py)
 PROOF_FIELDS = 1000
-GROUPS = ("all", "separated", "touching or overlapping")
+GROUPS = ("all", *FIELD_GROUPS)
 MIN_AGREEMENT = 0.99  # onnxruntime and Keras read the same text on at least this share of the fields
 MIN_GAIN = 1.0  # points: the combined reading beats the digit-by-digit one over all fields by this much
 
@@ -50,44 +51,25 @@ def convert(keras_path: Path, out: Path, height: int) -> object:
 
 
 def read_fields(predictor, reader: sequence.ReaderModel, fields, keras_model=None) -> tuple[dict, int]:
-    """Whole-field accuracy by group for the three ways of reading, and on how many fields the
-    Keras model (if given) read the same text as the runtime's sequence reader."""
+    """Whole-field accuracy by group for the three ways of reading (`read`'s own, runtime/reading.py),
+    and on how many fields the Keras model (if given) read the same text as the runtime's sequence reader."""
     spec = number.load_spec()
-    geometry = number._digit_geometry(predictor)
     right = {way: dict.fromkeys(GROUPS, 0) for way in ("digits", "sequence", "combined")}
     seen, agree = dict.fromkeys(GROUPS, 0), 0
     for f in fields:
-        group = "separated" if f.spacing in _separated() else "touching or overlapping"
-        field, dividers, pieces, height = number.field_marks(f.image, spec)
-        texts = {}
-        try:
-            digits = number.read_digits(predictor, field, dividers, pieces, height, spec, 0.0, geometry)
-        except number.PreprocessError:
-            digits = None
-        try:
-            line = sequence.read_line(predictor, reader, field, pieces, spec, 0.0)
-        except number.PreprocessError:
-            line = None
-        texts["digits"] = digits.text if digits else None
-        texts["sequence"] = line.text if line else None
-        both = line if digits is None else digits if line is None else sequence.combine(digits, line)
-        texts["combined"] = both.text if both else None
+        marks = number.field_marks(f.image, spec)
+        digits, line, _ = reading.read_both(predictor, reader, marks, spec, 0.0)
+        texts = {way: r.text if r else None for way, r in (("digits", digits), ("sequence", line), ("combined", reading.combined(digits, line)))}
         if keras_model is not None:
-            x = sequence.model_input(sequence.line_image(field, pieces, reader.rules), reader.rules["stride"])
+            x = sequence.model_input(sequence.line_image(marks[0], marks[2], reader.rules), reader.rules["stride"])
             scores = np.asarray(keras_model(x, training=False))[0]
             agree += _greedy(scores, reader.rules["blank"]) == (texts["sequence"] or "")
-        for g in (group, "all"):
+        for g in (f.group, "all"):
             seen[g] += 1
             for way, text in texts.items():
                 right[way][g] += text == f.text
     accuracy = {way: {g: round(right[way][g] / seen[g], 6) for g in GROUPS if seen[g]} for way in right}
     return accuracy, agree
-
-
-def _separated():
-    from mnist_edge.fields import SEPARATED
-
-    return SEPARATED
 
 
 def _greedy(scores: np.ndarray, blank: int) -> str:

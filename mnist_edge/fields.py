@@ -18,6 +18,7 @@ from PIL import Image, ImageFilter
 SPACINGS = ("wide", "close", "touching", "overlapping")  # how neighbours sit in a plain/ruled/boxed field
 FORMS = ("plain", "ruled", "box", "comb")
 SEPARATED = ("wide", "close", "cells")  # spacings whose digits do not touch
+GROUPS = ("separated", "touching or overlapping")  # how the reading benchmark groups its fields
 LENGTHS = (2, 8)  # digits per field, inclusive
 HEIGHT = (40, 80)  # the field's digit height in pixels
 GAP = {"wide": (0.25, 0.6), "close": (0.06, 0.2)}  # gaps between ink boxes, in digit heights
@@ -34,6 +35,11 @@ class GeneratedField:
     jpeg: bool
     blurred: bool
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # each digit's ink box, x0 y0 x1 y1
+
+    @property
+    def group(self) -> str:
+        """One of GROUPS: whether the field's neighbours stand apart or touch or overlap."""
+        return GROUPS[0] if self.spacing in SEPARATED else GROUPS[1]
 
     @property
     def conditions(self) -> list[str]:

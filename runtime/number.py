@@ -619,7 +619,7 @@ def read_number(predictor, image, *, min_confidence: float | None = None, max_pi
     spec = load_spec()
     threshold = spec["min_confidence"] if min_confidence is None else min_confidence
     field, dividers, pieces, height = checked_marks(image, spec, max_pixels)
-    return read_digits(predictor, field, dividers, pieces, height, spec, threshold, _digit_geometry(predictor))
+    return read_digits(predictor, field, dividers, pieces, height, spec, threshold, digit_geometry(predictor))
 
 
 def checked_marks(image, spec: dict, max_pixels: int | None = None) -> tuple[Field, np.ndarray, list[Piece], int]:
@@ -663,7 +663,7 @@ def read_digits(predictor, field: Field, dividers, pieces: list[Piece], height: 
     return Reading("".join(d.label for d in digits), confidence, confidence < threshold, digits)
 
 
-def _digit_geometry(predictor) -> tuple[int, int]:
+def digit_geometry(predictor) -> tuple[int, int]:
     spec = predictor.manifest.input
     if spec.preprocessing.kind != "digit" or spec.height != spec.width:
         raise PreprocessError(

@@ -148,17 +148,19 @@ class Predictor:
         combined with the digit-by-digit one, where the export has it), "digits" or "sequence".
         Raises NoDigitError for a blank field, TooManyDigitsError, and the decoding errors of
         predict; ModelLoadError if the sequence reader is asked for and cannot be loaded."""
-        from mnist_edge.runtime.reading import READERS, read
+        from mnist_edge.runtime.reading import read
 
-        if reader not in READERS:
-            raise ValueError(f"reader must be one of {', '.join(READERS)}, got {reader!r}")
-        model = self.sequence_reader() if reader == "sequence" or (reader == "auto" and self.has_reader) else None
+        model = self.sequence_reader() if self.uses_reader(reader) else None
         return read(self, image, reader=reader, sequence_model=model, min_confidence=min_confidence, max_pixels=max_pixels)
 
     @property
     def has_reader(self) -> bool:
         """Whether the export holds a number reader (a sequence model) with a passed proof."""
         return self.manifest.reader is not None and self.manifest.reader.proof.passed
+
+    def uses_reader(self, reader: str = "auto") -> bool:
+        """Whether `read(..., reader=reader)` reads with the export's number reader."""
+        return reader == "sequence" or (reader == "auto" and self.has_reader)
 
     def sequence_reader(self, content: bytes | None = None):
         """The export's number reader, opened once (its bytes checked as every artifact's are;

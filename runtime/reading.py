@@ -27,17 +27,32 @@ def read(
     field, dividers, pieces, height = number.checked_marks(image, spec, max_pixels)
     if reader == "sequence":
         return sequence.read_line(predictor, sequence_model, field, pieces, spec, threshold)
-    geometry = number._digit_geometry(predictor)
     if sequence_model is None or reader == "digits":
-        return number.read_digits(predictor, field, dividers, pieces, height, spec, threshold, geometry)
+        return number.read_digits(predictor, field, dividers, pieces, height, spec, threshold, number.digit_geometry(predictor))
+    digits, line, error = read_both(predictor, sequence_model, (field, dividers, pieces, height), spec, threshold)
+    reading = combined(digits, line)
+    if reading is None:
+        raise error
+    return reading
+
+
+def read_both(predictor, sequence_model, marks, spec: dict, threshold: float):
+    """(the digit-by-digit reading, the sequence model's, the digit-by-digit reader's error) of a
+    field's marks (number.field_marks); a reading is None where its reader found no digits or too many."""
+    field, dividers, pieces, height = marks
+    geometry = number.digit_geometry(predictor)  # a model that cannot read digits is refused, not skipped
     try:
         line = sequence.read_line(predictor, sequence_model, field, pieces, spec, threshold)
-    except PreprocessError:  # no digit emitted, or too many: the digit-by-digit reading (or its error) stands
+    except PreprocessError:  # no digit emitted, or too many
         line = None
     try:
-        digits = number.read_digits(predictor, field, dividers, pieces, height, spec, threshold, geometry)
-    except PreprocessError:  # too crowded to cut, or only scraps: the sequence model's reading stands
-        if line is None:
-            raise
-        return line
-    return digits if line is None else sequence.combine(digits, line)
+        return number.read_digits(predictor, field, dividers, pieces, height, spec, threshold, geometry), line, None
+    except PreprocessError as exc:  # too crowded to cut, or only scraps
+        return None, line, exc
+
+
+def combined(digits: number.Reading | None, line: number.Reading | None) -> number.Reading | None:
+    """`read`'s answer from both readings: sequence.combine when there are both, else the one there is."""
+    if digits is None or line is None:
+        return digits or line
+    return sequence.combine(digits, line)

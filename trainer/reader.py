@@ -62,14 +62,14 @@ def rules() -> dict:
 
 def field_lines(images: np.ndarray, labels: np.ndarray, count: int, seed: int):
     """(line image, text, group) for each of `count` generated fields of these digits."""
-    from mnist_edge.fields import SEPARATED, make_fields
+    from mnist_edge.fields import make_fields
     from mnist_edge.runtime import number, sequence
 
     spec, geometry = number.load_spec(), rules()
     for f in make_fields(images, labels, count, seed=seed):
         field, _, pieces, _ = number.field_marks(f.image, spec)
         line = sequence.line_image(field, pieces, geometry)
-        yield line.image, f.text, "separated" if f.spacing in SEPARATED else "touching or overlapping"
+        yield line.image, f.text, f.group
 
 
 def _make_seed(args) -> tuple[int, str]:

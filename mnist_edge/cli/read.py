@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     model = one_export(args.model)
     predictor = runtime.load(model, engine=args.engine, precision=args.precision, threads=1)
-    if args.reader == "sequence" or (args.reader == "auto" and predictor.has_reader):
+    if predictor.uses_reader(args.reader):
         predictor.sequence_reader()  # a missing or tampered reader is one line here, before any image
     paths, unreadable = image_paths(args.paths)
     if not paths and not unreadable:
@@ -121,7 +121,7 @@ def table_printer(paths: list[Path], predictor, reader: str = "auto"):
     low, high = PATH_COLUMN
     path_width = min(high, max(low, *(len(str(p)) for p in paths)))
     files = predictor.artifact.file
-    if reader == "sequence" or (reader == "auto" and predictor.has_reader):
+    if predictor.uses_reader(reader):
         files = predictor.manifest.reader.file if reader == "sequence" else f"{files} and {predictor.manifest.reader.file}"
     print(f"{'path':<{path_width}} {'number':>12} {'confidence':>10}  per digit  ({files})")
 
