@@ -243,6 +243,10 @@ def test_train_reader_refuses_a_file_as_its_folder(tmp_path, capsys):
     assert main(["train-reader", "--out", str(target), "--fields", "5", "--seeds", "1", "--epochs", "1"]) == 1
     assert target.read_text() == "keep me"
     assert "is a file" in capsys.readouterr().err
+    # A folder of the user's own files (the data folder, say) is not written into.
+    assert main(["train-reader", "--out", str(tmp_path), "--fields", "5", "--seeds", "1", "--epochs", "1"]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    assert "not a number reader's" in capsys.readouterr().err
 
 
 def test_the_demos_number_tab_reads_with_the_reader_and_names_it(reader_export, predictor, fields, tmp_path):

@@ -231,6 +231,10 @@ def train_reader(out: str | os.PathLike, config: ReaderConfig = ReaderConfig(), 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ReaderTrainingError(f"{out} is a file; give a folder for the reader")
+    if out.is_dir() and not _reader_folder(out):
+        raise ReaderTrainingError(
+            f"{out} holds files that are not a number reader's; give a new or empty folder (or a reader's, to train again)"
+        )
     if config.fields < 1 or config.epochs < 1 or not config.seeds:
         raise ReaderTrainingError("--fields and --epochs must be at least 1, with at least one seed")
     from mnist_edge.data import load_dataset
@@ -264,6 +268,12 @@ def train_reader(out: str | os.PathLike, config: ReaderConfig = ReaderConfig(), 
     print(f"Saved {out / MODEL_FILE} ({record['params']:,} parameters; fields {generated:.0f} s, "
           f"training {record['train_seconds']:.0f} s)", file=stream, flush=True)
     return out / MODEL_FILE
+
+
+def _reader_folder(folder: Path) -> bool:
+    """Empty, or holding only what train_reader writes (it never writes among a user's files)."""
+    own = (MODEL_FILE, RECORD_FILE, MODEL_FILE + ".partial.keras")
+    return all(p.name in own or (p.name.startswith("fields-") and p.name.endswith(".npz")) for p in folder.iterdir())
 
 
 def read_reader_record(folder: Path) -> dict:
