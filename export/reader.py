@@ -101,7 +101,7 @@ def publish_reader(
         file=READER_FILE, bytes=len(content), sha256=sha256_file(out), params=int(keras_model.count_params()),
         keras_sha256=sha256_file(reader_dir / MODEL_FILE), input_name=INPUT_NAME, trained_on=record["trained_on"], **geometry,
     )
-    model = sequence.ReaderModel(_session(content), dict(geometry))
+    model = sequence.ReaderModel(sequence.reader_session(content, 1, str(out)), dict(geometry))
     accuracy, agree = read_fields(predictor, model, proof_fields(dataset, fields, seed), keras_model)
     agreement = agree / fields
     gain = 100 * (accuracy["combined"]["all"] - accuracy["digits"]["all"])
@@ -125,14 +125,6 @@ def publish_reader(
         file=stream, flush=True,
     )
     return Reader(proof=proof, **entry), failure
-
-
-def _session(content: bytes):
-    import onnxruntime as ort
-
-    from mnist_edge.runtime.backends import onnx_session_options
-
-    return ort.InferenceSession(content, onnx_session_options(1), providers=["CPUExecutionProvider"])
 
 
 def verify_reader(predictor, dataset, tolerance_fields: int = 2) -> tuple[str, str]:

@@ -196,9 +196,6 @@ def open_reader(manifest, signed=None, threads: int | None = None, content: byte
     manifest lists none, records a failed proof, or the file does not load as such a model."""
     import hashlib
 
-    import onnxruntime as ort
-
-    from mnist_edge.runtime.backends import onnx_session_options
     from mnist_edge.runtime.errors import IntegrityError, ModelLoadError
     from mnist_edge.runtime.integrity import read_checked
 
@@ -214,10 +211,7 @@ def open_reader(manifest, signed=None, threads: int | None = None, content: byte
         raise IntegrityError(f"{path}: the bytes received do not match the manifest's size and sha256; refusing to load it")
     if signed is not None:
         signed.check(reader.file, content)
-    try:
-        session = ort.InferenceSession(content, onnx_session_options(threads), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise ModelLoadError(f"{path}: onnxruntime cannot load it: {str(exc).splitlines()[0]}") from exc
+    session = reader_session(content, threads, str(path))
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or inputs[0].name != reader.input_name or len(inputs[0].shape) != 4 or len(outputs[0].shape) != 3:
         raise ModelLoadError(
@@ -226,6 +220,20 @@ def open_reader(manifest, signed=None, threads: int | None = None, content: byte
         )
     rules = {"height": reader.height, "pad": reader.pad, "max_width": reader.max_width, "stride": reader.stride, "blank": reader.blank}
     return ReaderModel(session, rules)
+
+
+def reader_session(content: bytes, threads: int | None, name: str):
+    """An onnxruntime session of a reader's bytes, with the runtime's session options; a file
+    onnxruntime cannot load is one ModelLoadError naming it."""
+    import onnxruntime as ort
+
+    from mnist_edge.runtime.backends import onnx_session_options
+    from mnist_edge.runtime.errors import ModelLoadError
+
+    try:
+        return ort.InferenceSession(content, onnx_session_options(threads), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ModelLoadError(f"{name}: onnxruntime cannot load it: {str(exc).splitlines()[0]}") from exc
 
 
 def combine(digits: number.Reading, line: number.Reading) -> number.Reading:
